@@ -1,0 +1,49 @@
+# authtwin — every target installs what it needs into .venv first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+# The local PostgreSQL the contract suite also runs on; unset it (or have none) and those
+# cases skip with the reason shown. Under CI=true a missing PostgreSQL fails the run.
+export AUTHTWIN_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+
+.PHONY: install run run-flask test contract-fastapi contract-flask lint fmt clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+run: install  ## the FastAPI twin on SQLite at http://127.0.0.1:8000 (docs at /docs)
+	$(BIN)/uvicorn --factory fastapi_app:create_app --host 127.0.0.1 --port 8000 --no-server-header
+
+run-flask: install  ## the Flask twin on SQLite at http://127.0.0.1:5000, under gunicorn
+	$(BIN)/gunicorn --bind 127.0.0.1:5000 --workers 1 'flask_app:create_app()'
+
+test: install  ## in-process: both apps x SQLite and PostgreSQL; then both real servers over HTTP
+	$(BIN)/python -m pytest -n 2
+	$(BIN)/python -m tests.live fastapi -q
+	$(BIN)/python -m tests.live flask -q
+
+contract-fastapi: install  ## the contract suite over HTTP against uvicorn
+	$(BIN)/python -m tests.live fastapi
+
+contract-flask: install  ## the contract suite over HTTP against gunicorn
+	$(BIN)/python -m tests.live flask
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy shared fastapi_app flask_app tests
+
+fmt: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info authtwin.db authtwin.db-*
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

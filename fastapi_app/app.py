@@ -1,0 +1,48 @@
+"""Application factory: settings in, a configured FastAPI app out; no import-time state."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from fastapi_app.errors import install_error_handlers
+from fastapi_app.middleware import BodyLimitMiddleware, ResponseHeadersMiddleware
+from fastapi_app.routes import api_router
+from shared.config import Settings
+from shared.db import make_async_engine
+from shared.runtime import Runtime
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    runtime = Runtime.build(settings)
+    # Only the bearer-token lookup is async (see deps.py); the autocommit option mirrors
+    # ``runtime.read_engine`` on the Flask side.
+    async_read_engine = make_async_engine(
+        settings.database_url, pool_size=settings.db_pool_size
+    ).execution_options(isolation_level="AUTOCOMMIT")
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Creating tables and hashing the first superuser's password block; keep them off
+        # the event loop even at start-up.
+        await run_in_threadpool(runtime.prepare)
+        yield
+        await async_read_engine.dispose()
+        await run_in_threadpool(runtime.engine.dispose)
+
+    app = FastAPI(
+        title="authtwin",
+        version="0.1.0",
+        summary="JWT auth API — the FastAPI twin",
+        lifespan=lifespan,
+        redirect_slashes=False,  # a trailing slash is a 404 on both twins, not a redirect
+    )
+    app.state.runtime = runtime
+    app.state.async_read_engine = async_read_engine
+    install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(ResponseHeadersMiddleware)
+    app.include_router(api_router, prefix="/api/v1")
+    return app

@@ -1,0 +1,76 @@
+"""What routes need, declared once as ``Annotated`` dependencies.
+
+Routes that hash passwords or write are plain ``def`` functions: FastAPI runs them (and the
+sync ``get_session`` generator) in its threadpool, so neither argon2 nor the sync driver ever
+blocks the event loop. The one dependency every authenticated request shares — token to
+user — is ``async``: it decodes the JWT (tens of µs) and reads one row through the async
+engine, so ``GET /users/me`` never leaves the event loop.
+"""
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.orm import Session
+
+from shared import errors
+from shared.http import is_json_media_type
+from shared.identity import active_user_statement, principal_from_row
+from shared.runtime import Runtime
+from shared.schemas import UserPublic
+
+TOKEN_URL = "/api/v1/auth/token"
+# auto_error=False: a missing token is our NotAuthenticated (401 + challenge), not FastAPI's.
+bearer_scheme = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False)
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def get_session(runtime: RuntimeDep) -> Iterator[Session]:
+    with runtime.sessions() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+async def get_current_user(
+    request: Request, token: Annotated[str | None, Depends(bearer_scheme)]
+) -> UserPublic:
+    if not token:
+        raise errors.NotAuthenticated
+    runtime: Runtime = request.app.state.runtime
+    claims = runtime.tokens.decode(token, expected_type="access")
+    engine: AsyncEngine = request.app.state.async_read_engine
+    async with engine.connect() as connection:
+        result = await connection.execute(active_user_statement(claims.user_id))
+        return principal_from_row(result.one_or_none())
+
+
+CurrentUser = Annotated[UserPublic, Depends(get_current_user)]
+
+
+async def get_current_superuser(user: CurrentUser) -> UserPublic:
+    if not user.is_superuser:
+        raise errors.PermissionDenied
+    return user
+
+
+Superuser = Annotated[UserPublic, Depends(get_current_superuser)]
+
+
+async def require_json(request: Request) -> None:
+    """415 for a body that is not declared JSON (FastAPI alone would answer 422)."""
+    if not is_json_media_type(request.headers.get("content-type")):
+        raise errors.UnsupportedMediaType
+
+
+JSONBody = Depends(require_json)

@@ -1,0 +1,14 @@
+"""/health: can this process reach its database?"""
+
+from fastapi import APIRouter
+
+from fastapi_app.deps import RuntimeDep
+from shared.schemas import ErrorResponse, Health
+from shared.services import health as health_service
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health", response_model=Health, responses={503: {"model": ErrorResponse}})
+def health(runtime: RuntimeDep) -> object:
+    return health_service.check(engine=runtime.read_engine)

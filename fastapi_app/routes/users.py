@@ -1,0 +1,70 @@
+"""/users: the caller's own account, and administration by superusers."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, status
+
+from fastapi_app.deps import CurrentUser, JSONBody, RuntimeDep, SessionDep, Superuser
+from shared.schemas import (
+    MAX_DB_INT,
+    PageParams,
+    PasswordChange,
+    UserPage,
+    UserPublic,
+    UserUpdate,
+    UserUpdateMe,
+)
+from shared.services import users
+
+router = APIRouter(prefix="/users", tags=["users"])
+UserIdPath = Annotated[int, Path(ge=1, le=MAX_DB_INT)]
+
+
+@router.get("/me", response_model=UserPublic)
+async def read_me(user: CurrentUser) -> object:
+    return user
+
+
+@router.patch("/me", response_model=UserPublic, dependencies=[JSONBody])
+def update_me(
+    body: UserUpdateMe, user: CurrentUser, session: SessionDep, runtime: RuntimeDep
+) -> object:
+    return users.update_me(session=session, passwords=runtime.passwords, user_id=user.id, data=body)
+
+
+@router.put("/me/password", status_code=status.HTTP_204_NO_CONTENT, dependencies=[JSONBody])
+def change_password(
+    body: PasswordChange, user: CurrentUser, session: SessionDep, runtime: RuntimeDep
+) -> None:
+    users.change_password(
+        session=session,
+        passwords=runtime.passwords,
+        user_id=user.id,
+        current=body.current_password,
+        new=body.new_password,
+    )
+
+
+@router.delete("/me", status_code=status.HTTP_204_NO_CONTENT)
+def delete_me(user: CurrentUser, session: SessionDep) -> None:
+    users.delete_me(session=session, user_id=user.id)
+
+
+@router.get("", response_model=UserPage)
+def list_users(page: Annotated[PageParams, Query()], _: Superuser, session: SessionDep) -> object:
+    return users.list_users(session=session, page=page)
+
+
+@router.get("/{user_id}", response_model=UserPublic)
+def read_user(user_id: UserIdPath, user: CurrentUser, session: SessionDep) -> object:
+    return users.get_user(session=session, actor=user, user_id=user_id)
+
+
+@router.patch("/{user_id}", response_model=UserPublic, dependencies=[JSONBody])
+def update_user(user_id: UserIdPath, body: UserUpdate, _: Superuser, session: SessionDep) -> object:
+    return users.update_user(session=session, user_id=user_id, data=body)
+
+
+@router.delete("/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_user(user_id: UserIdPath, user: Superuser, session: SessionDep) -> None:
+    users.delete_user(session=session, actor=user, user_id=user_id)

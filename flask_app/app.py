@@ -1,0 +1,31 @@
+"""Application factory: settings in, a configured Flask app out; no import-time state."""
+
+from flask import Flask
+
+from flask_app.deps import install_request_hooks
+from flask_app.errors import install_error_handlers
+from flask_app.middleware import install_middleware
+from flask_app.routes import api_bp
+from shared.config import Settings
+from shared.runtime import Runtime
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or Settings()
+    runtime = Runtime.build(settings)
+    # WSGI has no lifespan: start-up work runs here, in the factory, once per process.
+    runtime.prepare()
+
+    app = Flask(__name__, static_folder=None)  # an API: no static files
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    # Serialise like FastAPI's JSONResponse: keys in model order, UTF-8 as is, compact.
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    app.json.compact = True  # type: ignore[attr-defined]
+    app.extensions["authtwin"] = runtime
+
+    install_request_hooks(app)
+    install_error_handlers(app)
+    install_middleware(app)
+    app.register_blueprint(api_bp)
+    return app

@@ -1,0 +1,124 @@
+"""What routes need, the Flask way: per-request state on ``g``, explicit helper calls.
+
+FastAPI injects these as parameters (see fastapi_app/deps.py); here a route calls them, in
+the order FastAPI would resolve them: the JSON body is parsed before anything else (a
+``before_request`` hook), then the caller is authenticated, then the body is validated.
+"""
+
+import json
+from typing import Any, TypeVar
+
+from flask import Flask, current_app, g, request
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.orm import Session
+
+from shared import errors
+from shared.http import is_json_media_type
+from shared.identity import active_user_statement, bearer_token, principal_from_row
+from shared.runtime import Runtime
+from shared.schemas import UserId, UserPublic
+
+Model = TypeVar("Model", bound=BaseModel)
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+FORM_ENDPOINTS = frozenset({"api.auth.issue_token"})  # OAuth2 form, not JSON
+_NO_BODY = object()
+
+
+def get_runtime() -> Runtime:
+    runtime: Runtime = current_app.extensions["authtwin"]
+    return runtime
+
+
+def get_session() -> Session:
+    """One session per request, closed at teardown."""
+    if "session" not in g:
+        g.session = get_runtime().sessions()
+    session: Session = g.session
+    return session
+
+
+def current_user() -> UserPublic:
+    if "current_user" not in g:
+        token = bearer_token(request.headers.get("Authorization"))
+        if not token:
+            raise errors.NotAuthenticated
+        runtime = get_runtime()
+        claims = runtime.tokens.decode(token, expected_type="access")
+        with runtime.read_engine.connect() as connection:
+            row = connection.execute(active_user_statement(claims.user_id)).one_or_none()
+        g.current_user = principal_from_row(row)
+    user: UserPublic = g.current_user
+    return user
+
+
+def current_superuser() -> UserPublic:
+    user = current_user()
+    if not user.is_superuser:
+        raise errors.PermissionDenied
+    return user
+
+
+def json_body(model: type[Model]) -> Model:
+    """The request's JSON body validated as ``model``; errors located at ``["body", ...]``."""
+    payload = g.get("json_payload", _NO_BODY)
+    if payload is _NO_BODY:
+        raise errors.RequestValidationFailed(
+            [{"type": "missing", "loc": ["body"], "msg": "Field required"}]
+        )
+    return _validated(model, payload, "body")
+
+
+def query_params(model: type[Model]) -> Model:
+    return _validated(model, request.args.to_dict(), "query")
+
+
+def path_user_id(raw: str) -> int:
+    """Flask's ``<int:...>`` converter would 404 on ``abc``; FastAPI answers 422, so do we."""
+    return _validated(_UserIdParam, {"user_id": raw}, "path").user_id
+
+
+class _UserIdParam(BaseModel):
+    user_id: UserId
+
+
+def _validated(model: type[Model], data: Any, location: str) -> Model:
+    try:
+        # from_attributes=True is how FastAPI validates, so error types match its own.
+        return model.model_validate(data, from_attributes=True)
+    except ValidationError as exc:
+        raise errors.RequestValidationFailed(errors.located(exc.errors(), location)) from None
+
+
+def parse_json_body() -> None:
+    """FastAPI reads and parses a JSON body before resolving any dependency; so do we."""
+    if request.url_rule is None or request.method not in BODY_METHODS:
+        return
+    if request.endpoint in FORM_ENDPOINTS:
+        return
+    if not is_json_media_type(request.content_type):
+        raise errors.UnsupportedMediaType
+    raw = request.stream.read()
+    # Werkzeug cuts a chunked body off at MAX_CONTENT_LENGTH without a word; one more read
+    # raises 413 if it was cut short, and returns b"" if the body simply ended.
+    request.stream.read(1)
+    if not raw:
+        return
+    try:
+        g.json_payload = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise errors.RequestValidationFailed(
+            [{"type": "json_invalid", "loc": ["body", exc.pos], "msg": "JSON decode error"}]
+        ) from None
+    except (ValueError, RecursionError):  # not UTF-8, or nested past Python's limit
+        raise errors.BodyParseError from None
+
+
+def close_session(_exc: BaseException | None) -> None:
+    session = g.pop("session", None)
+    if session is not None:
+        session.close()
+
+
+def install_request_hooks(app: Flask) -> None:
+    app.before_request(parse_json_body)
+    app.teardown_appcontext(close_session)

@@ -1,0 +1,38 @@
+"""Domain errors and framework errors → the JSON bodies of the contract, as FastAPI renders them."""
+
+import logging
+from http import HTTPStatus
+
+from flask import Flask, Response, jsonify
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response as WerkzeugResponse
+
+from shared.errors import DomainError
+from shared.http import CONTENT_TOO_LARGE
+
+logger = logging.getLogger("authtwin")
+
+
+def domain_error(exc: DomainError) -> tuple[Response, int, dict[str, str]]:
+    return jsonify(exc.body()), exc.status_code, dict(exc.headers)
+
+
+def http_error(exc: HTTPException) -> WerkzeugResponse:
+    """Werkzeug's HTML error pages (404, 405, 413) become ``{"detail": <reason phrase>}``."""
+    response = exc.get_response()  # keeps headers such as 405's Allow
+    status = exc.code or 500
+    detail = CONTENT_TOO_LARGE if status == 413 else HTTPStatus(status).phrase
+    response.set_data(jsonify(detail=detail).get_data())
+    response.content_type = "application/json"
+    return response
+
+
+def unexpected_error(exc: Exception) -> tuple[Response, int]:
+    logger.exception("unhandled error", exc_info=exc)
+    return jsonify(detail="Internal Server Error"), 500
+
+
+def install_error_handlers(app: Flask) -> None:
+    app.register_error_handler(DomainError, domain_error)
+    app.register_error_handler(HTTPException, http_error)
+    app.register_error_handler(Exception, unexpected_error)

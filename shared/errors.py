@@ -1,0 +1,116 @@
+"""Domain errors: each names its HTTP status, message and headers in one place.
+
+Services raise these; each app has one handler that renders ``error.body()`` with
+``error.status_code`` and ``error.headers``, so the twins cannot disagree about an error.
+"""
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, ClassVar
+
+BEARER_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+INVALID_TOKEN_CHALLENGE = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+
+
+class DomainError(Exception):
+    status_code: ClassVar[int] = 400
+    detail: ClassVar[str] = "Bad request"
+    headers: ClassVar[Mapping[str, str]] = {}
+
+    def body(self) -> dict[str, Any]:
+        return {"detail": self.detail}
+
+
+class NotAuthenticated(DomainError):
+    status_code, detail, headers = 401, "Not authenticated", BEARER_CHALLENGE
+
+
+class InvalidCredentials(DomainError):
+    status_code, detail, headers = 401, "Incorrect email or password", BEARER_CHALLENGE
+
+
+class InvalidToken(DomainError):
+    status_code, detail, headers = 401, "Invalid or expired token", INVALID_TOKEN_CHALLENGE
+
+
+class IncorrectPassword(DomainError):
+    status_code, detail = 400, "Incorrect password"
+
+
+class InactiveUser(DomainError):
+    status_code, detail = 403, "Inactive user"
+
+
+class PermissionDenied(DomainError):
+    status_code, detail = 403, "Not enough privileges"
+
+
+class LastSuperuser(DomainError):
+    status_code, detail = 403, "The last active superuser cannot be removed or demoted"
+
+
+class CannotDeleteSelf(DomainError):
+    status_code, detail = 403, "Superusers cannot delete themselves here; use DELETE /users/me"
+
+
+class UserNotFound(DomainError):
+    status_code, detail = 404, "User not found"
+
+
+class EmailTaken(DomainError):
+    status_code, detail = 409, "A user with this email already exists"
+
+
+class BodyParseError(DomainError):
+    """A body that is not even text (bad UTF-8) or nests too deep: FastAPI's words for it."""
+
+    status_code, detail = 400, "There was an error parsing the body"
+
+
+class UnsupportedMediaType(DomainError):
+    status_code, detail = 415, "Content-Type must be application/json"
+
+
+class DatabaseUnavailable(DomainError):
+    status_code, detail = 503, "Database unavailable"
+
+
+class OAuthError(DomainError):
+    """RFC 6749 §5.2 error for the token endpoint: ``{"error", "error_description"}``."""
+
+    status_code = 400
+
+    def __init__(self, error: str, description: str) -> None:
+        super().__init__(description)
+        self.error = error
+        self.description = description
+
+    def body(self) -> dict[str, Any]:
+        return {"error": self.error, "error_description": self.description}
+
+
+class RequestValidationFailed(DomainError):
+    """422 in FastAPI's shape, for validation the Flask twin does by hand."""
+
+    status_code = 422
+
+    def __init__(self, errors: Sequence[Mapping[str, Any]]) -> None:
+        super().__init__("request validation failed")
+        self.errors = public_validation_errors(errors)
+
+    def body(self) -> dict[str, Any]:
+        return {"detail": self.errors}
+
+
+def public_validation_errors(errors: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Keep ``type``, ``loc`` and ``msg`` of each error; drop ``input`` and ``ctx``.
+
+    pydantic echoes the rejected input, and a rejected input may be a password.
+    """
+    return [
+        {"type": error["type"], "loc": list(error["loc"]), "msg": error["msg"]} for error in errors
+    ]
+
+
+def located(errors: Iterable[Mapping[str, Any]], *prefix: str) -> list[dict[str, Any]]:
+    """pydantic errors of one request part, located the way FastAPI does (``["body", ...]``)."""
+    return [{**error, "loc": [*prefix, *error["loc"]]} for error in errors]

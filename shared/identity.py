@@ -1,0 +1,43 @@
+"""Who is calling: the bearer token → active user lookup that every authenticated request makes.
+
+The statement is built here once; each app executes it its own way (a sync connection in
+Flask, an async one in FastAPI). It reads one row in autocommit and touches no ORM session,
+because this is the hottest path in the service.
+"""
+
+from datetime import datetime
+
+from sqlalchemy import Row, Select, select
+
+from shared.errors import InvalidToken
+from shared.models import User
+from shared.schemas import UserPublic
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header (RFC 6750 §2.1), else None.
+
+    Parsed exactly as FastAPI's ``OAuth2PasswordBearer`` does, so the twins agree on odd headers.
+    """
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else None
+
+
+UserRow = Row[int, str, str | None, bool, bool, datetime]
+
+
+def active_user_statement(
+    user_id: int,
+) -> Select[int, str, str | None, bool, bool, datetime]:
+    return select(
+        User.id, User.email, User.full_name, User.is_active, User.is_superuser, User.created_at
+    ).where(User.id == user_id, User.is_active.is_(True))
+
+
+def principal_from_row(row: UserRow | None) -> UserPublic:
+    """The caller, or ``InvalidToken`` when the user was deleted or deactivated since issue."""
+    if row is None:
+        raise InvalidToken
+    return UserPublic.model_validate(row._mapping)

@@ -1,0 +1,68 @@
+"""What one app instance is made of, built from its settings by both factories alike."""
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from shared.config import Settings
+from shared.db import create_tables, make_engine, make_session_factory
+from shared.passwords import PasswordHasher
+from shared.services.users import ensure_superuser
+from shared.tokens import TokenCodec
+
+logger = logging.getLogger("authtwin")
+
+
+@dataclass(frozen=True)
+class Runtime:
+    settings: Settings
+    engine: Engine
+    # Read-only lookups run in autocommit: no BEGIN/ROLLBACK round trips for one SELECT.
+    read_engine: Engine
+    sessions: sessionmaker[Session]
+    passwords: PasswordHasher
+    tokens: TokenCodec
+
+    @classmethod
+    def build(cls, settings: Settings) -> "Runtime":
+        """Create the pieces; connects to nothing until ``prepare`` or the first request."""
+        engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
+        return cls(
+            settings=settings,
+            engine=engine,
+            read_engine=engine.execution_options(isolation_level="AUTOCOMMIT"),
+            sessions=make_session_factory(engine),
+            passwords=PasswordHasher(
+                memory_kib=settings.argon2_memory_kib,
+                time_cost=settings.argon2_time_cost,
+                parallelism=settings.argon2_parallelism,
+            ),
+            tokens=TokenCodec(
+                key=settings.signing_key(),
+                issuer=settings.jwt_issuer,
+                audience=settings.jwt_audience,
+                access_ttl=timedelta(minutes=settings.access_token_minutes),
+                refresh_ttl=timedelta(days=settings.refresh_token_days),
+            ),
+        )
+
+    def prepare(self) -> None:
+        """Start-up work: create tables (until migrations exist) and the first superuser."""
+        if self.settings.create_tables:
+            create_tables(self.engine)
+        email, password = (
+            self.settings.first_superuser_email,
+            self.settings.first_superuser_password,
+        )
+        if email and password:
+            with self.sessions() as session:
+                ensure_superuser(
+                    session=session,
+                    passwords=self.passwords,
+                    email=email,
+                    password=password.get_secret_value(),
+                )
+            logger.info("first superuser ensured", extra={"email": email})

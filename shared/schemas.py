@@ -1,0 +1,161 @@
+"""The API contract as pydantic models: what comes in, what goes out."""
+
+from datetime import datetime
+from typing import Annotated, Literal, Self
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
+
+from shared.models import NAME_MAX_LENGTH
+
+PASSWORD_MIN_LENGTH = 8  # NIST SP 800-63B §3.1.1.2; no composition rules.
+PASSWORD_MAX_LENGTH = 128
+MAX_DB_INT = 2**31 - 1  # PostgreSQL ``integer``; larger ids or offsets would fail in the driver.
+
+
+def _encodable(value: str) -> str:
+    """Reject lone surrogates: JSON allows them, but no database or hash can encode them."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("Input should be valid Unicode text") from None
+    return value
+
+
+def _printable(value: str) -> str:
+    """Names are shown to people: no NUL (PostgreSQL rejects it) or other control characters."""
+    if any(ord(char) < 32 or ord(char) == 127 for char in value):
+        raise ValueError("Input should not contain control characters")
+    return value
+
+
+# email-validator normalises the domain; lower-casing the whole address makes uniqueness
+# case-insensitive (RFC 5321 lets local parts differ by case, but no mail provider does).
+Email = Annotated[EmailStr, AfterValidator(str.lower)]
+NewPassword = Annotated[
+    str,
+    Field(min_length=PASSWORD_MIN_LENGTH, max_length=PASSWORD_MAX_LENGTH),
+    AfterValidator(_encodable),
+]
+# A password being checked, not chosen: old accounts may predate today's minimum.
+GivenPassword = Annotated[
+    str, Field(min_length=1, max_length=PASSWORD_MAX_LENGTH), AfterValidator(_encodable)
+]
+FullName = Annotated[
+    str, Field(max_length=NAME_MAX_LENGTH), AfterValidator(_encodable), AfterValidator(_printable)
+]
+UserId = Annotated[int, Field(ge=1, le=MAX_DB_INT)]
+
+
+class Input(BaseModel):
+    """Request bodies: unknown fields are an error, so no one can mass-assign ``is_superuser``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class UserCreate(Input):
+    email: Email
+    password: NewPassword
+    full_name: FullName | None = None
+
+
+class LoginRequest(Input):
+    email: Email
+    password: GivenPassword
+
+
+class RefreshRequest(Input):
+    refresh_token: Annotated[str, Field(min_length=1, max_length=4096)]
+
+
+class UserUpdateMe(Input):
+    full_name: FullName | None = None
+    email: Email | None = None
+    current_password: GivenPassword | None = None
+
+    @model_validator(mode="after")
+    def _email_change_needs_password(self) -> Self:
+        """ASVS v5 7.5.1: re-authenticate before changing the address that recovers the account."""
+        if self.email is not None and self.current_password is None:
+            raise ValueError("current_password is required to change the email address")
+        return self
+
+
+class PasswordChange(Input):
+    current_password: GivenPassword
+    new_password: NewPassword
+
+
+class UserUpdate(Input):
+    """What a superuser may change on any account."""
+
+    full_name: FullName | None = None
+    email: Email | None = None
+    is_active: bool | None = None
+    is_superuser: bool | None = None
+
+
+class PageParams(BaseModel):
+    offset: int = Field(default=0, ge=0, le=MAX_DB_INT)
+    limit: int = Field(default=50, ge=1, le=100)
+
+
+class OAuth2PasswordForm(BaseModel):
+    """RFC 6749 §4.3.2 form; ``username`` carries the email."""
+
+    grant_type: str  # REQUIRED by RFC 6749; any value but "password" is unsupported_grant_type
+    username: Annotated[str, Field(min_length=1, max_length=PASSWORD_MAX_LENGTH * 4)]
+    password: GivenPassword
+    scope: str = ""
+
+
+class UserPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    email: str
+    full_name: str | None
+    is_active: bool
+    is_superuser: bool
+    created_at: datetime
+
+
+class UserPage(BaseModel):
+    items: list[UserPublic]
+    total: int
+    offset: int
+    limit: int
+
+
+class TokenPair(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class ErrorResponse(BaseModel):
+    detail: str
+
+
+_email_adapter: TypeAdapter[str] = TypeAdapter(Email)
+
+
+def normalize_email(raw: str) -> str | None:
+    """The stored form of an address, or None if it is not one (lookups then find no user)."""
+    try:
+        return _email_adapter.validate_python(raw)
+    except ValidationError:
+        return None

@@ -1,0 +1,95 @@
+"""The server-side refresh token store: issue, rotate, revoke.
+
+Refresh tokens are JWTs whose ``jti`` must also be a live row here; that row is what makes
+them revocable, single-use and traceable to a family (one login's chain of rotations).
+"""
+
+from sqlalchemy import ColumnElement, update
+from sqlalchemy.orm import Session
+
+from shared import errors
+from shared.db import utcnow
+from shared.models import RefreshToken
+from shared.schemas import TokenPair
+from shared.tokens import TokenClaims, TokenCodec
+
+
+def issue_pair(*, session: Session, tokens: TokenCodec, user_id: int) -> TokenPair:
+    """A new access + refresh pair whose refresh token starts a new family (a new login)."""
+    pair, _ = _mint(session=session, tokens=tokens, user_id=user_id, family_id=None)
+    session.commit()
+    return pair
+
+
+def find(*, session: Session, claims: TokenClaims) -> RefreshToken:
+    """The stored record of a decoded refresh token, or ``InvalidToken``."""
+    record = session.get(RefreshToken, claims.jti)
+    if record is None or record.user_id != claims.user_id:
+        raise errors.InvalidToken
+    return record
+
+
+def rotate(*, session: Session, tokens: TokenCodec, record: RefreshToken) -> TokenPair:
+    """Spend ``record`` and issue its successor in the same family, in one transaction.
+
+    The spend is a conditional UPDATE rather than read-then-write, so two concurrent refreshes
+    with one token cannot both succeed, on any isolation level or backend; the loser is
+    treated as reuse.
+    """
+    family_id = record.family_id
+    pair, new_jti = _mint(
+        session=session, tokens=tokens, user_id=record.user_id, family_id=family_id
+    )
+    spent = _revoke(
+        session,
+        (RefreshToken.jti == record.jti),
+        replaced_by=new_jti,
+    )
+    if spent != 1:
+        session.rollback()
+        revoke_family(session=session, family_id=family_id)
+        raise errors.InvalidToken
+    session.commit()
+    return pair
+
+
+def revoke_family(*, session: Session, family_id: str) -> None:
+    _revoke(session, RefreshToken.family_id == family_id)
+    session.commit()
+
+
+def revoke_all(*, session: Session, user_id: int) -> None:
+    """Revoke every refresh token of a user; the caller commits with its own change."""
+    _revoke(session, RefreshToken.user_id == user_id)
+
+
+def _mint(
+    *, session: Session, tokens: TokenCodec, user_id: int, family_id: str | None
+) -> tuple[TokenPair, str]:
+    access = tokens.issue(user_id=user_id, token_type="access")
+    refresh = tokens.issue(user_id=user_id, token_type="refresh")
+    session.add(
+        RefreshToken(
+            jti=refresh.jti,
+            user_id=user_id,
+            family_id=family_id or refresh.jti,
+            expires_at=refresh.expires_at,
+        )
+    )
+    pair = TokenPair(
+        access_token=access.token,
+        refresh_token=refresh.token,
+        expires_in=tokens.access_ttl_seconds,
+    )
+    return pair, refresh.jti
+
+
+def _revoke(session: Session, which: ColumnElement[bool], replaced_by: str | None = None) -> int:
+    """Mark the matching live tokens revoked; returns how many were."""
+    result = session.execute(
+        update(RefreshToken)
+        .where(which, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow(), replaced_by=replaced_by)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]

@@ -1,0 +1,142 @@
+"""Accounts: creating, reading, changing and deleting users."""
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from shared import errors
+from shared.models import RefreshToken, User
+from shared.passwords import PasswordHasher
+from shared.schemas import PageParams, UserCreate, UserPage, UserPublic, UserUpdate, UserUpdateMe
+from shared.services import refresh_tokens
+
+
+def create_user(
+    *, session: Session, passwords: PasswordHasher, data: UserCreate, is_superuser: bool = False
+) -> User:
+    """Insert a user; the unique index, not a prior SELECT, decides who wins a race."""
+    user = User(
+        email=data.email,
+        hashed_password=passwords.hash(data.password),
+        full_name=data.full_name,
+        is_superuser=is_superuser,
+    )
+    session.add(user)
+    _commit_or_email_taken(session)
+    return user
+
+
+def ensure_superuser(
+    *, session: Session, passwords: PasswordHasher, email: str, password: str
+) -> User:
+    """Create the configured superuser, or promote the existing account; safe to repeat."""
+    data = UserCreate(email=email, password=password)
+    user = session.scalar(select(User).where(User.email == data.email))
+    if user is None:
+        try:
+            return create_user(session=session, passwords=passwords, data=data, is_superuser=True)
+        except errors.EmailTaken:  # another worker created it a moment ago
+            user = session.scalars(select(User).where(User.email == data.email)).one()
+    user.is_superuser, user.is_active = True, True
+    session.commit()
+    return user
+
+
+def get_user(*, session: Session, actor: UserPublic, user_id: int) -> User:
+    """A user by id, for superusers or the user themself."""
+    if not actor.is_superuser and actor.id != user_id:
+        raise errors.PermissionDenied  # before the lookup: others' ids do not leak existence
+    return _load(session, user_id)
+
+
+def list_users(*, session: Session, page: PageParams) -> UserPage:
+    total = session.scalar(select(func.count()).select_from(User)) or 0
+    users = session.scalars(select(User).order_by(User.id).offset(page.offset).limit(page.limit))
+    items = [UserPublic.model_validate(user) for user in users]
+    return UserPage(items=items, total=total, offset=page.offset, limit=page.limit)
+
+
+def update_me(
+    *, session: Session, passwords: PasswordHasher, user_id: int, data: UserUpdateMe
+) -> User:
+    user = _load(session, user_id)
+    password = data.current_password
+    if password is not None and not passwords.verify(password, user.hashed_password).ok:
+        raise errors.IncorrectPassword
+    if "full_name" in data.model_fields_set:
+        user.full_name = data.full_name
+    if data.email is not None:
+        user.email = data.email
+    _commit_or_email_taken(session)
+    return user
+
+
+def change_password(
+    *, session: Session, passwords: PasswordHasher, user_id: int, current: str, new: str
+) -> None:
+    """Set a new password and end every session: a changed password may mean a stolen one."""
+    user = _load(session, user_id)
+    if not passwords.verify(current, user.hashed_password).ok:
+        raise errors.IncorrectPassword
+    user.hashed_password = passwords.hash(new)
+    refresh_tokens.revoke_all(session=session, user_id=user_id)
+    session.commit()
+
+
+def update_user(*, session: Session, user_id: int, data: UserUpdate) -> User:
+    """A superuser's change to any account. ``null`` leaves a non-nullable field as it is."""
+    user = _load(session, user_id)
+    demoting = data.is_superuser is False or data.is_active is False
+    if demoting and user.is_superuser and user.is_active:
+        _keep_one_superuser(session, user)
+    if "full_name" in data.model_fields_set:
+        user.full_name = data.full_name
+    for field in ("email", "is_active", "is_superuser"):
+        if (value := getattr(data, field)) is not None:
+            setattr(user, field, value)
+    _commit_or_email_taken(session)
+    return user
+
+
+def delete_me(*, session: Session, user_id: int) -> None:
+    user = _load(session, user_id)
+    if user.is_superuser and user.is_active:
+        _keep_one_superuser(session, user)
+    _delete(session, user)
+
+
+def delete_user(*, session: Session, actor: UserPublic, user_id: int) -> None:
+    if actor.id == user_id:
+        raise errors.CannotDeleteSelf
+    _delete(session, _load(session, user_id))
+
+
+def _load(session: Session, user_id: int) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise errors.UserNotFound
+    return user
+
+
+def _keep_one_superuser(session: Session, user: User) -> None:
+    """Refuse to remove the last active superuser: no one could administer the service."""
+    others = select(func.count()).where(
+        User.is_superuser.is_(True), User.is_active.is_(True), User.id != user.id
+    )
+    if not session.scalar(others):
+        raise errors.LastSuperuser
+
+
+def _delete(session: Session, user: User) -> None:
+    # Explicit, rather than relying on ON DELETE CASCADE, which SQLite enforces only by pragma.
+    session.execute(delete(RefreshToken).where(RefreshToken.user_id == user.id))
+    session.delete(user)
+    session.commit()
+
+
+def _commit_or_email_taken(session: Session) -> None:
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise errors.EmailTaken from None

@@ -1,0 +1,56 @@
+"""One adapter per target: each yields an ``httpx2.Client`` rooted at ``/api/v1``.
+
+Tests only ever see that client, so they cannot branch on what serves it: the FastAPI app
+in-process, the Flask app in-process, or any live server given with ``--base-url``.
+"""
+
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any
+
+import httpx2
+from fastapi.testclient import TestClient
+
+import fastapi_app
+import flask_app
+from shared.config import Settings
+
+API_PREFIX = "/api/v1"
+IN_PROCESS_BASE = "http://testserver" + API_PREFIX
+
+ClientFactory = Callable[[Settings], AbstractContextManager[httpx2.Client]]
+
+
+@contextmanager
+def fastapi_client(settings: Settings) -> Iterator[httpx2.Client]:
+    # `with` runs the lifespan (tables, first superuser) and keeps one event loop for the
+    # whole test, which the async engine's pooled connections are bound to.
+    with TestClient(fastapi_app.create_app(settings), base_url=IN_PROCESS_BASE) as client:
+        yield client
+
+
+@contextmanager
+def flask_client(settings: Settings) -> Iterator[httpx2.Client]:
+    app = flask_app.create_app(settings)
+
+    def served(environ: dict[str, Any], start_response: Any) -> Any:
+        # What gunicorn tells the app for a chunked body; httpx2's WSGITransport does not, and
+        # without it Werkzeug reads a body of unknown length as empty.
+        environ.setdefault("wsgi.input_terminated", True)
+        return app(environ, start_response)
+
+    transport = httpx2.WSGITransport(app=served)
+    try:
+        with httpx2.Client(transport=transport, base_url=IN_PROCESS_BASE) as client:
+            yield client
+    finally:
+        app.extensions["authtwin"].engine.dispose()
+
+
+@contextmanager
+def live_client(base_url: str) -> Iterator[httpx2.Client]:
+    with httpx2.Client(base_url=base_url.rstrip("/") + API_PREFIX, timeout=30) as client:
+        yield client
+
+
+APPS: dict[str, ClientFactory] = {"fastapi": fastapi_client, "flask": flask_client}

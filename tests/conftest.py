@@ -1,0 +1,171 @@
+"""Targets, databases and accounts for the contract suite.
+
+In-process, every test runs once per app and database (``fastapi-sqlite``, ``flask-postgresql``,
+…) on a clean database. With ``--base-url`` it runs once, over HTTP, against that server; the
+superuser and signing key it needs then come from the same ``AUTHTWIN_*`` variables the server
+was started with.
+"""
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NoReturn
+
+import httpx2
+import psycopg
+import pytest
+from psycopg import sql
+from sqlalchemy import Engine, create_engine, text
+
+from shared.config import Settings
+from shared.db import Base, database_url
+from tests.clients import APPS, live_client
+from tests.support import Account, Api, log_in, sign_up
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
+ADMIN_EMAIL = "admin@example.com"
+ADMIN_PASSWORD = "admin-password-for-tests"
+DATABASES = ("sqlite", "postgresql")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--base-url",
+        default=None,
+        help="run the contract suite over HTTP against this live server (e.g. http://127.0.0.1:8000)",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "target" in metafunc.fixturenames:
+        if metafunc.config.getoption("--base-url"):
+            metafunc.parametrize("target", ["live"], indirect=True)
+        else:
+            ids = [f"{app}-{db}" for app in APPS for db in DATABASES]
+            metafunc.parametrize("target", ids, indirect=True)
+    if "app_name" in metafunc.fixturenames:
+        metafunc.parametrize("app_name", list(APPS))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.getoption("--base-url"):
+        return
+    skip = pytest.mark.skip(reason="needs the apps in this process; not run against --base-url")
+    for item in items:
+        if "in_process" in item.keywords:
+            item.add_marker(skip)
+
+
+def in_process_settings(database: str, **overrides: object) -> Settings:
+    """Settings for an in-process app: cheap argon2 (the default cost is tested on its own)."""
+    values: dict[str, object] = {
+        "env": "production",
+        "secret_key": TEST_SECRET,
+        "database_url": database,
+        "argon2_memory_kib": 1024,
+        "argon2_time_cost": 1,
+        "first_superuser_email": ADMIN_EMAIL,
+        "first_superuser_password": ADMIN_PASSWORD,
+        "db_pool_size": 5,
+    }
+    values.update(overrides)
+    return Settings.model_validate(values)
+
+
+@pytest.fixture(scope="session")
+def postgres_engine() -> Iterator[Engine]:
+    """A database of this test process's own, created for the run and dropped after it."""
+    raw = os.environ.get("AUTHTWIN_TEST_POSTGRES_URL")
+    if not raw:
+        _missing_postgres("AUTHTWIN_TEST_POSTGRES_URL is not set")
+    url = database_url(raw)
+    name = f"authtwin_test_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+    conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    try:
+        admin = psycopg.connect(conninfo, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        _missing_postgres(f"PostgreSQL at {url.render_as_string()} is unreachable: {exc}")
+    with admin:
+        admin.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    engine = create_engine(url.set(database=name))
+    Base.metadata.create_all(engine)
+    yield engine
+    engine.dispose()
+    with psycopg.connect(conninfo, autocommit=True) as admin:
+        admin.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+def _missing_postgres(reason: str) -> NoReturn:
+    if IN_CI:
+        pytest.fail(f"CI requires PostgreSQL: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def database_for(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """``database_for("sqlite" | "postgresql")`` → the URL of a clean database."""
+
+    def make(kind: str) -> str:
+        if kind == "sqlite":
+            return f"sqlite:///{tmp_path / 'authtwin.db'}"
+        engine: Engine = request.getfixturevalue("postgres_engine")
+        with engine.begin() as connection:
+            tables = ", ".join(table.name for table in Base.metadata.sorted_tables)
+            connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        return engine.url.render_as_string(hide_password=False)
+
+    return make
+
+
+@pytest.fixture
+def target(request: pytest.FixtureRequest, database_for) -> Iterator[Api]:  # type: ignore[no-untyped-def]
+    if request.param == "live":
+        with live_client(request.config.getoption("--base-url")) as client:
+            yield Api(
+                client=client,
+                admin_email=os.environ.get("AUTHTWIN_FIRST_SUPERUSER_EMAIL"),
+                admin_password=os.environ.get("AUTHTWIN_FIRST_SUPERUSER_PASSWORD"),
+                secret_key=os.environ.get("AUTHTWIN_SECRET_KEY"),
+                issuer=os.environ.get("AUTHTWIN_JWT_ISSUER", "authtwin"),
+                audience=os.environ.get("AUTHTWIN_JWT_AUDIENCE", "authtwin-api"),
+            )
+        return
+    app, db = request.param.split("-")
+    with APPS[app](in_process_settings(database_for(db))) as client:
+        yield Api(client, ADMIN_EMAIL, ADMIN_PASSWORD, TEST_SECRET)
+
+
+@pytest.fixture
+def client(target: Api) -> httpx2.Client:
+    return target.client
+
+
+@pytest.fixture
+def user(client: httpx2.Client) -> Account:
+    """A freshly signed-up, logged-in ordinary user."""
+    return sign_up(client)
+
+
+@pytest.fixture
+def admin(target: Api) -> Account:
+    """The configured first superuser, logged in."""
+    if not (target.admin_email and target.admin_password):
+        pytest.skip("set AUTHTWIN_FIRST_SUPERUSER_EMAIL/_PASSWORD for the server and the suite")
+    tokens = log_in(target.client, target.admin_email, target.admin_password)
+    me = target.client.get(
+        "/users/me", headers={"Authorization": f"Bearer {tokens['access_token']}"}
+    )
+    return Account.of(me.json(), target.admin_password, tokens)
+
+
+@pytest.fixture
+def secret_key(target: Api) -> str:
+    if not target.secret_key:
+        pytest.skip("set AUTHTWIN_SECRET_KEY for the server and the suite to forge tokens")
+    return target.secret_key

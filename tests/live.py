@@ -1,0 +1,87 @@
+"""Run the contract suite over HTTP against a real server of either twin.
+
+    python -m tests.live fastapi|flask [extra pytest arguments]
+
+Starts the app under its production server (uvicorn / gunicorn, two worker processes) on a
+fresh SQLite file (or ``AUTHTWIN_DATABASE_URL`` if set), waits for ``/health``, runs
+``pytest --base-url`` with the same ``AUTHTWIN_*`` settings, and stops the server.
+"""
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import httpx2
+
+WORKERS = "2"
+STARTUP_SECONDS = 60
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def server_command(app: str, port: int) -> list[str]:
+    bind = ["127.0.0.1", str(port)]
+    if app == "fastapi":
+        return [
+            sys.executable, "-m", "uvicorn", "--factory", "fastapi_app:create_app",
+            "--host", bind[0], "--port", bind[1], "--workers", WORKERS, "--no-server-header",
+        ]  # fmt: skip
+    if app == "flask":
+        return [
+            sys.executable, "-m", "gunicorn", "--workers", WORKERS, "--bind", ":".join(bind),
+            "flask_app:create_app()",
+        ]  # fmt: skip
+    raise SystemExit(f"unknown app {app!r}: use fastapi or flask")
+
+
+def wait_until_healthy(base_url: str, server: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"the server exited with status {server.returncode}")
+        try:
+            if httpx2.get(f"{base_url}/api/v1/health", timeout=2).status_code == 200:
+                return
+        except httpx2.TransportError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"the server was not healthy within {STARTUP_SECONDS}s")
+
+
+def main(argv: list[str]) -> int:
+    if not argv:
+        raise SystemExit(__doc__)
+    app, pytest_args = argv[0], argv[1:]
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory(prefix="authtwin-live-") as workdir:
+        env = {
+            **os.environ,
+            "AUTHTWIN_ENV": "production",
+            "AUTHTWIN_SECRET_KEY": secrets.token_urlsafe(48),
+            "AUTHTWIN_FIRST_SUPERUSER_EMAIL": "live-admin@example.com",
+            "AUTHTWIN_FIRST_SUPERUSER_PASSWORD": secrets.token_urlsafe(16),
+        }
+        env.setdefault("AUTHTWIN_DATABASE_URL", f"sqlite:///{workdir}/live.db")
+        server = subprocess.Popen(server_command(app, port), env=env, start_new_session=True)  # noqa: S603
+        try:
+            wait_until_healthy(base_url, server)
+            tests = [sys.executable, "-m", "pytest", "tests", "--base-url", base_url, *pytest_args]
+            return subprocess.run(tests, env=env, check=False).returncode  # noqa: S603
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,145 @@
+"""Helpers the contract tests share: accounts, tokens, and what the suite knows of a target."""
+
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx2
+from jose import jwt
+
+PASSWORD = "correct horse battery"
+
+
+@dataclass
+class Api:
+    """The server under test, and the secrets the suite shares with it."""
+
+    client: httpx2.Client
+    admin_email: str | None
+    admin_password: str | None
+    secret_key: str | None
+    issuer: str = "authtwin"
+    audience: str = "authtwin-api"
+
+
+@dataclass
+class Account:
+    id: int
+    email: str
+    password: str
+    access_token: str
+    refresh_token: str
+
+    @classmethod
+    def of(cls, user: dict[str, Any], password: str, tokens: dict[str, Any]) -> "Account":
+        return cls(
+            id=user["id"],
+            email=user["email"],
+            password=password,
+            access_token=tokens["access_token"],
+            refresh_token=tokens["refresh_token"],
+        )
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return bearer(self.access_token)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def unique_email(prefix: str = "user") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}@example.com"
+
+
+def sign_up(
+    client: httpx2.Client, *, email: str | None = None, password: str = PASSWORD, **extra: Any
+) -> Account:
+    email = email or unique_email()
+    response = client.post("/auth/signup", json={"email": email, "password": password, **extra})
+    assert response.status_code == 201, response.text
+    return Account.of(response.json(), password, log_in(client, email, password))
+
+
+def log_in(client: httpx2.Client, email: str, password: str) -> dict[str, Any]:
+    response = client.post("/auth/login", json={"email": email, "password": password})
+    assert response.status_code == 200, response.text
+    tokens: dict[str, Any] = response.json()
+    return tokens
+
+
+def forge(
+    secret: str,
+    *,
+    sub: str | None = "1",
+    token_type: str = "access",  # noqa: S107 — a token kind, not a password
+    typ: str = "at+jwt",
+    lifetime: timedelta = timedelta(minutes=5),
+    algorithm: str = "HS256",
+    issuer: str = "authtwin",
+    audience: str = "authtwin-api",
+    drop: tuple[str, ...] = (),
+) -> str:
+    """A token signed with ``secret``: valid unless the caller changes something."""
+    now = datetime.now(UTC)
+    claims: dict[str, Any] = {
+        "sub": sub,
+        "type": token_type,
+        "jti": uuid.uuid4().hex,
+        "iat": int(now.timestamp()),
+        "exp": int((now + lifetime).timestamp()),
+        "iss": issuer,
+        "aud": audience,
+    }
+    for name in drop:
+        claims.pop(name)
+    return str(jwt.encode(claims, secret, algorithm=algorithm, headers={"typ": typ}))
+
+
+def assert_error(response: httpx2.Response, status: int, detail: str | None = None) -> None:
+    """A JSON error of the contract's shape, with its status (and message, when given)."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert set(body) == {"detail"}, body
+    if detail is not None:
+        assert body["detail"] == detail
+
+
+def assert_unauthorized(response: httpx2.Response) -> None:
+    assert_error(response, 401)
+    assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+def assert_validation_error(response: httpx2.Response, *locations: list[Any]) -> None:
+    """422 in FastAPI's shape; each of ``locations`` is the ``loc`` of one reported error."""
+    assert response.status_code == 422, response.text
+    detail = response.json()["detail"]
+    assert isinstance(detail, list)
+    assert detail
+    for error in detail:
+        assert set(error) == {"type", "loc", "msg"}, error
+    reported = [error["loc"] for error in detail]
+    for location in locations:
+        assert location in reported, (location, reported)
+
+
+def all_at_once(workers: int, request: Callable[[], httpx2.Response]) -> list[int]:
+    """Send ``request`` from ``workers`` threads released together; their status codes, sorted."""
+    barrier = threading.Barrier(workers)
+    statuses: list[int] = []
+
+    def attempt() -> None:
+        barrier.wait()
+        statuses.append(request().status_code)
+
+    threads = [threading.Thread(target=attempt) for _ in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sorted(statuses)

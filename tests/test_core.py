@@ -1,0 +1,173 @@
+"""The framework-free core on its own: settings, password policy, start-up, the CLI.
+
+These need no HTTP, so they run once, not per target.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import bcrypt
+import pytest
+from pydantic import ValidationError
+from sqlalchemy import select
+
+from shared.config import Settings
+from shared.models import User
+from shared.passwords import PasswordHasher
+from shared.runtime import Runtime
+from shared.services import auth
+from tests.conftest import TEST_SECRET
+
+pytestmark = pytest.mark.in_process
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def hasher() -> PasswordHasher:
+    defaults = Settings()
+    return PasswordHasher(
+        memory_kib=defaults.argon2_memory_kib,
+        time_cost=defaults.argon2_time_cost,
+        parallelism=defaults.argon2_parallelism,
+    )
+
+
+def test_new_hashes_are_argon2id_at_owasp_parameters(hasher: PasswordHasher) -> None:
+    hashed = hasher.hash("a fine password")
+    assert hashed.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+    assert hasher.verify("a fine password", hashed).ok
+    assert not hasher.verify("another password", hashed).ok
+
+
+def test_bcrypt_hashes_verify_and_ask_to_be_upgraded(hasher: PasswordHasher) -> None:
+    legacy = bcrypt.hashpw(b"legacy password", bcrypt.gensalt(rounds=4)).decode()
+    verification = hasher.verify("legacy password", legacy)
+    assert verification.ok
+    assert verification.new_hash is not None
+    assert verification.new_hash.startswith("$argon2id$")
+    assert not hasher.verify("wrong password", legacy).ok
+
+
+def test_passwords_over_72_bytes_fail_cleanly_against_bcrypt(hasher: PasswordHasher) -> None:
+    legacy = bcrypt.hashpw(b"x" * 72, bcrypt.gensalt(rounds=4)).decode()
+    assert not hasher.verify("x" * 73, legacy).ok  # bcrypt would have truncated: refuse
+    assert not hasher.verify("é" * 40, legacy).ok  # 80 bytes in UTF-8
+
+
+def test_a_corrupt_stored_hash_fails_closed(hasher: PasswordHasher) -> None:
+    assert not hasher.verify("anything", "not-a-hash").ok
+
+
+def test_passwords_are_unicode_normalised(hasher: PasswordHasher) -> None:
+    composed, decomposed = "caf\u00e9 au lait", "cafe\u0301 au lait"
+    assert hasher.verify(decomposed, hasher.hash(composed)).ok
+
+
+def test_login_upgrades_a_bcrypt_hash_in_the_database(tmp_path: Path) -> None:
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'db.sqlite'}", secret_key=TEST_SECRET)
+    runtime = Runtime.build(settings)
+    runtime.prepare()
+    legacy = bcrypt.hashpw(b"legacy password", bcrypt.gensalt(rounds=4)).decode()
+    with runtime.sessions() as session:
+        session.add(User(email="old@example.com", hashed_password=legacy))
+        session.commit()
+        auth.login(
+            session=session,
+            passwords=runtime.passwords,
+            tokens=runtime.tokens,
+            email="old@example.com",
+            password="legacy password",
+        )
+    with runtime.sessions() as session:
+        stored = session.scalars(select(User.hashed_password)).one()
+    assert stored.startswith("$argon2id$")
+    runtime.engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("secret", "message"),
+    [(None, "must be set"), ("changethis", "placeholder"), ("short-secret", "at least 32 bytes")],
+)
+def test_production_settings_refuse_a_weak_secret(secret: str | None, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        Settings(env="production", secret_key=secret)
+
+
+def test_development_generates_a_secret_when_none_is_set() -> None:
+    key = Settings(env="development").signing_key()
+    assert len(key) >= 32
+
+
+def run_python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("AUTHTWIN_")}
+    return subprocess.run(  # noqa: S603 — our own interpreter, fixed code
+        [sys.executable, "-c", code],
+        env={**clean, **env},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("package", ["fastapi_app", "flask_app"])
+def test_apps_refuse_to_start_in_production_without_a_secret(package: str) -> None:
+    result = run_python(f"import {package}; {package}.create_app()", AUTHTWIN_ENV="production")
+    assert result.returncode != 0
+    assert "AUTHTWIN_SECRET_KEY must be set outside development" in result.stderr
+
+
+def test_cli_creates_a_superuser_idempotently(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.sqlite'}"
+    command = "from shared.cli import main; raise SystemExit(main())"
+    for _ in range(2):
+        result = subprocess.run(  # noqa: S603 — our own interpreter, fixed code
+            [sys.executable, "-c", command, "create-superuser", "--email", "Root@Example.com",
+             "--password-stdin"],
+            input="a long enough password\n",
+            env={**os.environ, "AUTHTWIN_DATABASE_URL": url},
+            cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert "superuser root@example.com" in result.stdout
+    runtime = Runtime.build(Settings(database_url=url, secret_key=TEST_SECRET))
+    with runtime.sessions() as session:
+        users = session.scalars(select(User)).all()
+    assert [(u.email, u.is_superuser) for u in users] == [("root@example.com", True)]
+    runtime.engine.dispose()
+
+
+def test_cli_rejects_a_short_password(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "shared.cli", "create-superuser", "--email", "a@example.com",
+         "--password-stdin"],
+        input="short\n",
+        env={**os.environ, "AUTHTWIN_DATABASE_URL": f"sqlite:///{tmp_path / 'x.sqlite'}"},
+        cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "password" in result.stderr
+
+
+def test_first_superuser_at_start_up_is_idempotent(tmp_path: Path) -> None:
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'boot.sqlite'}",
+        secret_key=TEST_SECRET,
+        first_superuser_email="boss@example.com",
+        first_superuser_password="boss password here",
+        argon2_memory_kib=1024,
+        argon2_time_cost=1,
+    )
+    for _ in range(2):
+        runtime = Runtime.build(settings)
+        runtime.prepare()
+        runtime.engine.dispose()
+    runtime = Runtime.build(settings)
+    with runtime.sessions() as session:
+        users = session.scalars(select(User)).all()
+    runtime.engine.dispose()
+    assert [(u.email, u.is_superuser) for u in users] == [("boss@example.com", True)]

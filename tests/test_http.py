@@ -1,0 +1,155 @@
+"""HTTP conventions both twins share: JSON errors everywhere, content types, sizes, health."""
+
+import httpx2
+import pytest
+
+from tests.clients import APPS
+from tests.conftest import in_process_settings
+from tests.support import PASSWORD, Account, assert_error, assert_validation_error, unique_email
+
+JSON = {"Content-Type": "application/json"}
+
+
+def test_unknown_route_is_a_json_404(client: httpx2.Client) -> None:
+    assert_error(client.get("/no-such-route"), 404, "Not Found")
+
+
+def test_trailing_slash_is_a_404_not_a_redirect(client: httpx2.Client, user: Account) -> None:
+    assert_error(client.get("/users/me/", headers=user.headers), 404, "Not Found")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [("GET", "/auth/login", {"POST"}), ("PUT", "/users/me", {"GET", "PATCH", "DELETE"}),
+     ("POST", "/health", {"GET"})],
+)  # fmt: skip
+def test_wrong_method_is_a_json_405_with_allow(
+    client: httpx2.Client, method: str, path: str, allowed: set[str]
+) -> None:
+    response = client.request(method, path)
+    assert_error(response, 405, "Method Not Allowed")
+    assert allowed <= {part.strip() for part in response.headers["allow"].split(",")}
+
+
+def test_every_response_says_nosniff_and_no_store(client: httpx2.Client) -> None:
+    for response in (client.get("/health"), client.get("/no-such-route")):
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["cache-control"] == "no-store"
+
+
+def test_health(client: httpx2.Client) -> None:
+    response = client.get("/health")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+@pytest.mark.in_process
+@pytest.mark.parametrize(
+    "unreachable",
+    ["postgresql+psycopg://postgres@127.0.0.1:9/nowhere", "sqlite:////nonexistent-dir/x.db"],
+    ids=["postgresql-refused", "sqlite-unopenable"],
+)
+def test_health_is_503_when_the_database_is_unreachable(app_name: str, unreachable: str) -> None:
+    settings = in_process_settings(unreachable, create_tables=False, first_superuser_email=None)
+    with APPS[app_name](settings) as client:
+        assert_error(client.get("/health"), 503, "Database unavailable")
+
+
+ENDPOINTS = [
+    ("POST", "/auth/signup"), ("POST", "/auth/login"), ("POST", "/auth/refresh"),
+    ("POST", "/auth/logout"), ("PATCH", "/users/me"), ("PUT", "/users/me/password"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("method", "path"), ENDPOINTS)
+@pytest.mark.parametrize(
+    ("raw", "location"),
+    [(b'{"email": ', ["body", 10]), (b"{'single': 'quotes'}", ["body", 1]), (b"[]", ["body"]),
+     (b'"a string"', ["body"]), (b"null", ["body"]), (b"12", ["body"])],
+    ids=["truncated", "single-quotes", "array", "string", "null", "number"],
+)  # fmt: skip
+def test_bodies_that_are_not_objects_are_422(
+    client: httpx2.Client, user: Account, method: str, path: str, raw: bytes, location: list[object]
+) -> None:
+    response = client.request(method, path, content=raw, headers={**JSON, **user.headers})
+    assert_validation_error(response, location)
+
+
+@pytest.mark.parametrize(("method", "path"), ENDPOINTS)
+def test_empty_json_body_is_422_missing(
+    client: httpx2.Client, user: Account, method: str, path: str
+) -> None:
+    response = client.request(method, path, content=b"", headers={**JSON, **user.headers})
+    assert_validation_error(response, ["body"])
+    assert response.json()["detail"][0]["type"] == "missing"
+
+
+@pytest.mark.parametrize(("method", "path"), ENDPOINTS)
+@pytest.mark.parametrize(
+    "content_type",
+    [None, "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x",
+     "application/xml"],
+)  # fmt: skip
+def test_json_endpoints_require_a_json_content_type(
+    client: httpx2.Client, user: Account, method: str, path: str, content_type: str | None
+) -> None:
+    headers = dict(user.headers)
+    if content_type:
+        headers["Content-Type"] = content_type
+    response = client.request(method, path, content=b'{"a": 1}', headers=headers)
+    assert_error(response, 415, "Content-Type must be application/json")
+
+
+def test_structured_json_media_types_are_accepted(client: httpx2.Client, user: Account) -> None:
+    response = client.patch(
+        "/users/me",
+        content=b'{"full_name": "Merge"}',
+        headers={"Content-Type": "application/merge-patch+json; charset=utf-8", **user.headers},
+    )
+    assert response.status_code == 200
+    assert response.json()["full_name"] == "Merge"
+
+
+def test_a_body_that_is_not_utf8_is_400(client: httpx2.Client) -> None:
+    response = client.post("/auth/signup", content=b'{"email": "\xff\xfe"}', headers=JSON)
+    assert_error(response, 400, "There was an error parsing the body")
+
+
+def test_a_body_nested_past_any_parser_is_400(client: httpx2.Client) -> None:
+    response = client.post("/auth/signup", content=b"[" * 100_000, headers=JSON)
+    assert_error(response, 400, "There was an error parsing the body")
+
+
+def test_bodies_over_the_size_limit_are_413(client: httpx2.Client) -> None:
+    raw = b'{"email": "a@example.com", "password": "' + b"x" * (1024 * 1024) + b'"}'
+    response = client.post("/auth/signup", content=raw, headers=JSON)
+    assert response.status_code == 413
+    assert response.json() == {"detail": "Content Too Large"}
+
+
+def test_streamed_bodies_over_the_size_limit_are_413(client: httpx2.Client) -> None:
+    """No Content-Length to check up front: the limit must hold while reading."""
+    chunks = iter([b'{"email": "a@example.com", "password": "', b"x" * (1024 * 1024), b'"}'])
+    response = client.post("/auth/signup", content=chunks, headers=JSON)
+    assert response.status_code == 413
+    assert response.json() == {"detail": "Content Too Large"}
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["' OR '1'='1", "admin@example.com' --", "😀" * 50, "\u202e\u0000", "a" * 100_000],
+    ids=["sql-or", "sql-comment", "emoji", "bidi-nul", "100k"],
+)
+def test_hostile_strings_never_cause_a_server_error(client: httpx2.Client, value: str) -> None:
+    for body in (
+        {"email": value, "password": PASSWORD},
+        {"email": unique_email(), "password": PASSWORD, "full_name": value},
+    ):
+        response = client.post("/auth/signup", json=body)
+        assert response.status_code in {201, 422}, response.text
+    login = client.post("/auth/login", json={"email": unique_email(), "password": value})
+    assert login.status_code in {401, 422}
+    token = client.post(
+        "/auth/token", data={"grant_type": "password", "username": value, "password": value}
+    )
+    assert token.status_code == 400

@@ -1,0 +1,155 @@
+"""POST /auth/login (JSON) and POST /auth/token (OAuth2 password form, RFC 6749 §4.3)."""
+
+import httpx2
+import pytest
+
+from tests.support import (
+    PASSWORD,
+    Account,
+    assert_error,
+    assert_validation_error,
+    bearer,
+    unique_email,
+)
+
+TOKEN_FIELDS = {"access_token", "refresh_token", "token_type", "expires_in"}
+
+
+def assert_token_pair(response: httpx2.Response) -> dict[str, object]:
+    assert response.status_code == 200, response.text
+    assert response.headers["cache-control"] == "no-store"
+    body: dict[str, object] = response.json()
+    assert set(body) == TOKEN_FIELDS
+    assert body["token_type"] == "bearer"
+    assert body["expires_in"] == 15 * 60
+    return body
+
+
+def test_login_returns_a_token_pair_that_authenticates(
+    client: httpx2.Client, user: Account
+) -> None:
+    response = client.post("/auth/login", json={"email": user.email, "password": user.password})
+    tokens = assert_token_pair(response)
+    me = client.get("/users/me", headers=bearer(str(tokens["access_token"])))
+    assert me.status_code == 200
+    assert me.json()["email"] == user.email
+
+
+def test_login_email_is_case_insensitive(client: httpx2.Client, user: Account) -> None:
+    response = client.post("/auth/login", json={"email": user.email.upper(), "password": PASSWORD})
+    assert_token_pair(response)
+
+
+def test_wrong_password_and_unknown_email_look_the_same(
+    client: httpx2.Client, user: Account
+) -> None:
+    wrong = client.post("/auth/login", json={"email": user.email, "password": "wrong-password"})
+    unknown = client.post("/auth/login", json={"email": unique_email(), "password": PASSWORD})
+    for response in (wrong, unknown):
+        assert_error(response, 401, "Incorrect email or password")
+        assert response.headers["www-authenticate"] == "Bearer"
+    assert wrong.content == unknown.content
+
+
+def test_inactive_user_cannot_log_in(client: httpx2.Client, admin: Account, user: Account) -> None:
+    deactivate = client.patch(f"/users/{user.id}", json={"is_active": False}, headers=admin.headers)
+    assert deactivate.status_code == 200
+    response = client.post("/auth/login", json={"email": user.email, "password": user.password})
+    assert_error(response, 403, "Inactive user")
+    # ...but only once the password is right: a wrong one is still just wrong.
+    wrong = client.post("/auth/login", json={"email": user.email, "password": "wrong-password"})
+    assert_error(wrong, 401)
+
+
+@pytest.mark.parametrize(
+    ("body", "location"),
+    [
+        ({"password": PASSWORD}, ["body", "email"]),
+        ({"email": "someone@example.com"}, ["body", "password"]),
+        ({"email": "someone@example.com", "password": ""}, ["body", "password"]),
+        ({"email": "someone@example.com", "password": "x" * 129}, ["body", "password"]),
+        ({"email": "not-an-email", "password": PASSWORD}, ["body", "email"]),
+        (
+            {"email": "someone@example.com", "password": PASSWORD, "remember": 1},
+            ["body", "remember"],
+        ),
+    ],
+    ids=["no-email", "no-password", "empty-password", "long-password", "bad-email", "extra-field"],
+)
+def test_invalid_login_bodies_are_422(
+    client: httpx2.Client, body: dict[str, object], location: list[str]
+) -> None:
+    assert_validation_error(client.post("/auth/login", json=body), location)
+
+
+def token_form(client: httpx2.Client, **fields: str) -> httpx2.Response:
+    return client.post("/auth/token", data=fields)
+
+
+def test_password_grant_returns_a_token_pair(client: httpx2.Client, user: Account) -> None:
+    response = token_form(client, grant_type="password", username=user.email, password=PASSWORD)
+    tokens = assert_token_pair(response)
+    assert client.get("/users/me", headers=bearer(str(tokens["access_token"]))).status_code == 200
+
+
+def assert_oauth_error(response: httpx2.Response, error: str) -> None:
+    """RFC 6749 §5.2: 400, ``error`` from its vocabulary, never cached."""
+    assert response.status_code == 400, response.text
+    body = response.json()
+    assert body["error"] == error
+    assert isinstance(body["error_description"], str)
+    assert response.headers["cache-control"] == "no-store"
+
+
+@pytest.mark.parametrize("username", ["wrong-password", "unknown-email"])
+def test_password_grant_with_bad_credentials_is_invalid_grant(
+    client: httpx2.Client, user: Account, username: str
+) -> None:
+    if username == "unknown-email":
+        response = token_form(
+            client, grant_type="password", username=unique_email(), password=PASSWORD
+        )
+    else:
+        response = token_form(
+            client, grant_type="password", username=user.email, password="wrong-password"
+        )
+    assert_oauth_error(response, "invalid_grant")
+
+
+def test_password_grant_answers_unknown_and_wrong_alike(
+    client: httpx2.Client, user: Account
+) -> None:
+    wrong = token_form(client, grant_type="password", username=user.email, password="nope-nope")
+    unknown = token_form(client, grant_type="password", username=unique_email(), password="nope")
+    assert wrong.content == unknown.content
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"grant_type": "password", "password": PASSWORD},
+        {"grant_type": "password", "username": "someone@example.com"},
+        {"username": "someone@example.com", "password": PASSWORD},
+        {},
+    ],
+    ids=["no-username", "no-password", "no-grant-type", "empty"],
+)
+def test_malformed_token_form_is_invalid_request(
+    client: httpx2.Client, fields: dict[str, str]
+) -> None:
+    assert_oauth_error(token_form(client, **fields), "invalid_request")
+
+
+def test_token_endpoint_given_json_is_invalid_request(client: httpx2.Client, user: Account) -> None:
+    response = client.post(
+        "/auth/token",
+        json={"grant_type": "password", "username": user.email, "password": PASSWORD},
+    )
+    assert_oauth_error(response, "invalid_request")
+
+
+def test_other_grant_types_are_unsupported(client: httpx2.Client, user: Account) -> None:
+    response = token_form(
+        client, grant_type="client_credentials", username=user.email, password="x"
+    )
+    assert_oauth_error(response, "unsupported_grant_type")

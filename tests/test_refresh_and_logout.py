@@ -1,0 +1,125 @@
+"""POST /auth/refresh (rotation, reuse detection) and POST /auth/logout."""
+
+import httpx2
+
+from tests.support import (
+    Account,
+    all_at_once,
+    assert_error,
+    assert_unauthorized,
+    bearer,
+    log_in,
+    sign_up,
+)
+
+
+def refresh(client: httpx2.Client, token: str) -> httpx2.Response:
+    return client.post("/auth/refresh", json={"refresh_token": token})
+
+
+def test_refresh_returns_a_new_working_pair(client: httpx2.Client, user: Account) -> None:
+    response = refresh(client, user.refresh_token)
+    assert response.status_code == 200, response.text
+    assert response.headers["cache-control"] == "no-store"
+    pair = response.json()
+    assert pair["token_type"] == "bearer"
+    assert pair["refresh_token"] != user.refresh_token
+    assert pair["access_token"] != user.access_token
+    assert client.get("/users/me", headers=bearer(pair["access_token"])).status_code == 200
+    assert refresh(client, pair["refresh_token"]).status_code == 200
+
+
+def test_a_refresh_token_is_spent_by_use(client: httpx2.Client, user: Account) -> None:
+    assert refresh(client, user.refresh_token).status_code == 200
+    assert_unauthorized(refresh(client, user.refresh_token))
+
+
+def test_reusing_a_spent_token_revokes_its_whole_family(
+    client: httpx2.Client, user: Account
+) -> None:
+    successor = refresh(client, user.refresh_token).json()["refresh_token"]
+    assert_unauthorized(refresh(client, user.refresh_token))  # replay: a thief, or the victim
+    assert_unauthorized(refresh(client, successor))  # so the legitimate chain is cut as well
+
+
+def test_reuse_revokes_only_that_family(client: httpx2.Client, user: Account) -> None:
+    other_login = log_in(client, user.email, user.password)["refresh_token"]
+    refresh(client, user.refresh_token)
+    refresh(client, user.refresh_token)
+    assert refresh(client, other_login).status_code == 200
+
+
+def test_concurrent_refreshes_with_one_token_succeed_once(
+    client: httpx2.Client, user: Account
+) -> None:
+    statuses = all_at_once(6, lambda: refresh(client, user.refresh_token))
+    assert statuses == [200] + [401] * 5
+
+
+def test_refresh_with_garbage_is_401(client: httpx2.Client) -> None:
+    assert_unauthorized(refresh(client, "not-a-token"))
+
+
+def test_refresh_body_is_validated(client: httpx2.Client) -> None:
+    response = client.post("/auth/refresh", json={})
+    assert response.status_code == 422
+
+
+def test_logout_revokes_the_refresh_family(client: httpx2.Client, user: Account) -> None:
+    successor = refresh(client, user.refresh_token).json()["refresh_token"]
+    response = client.post("/auth/logout", json={"refresh_token": successor}, headers=user.headers)
+    assert response.status_code == 204
+    assert response.content == b""
+    assert_unauthorized(refresh(client, successor))
+
+
+def test_logout_leaves_other_sessions_alone(client: httpx2.Client, user: Account) -> None:
+    other = log_in(client, user.email, user.password)["refresh_token"]
+    client.post("/auth/logout", json={"refresh_token": user.refresh_token}, headers=user.headers)
+    assert refresh(client, other).status_code == 200
+
+
+def test_logout_needs_a_bearer_token(client: httpx2.Client, user: Account) -> None:
+    response = client.post("/auth/logout", json={"refresh_token": user.refresh_token})
+    assert_unauthorized(response)
+    assert refresh(client, user.refresh_token).status_code == 200
+
+
+def test_logout_cannot_end_another_users_session(client: httpx2.Client, user: Account) -> None:
+    other = sign_up(client)
+    response = client.post(
+        "/auth/logout", json={"refresh_token": other.refresh_token}, headers=user.headers
+    )
+    assert_unauthorized(response)
+    assert refresh(client, other.refresh_token).status_code == 200
+
+
+def test_logout_with_an_access_token_as_body_is_401(client: httpx2.Client, user: Account) -> None:
+    response = client.post(
+        "/auth/logout", json={"refresh_token": user.access_token}, headers=user.headers
+    )
+    assert_unauthorized(response)
+
+
+def test_refresh_stops_for_a_deactivated_user(
+    client: httpx2.Client, admin: Account, user: Account
+) -> None:
+    client.patch(f"/users/{user.id}", json={"is_active": False}, headers=admin.headers)
+    assert_unauthorized(refresh(client, user.refresh_token))
+
+
+def test_refresh_stops_for_a_deleted_user(client: httpx2.Client, user: Account) -> None:
+    assert client.delete("/users/me", headers=user.headers).status_code == 204
+    assert_unauthorized(refresh(client, user.refresh_token))
+
+
+def test_password_change_revokes_every_refresh_token(client: httpx2.Client, user: Account) -> None:
+    second = log_in(client, user.email, user.password)["refresh_token"]
+    response = client.put(
+        "/users/me/password",
+        json={"current_password": user.password, "new_password": "a brand new password"},
+        headers=user.headers,
+    )
+    assert response.status_code == 204
+    for token in (user.refresh_token, second):
+        assert_error(refresh(client, token), 401)

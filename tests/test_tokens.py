@@ -1,0 +1,141 @@
+"""Access and refresh tokens: their claims, and every way a bad one must be refused (RFC 8725)."""
+
+import base64
+import json
+from datetime import timedelta
+
+import httpx2
+import pytest
+from jose import jwt
+
+from tests.support import Account, Api, assert_unauthorized, bearer, forge
+
+
+def decode_unverified(token: str) -> tuple[dict[str, object], dict[str, object]]:
+    return jwt.get_unverified_header(token), jwt.get_unverified_claims(token)
+
+
+def test_access_token_carries_every_required_claim(user: Account) -> None:
+    header, claims = decode_unverified(user.access_token)
+    assert header == {"alg": "HS256", "typ": "at+jwt"}
+    assert set(claims) == {"sub", "type", "jti", "iat", "exp", "iss", "aud"}
+    assert claims["sub"] == str(user.id)
+    assert claims["type"] == "access"
+    assert claims["exp"] - claims["iat"] == 15 * 60  # type: ignore[operator]
+
+
+def test_refresh_token_is_typed_apart_and_lives_14_days(user: Account) -> None:
+    header, claims = decode_unverified(user.refresh_token)
+    assert header["typ"] == "rt+jwt"
+    assert claims["type"] == "refresh"
+    assert claims["exp"] - claims["iat"] == 14 * 24 * 3600  # type: ignore[operator]
+    assert claims["jti"] != decode_unverified(user.access_token)[1]["jti"]
+
+
+def test_tokens_are_signed_with_the_configured_key(user: Account, secret_key: str) -> None:
+    claims = jwt.decode(
+        user.access_token, secret_key, algorithms=["HS256"], audience="authtwin-api",
+        issuer="authtwin",
+    )  # fmt: skip
+    assert claims["sub"] == str(user.id)
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    # "Bearer " is "Bearer" on the wire: HTTP strips a field value's trailing whitespace.
+    [None, "", "Bearer", "Basic dXNlcjpwYXNz", "Token abc", "Bearer garbage",
+     "Bearer a.b.c", "Bearer " + "A" * 5000],
+    ids=["absent", "empty", "scheme-only", "basic", "other-scheme", "garbage",
+         "three-garbage-parts", "huge"],
+)  # fmt: skip
+def test_requests_without_a_usable_bearer_token_are_401(
+    client: httpx2.Client, authorization: str | None
+) -> None:
+    headers = {} if authorization is None else {"Authorization": authorization}
+    assert_unauthorized(client.get("/users/me", headers=headers))
+
+
+def forged_cases(secret: str, user_id: int) -> dict[str, str]:
+    sub = str(user_id)
+    return {
+        "expired": forge(secret, sub=sub, lifetime=timedelta(seconds=-1)),
+        "expires-now": forge(secret, sub=sub, lifetime=timedelta(0)),
+        "no-exp": forge(secret, sub=sub, drop=("exp",)),
+        "no-sub": forge(secret, sub=sub, drop=("sub",)),
+        "no-jti": forge(secret, sub=sub, drop=("jti",)),
+        "no-iat": forge(secret, sub=sub, drop=("iat",)),
+        "no-iss": forge(secret, sub=sub, drop=("iss",)),
+        "no-aud": forge(secret, sub=sub, drop=("aud",)),
+        "wrong-iss": forge(secret, sub=sub, issuer="someone-else"),
+        "wrong-aud": forge(secret, sub=sub, audience="another-api"),
+        "refresh-typed": forge(secret, sub=sub, token_type="refresh", typ="rt+jwt"),
+        "refresh-claim-only": forge(secret, sub=sub, token_type="refresh"),
+        "refresh-header-only": forge(secret, sub=sub, typ="rt+jwt"),
+        "plain-jwt-typ": forge(secret, sub=sub, typ="JWT"),
+        "hs512": forge(secret, sub=sub, algorithm="HS512"),
+        "wrong-key": forge("another-key-entirely-another-key-entirely", sub=sub),
+        "sub-not-a-number": forge(secret, sub="admin"),
+        "sub-negative": forge(secret, sub="-1"),
+        "sub-huge": forge(secret, sub="9" * 40),
+        "sub-unknown-user": forge(secret, sub="2147483647"),
+    }
+
+
+FORGED = list(forged_cases("k", 1))
+
+
+@pytest.mark.parametrize("case", FORGED)
+def test_forged_or_invalid_access_tokens_are_401(
+    client: httpx2.Client, user: Account, secret_key: str, case: str
+) -> None:
+    token = forged_cases(secret_key, user.id)[case]
+    response = client.get("/users/me", headers=bearer(token))
+    assert_unauthorized(response)
+    assert 'error="invalid_token"' in response.headers["www-authenticate"]
+
+
+def test_a_correctly_forged_token_is_accepted(
+    client: httpx2.Client, user: Account, secret_key: str
+) -> None:
+    """The control for the cases above: only the changed property made them fail."""
+    response = client.get("/users/me", headers=bearer(forge(secret_key, sub=str(user.id))))
+    assert response.status_code == 200
+
+
+def b64(data: dict[str, object]) -> str:
+    raw = json.dumps(data, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+@pytest.mark.parametrize("alg", ["none", "None", "NONE", "nOnE"])
+def test_unsigned_alg_none_tokens_are_401(client: httpx2.Client, user: Account, alg: str) -> None:
+    _, claims = decode_unverified(user.access_token)
+    token = f"{b64({'alg': alg, 'typ': 'at+jwt'})}.{b64(claims)}."
+    assert_unauthorized(client.get("/users/me", headers=bearer(token)))
+
+
+def test_tampered_payload_is_401(client: httpx2.Client, user: Account, admin: Account) -> None:
+    header, _payload, signature = user.access_token.split(".")
+    _, claims = decode_unverified(user.access_token)
+    tampered = f"{header}.{b64({**claims, 'sub': str(admin.id)})}.{signature}"
+    assert_unauthorized(client.get("/users/me", headers=bearer(tampered)))
+
+
+def test_refresh_token_is_not_an_access_token(client: httpx2.Client, user: Account) -> None:
+    assert_unauthorized(client.get("/users/me", headers=bearer(user.refresh_token)))
+
+
+def test_access_token_is_not_a_refresh_token(client: httpx2.Client, user: Account) -> None:
+    response = client.post("/auth/refresh", json={"refresh_token": user.access_token})
+    assert_unauthorized(response)
+
+
+def test_token_in_the_query_string_is_ignored(client: httpx2.Client, user: Account) -> None:
+    response = client.get("/users/me", params={"access_token": user.access_token})
+    assert_unauthorized(response)
+
+
+def test_issuer_and_audience_come_from_settings(target: Api, user: Account) -> None:
+    _, claims = decode_unverified(user.access_token)
+    assert claims["iss"] == target.issuer
+    assert claims["aud"] == target.audience
