@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from fastapi_app.errors import install_error_handlers
-from fastapi_app.middleware import BodyLimitMiddleware, ResponseHeadersMiddleware
+from fastapi_app.middleware import BodyLimitMiddleware, HeadMiddleware, ResponseHeadersMiddleware
 from fastapi_app.routes import api_router
 from shared.config import Settings
 from shared.db import make_async_engine
@@ -44,5 +44,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(ResponseHeadersMiddleware)
+    app.add_middleware(HeadMiddleware)
     app.include_router(api_router, prefix="/api/v1")
     return app

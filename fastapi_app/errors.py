@@ -32,7 +32,7 @@ def allowed_methods(request: Request) -> list[str]:
     Starlette's Allow names only the first route that matched the path, and ``/users/me``
     is three routes (GET, PATCH, DELETE); Werkzeug names all of them, and so do we.
     """
-    return [
+    methods = [
         method
         for method in ("DELETE", "GET", "PATCH", "POST", "PUT")
         if any(
@@ -40,6 +40,7 @@ def allowed_methods(request: Request) -> list[str]:
             for route in request.app.router.routes
         )
     ]
+    return sorted([*methods, "HEAD"] if "GET" in methods else methods)  # see HeadMiddleware
 
 
 async def unexpected_error(_request: Request, _exc: Exception) -> JSONResponse:

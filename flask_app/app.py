@@ -18,6 +18,8 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     app = Flask(__name__, static_folder=None)  # an API: no static files
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    # No implicit OPTIONS answers: FastAPI has none, and CORS is a deliberate choice, not a default.
+    app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
     # Serialise like FastAPI's JSONResponse: keys in model order, UTF-8 as is, compact.
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.json.ensure_ascii = False  # type: ignore[attr-defined]

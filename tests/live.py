@@ -44,18 +44,22 @@ def server_command(app: str, port: int) -> list[str]:
     raise SystemExit(f"unknown app {app!r}: use fastapi or flask")
 
 
+class ServerNotReady(Exception):
+    pass
+
+
 def wait_until_healthy(base_url: str, server: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + STARTUP_SECONDS
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise SystemExit(f"the server exited with status {server.returncode}")
+            raise ServerNotReady(f"the server exited with status {server.returncode}")
         try:
             if httpx2.get(f"{base_url}/api/v1/health", timeout=2).status_code == 200:
                 return
         except httpx2.TransportError:
-            pass
+            pass  # not listening yet
         time.sleep(0.2)
-    raise SystemExit(f"the server was not healthy within {STARTUP_SECONDS}s")
+    raise ServerNotReady(f"the server was not healthy within {STARTUP_SECONDS}s")
 
 
 def main(argv: list[str]) -> int:
@@ -73,14 +77,25 @@ def main(argv: list[str]) -> int:
             "AUTHTWIN_FIRST_SUPERUSER_PASSWORD": secrets.token_urlsafe(16),
         }
         env.setdefault("AUTHTWIN_DATABASE_URL", f"sqlite:///{workdir}/live.db")
-        server = subprocess.Popen(server_command(app, port), env=env, start_new_session=True)  # noqa: S603
+        log_path = os.path.join(workdir, "server.log")
+        with open(log_path, "wb") as log:
+            server = subprocess.Popen(  # noqa: S603 — our own interpreter and servers
+                server_command(app, port), env=env, stdout=log, stderr=log, start_new_session=True
+            )
         try:
             wait_until_healthy(base_url, server)
             tests = [sys.executable, "-m", "pytest", "tests", "--base-url", base_url, *pytest_args]
-            return subprocess.run(tests, env=env, check=False).returncode  # noqa: S603
+            returncode = subprocess.run(tests, env=env, check=False).returncode  # noqa: S603
+        except ServerNotReady as exc:
+            print(exc, file=sys.stderr)
+            returncode = 1
         finally:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=30)
+        if returncode != 0:  # the server's side of the story, kept out of the way otherwise
+            with open(log_path, encoding="utf-8", errors="replace") as log:
+                print(f"--- {app} server log ---", log.read(), sep="\n")
+        return returncode
 
 
 if __name__ == "__main__":

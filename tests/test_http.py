@@ -20,15 +20,29 @@ def test_trailing_slash_is_a_404_not_a_redirect(client: httpx2.Client, user: Acc
 
 @pytest.mark.parametrize(
     ("method", "path", "allowed"),
-    [("GET", "/auth/login", {"POST"}), ("PUT", "/users/me", {"GET", "PATCH", "DELETE"}),
-     ("POST", "/health", {"GET"})],
+    [("GET", "/auth/login", {"POST"}), ("PUT", "/users/me", {"DELETE", "GET", "HEAD", "PATCH"}),
+     ("POST", "/health", {"GET", "HEAD"})],
 )  # fmt: skip
 def test_wrong_method_is_a_json_405_with_allow(
     client: httpx2.Client, method: str, path: str, allowed: set[str]
 ) -> None:
     response = client.request(method, path)
     assert_error(response, 405, "Method Not Allowed")
-    assert allowed <= {part.strip() for part in response.headers["allow"].split(",")}
+    assert {part.strip() for part in response.headers["allow"].split(",")} == allowed
+
+
+def test_head_answers_like_get_without_a_body(client: httpx2.Client, user: Account) -> None:
+    get = client.get("/users/me", headers=user.headers)
+    head = client.head("/users/me", headers=user.headers)
+    assert head.status_code == 200
+    assert head.content == b""
+    assert head.headers["content-type"] == get.headers["content-type"]
+    assert head.headers["content-length"] == get.headers["content-length"]
+    assert client.head("/users/me").status_code == 401
+
+
+def test_options_is_not_answered_implicitly(client: httpx2.Client) -> None:
+    assert_error(client.options("/users/me"), 405, "Method Not Allowed")
 
 
 def test_every_response_says_nosniff_and_no_store(client: httpx2.Client) -> None:

@@ -148,6 +148,15 @@ def test_token_endpoint_given_json_is_invalid_request(client: httpx2.Client, use
     assert_oauth_error(response, "invalid_request")
 
 
+def test_password_grant_for_an_inactive_user_is_invalid_grant(
+    client: httpx2.Client, admin: Account, user: Account
+) -> None:
+    client.patch(f"/users/{user.id}", json={"is_active": False}, headers=admin.headers)
+    response = token_form(client, grant_type="password", username=user.email, password=PASSWORD)
+    assert_oauth_error(response, "invalid_grant")
+    assert response.json()["error_description"] == "Inactive user"
+
+
 def test_other_grant_types_are_unsupported(client: httpx2.Client, user: Account) -> None:
     response = token_form(
         client, grant_type="client_credentials", username=user.email, password="x"

@@ -1,5 +1,7 @@
 """POST /auth/refresh (rotation, reuse detection) and POST /auth/logout."""
 
+from datetime import timedelta
+
 import httpx2
 
 from tests.support import (
@@ -8,6 +10,7 @@ from tests.support import (
     assert_error,
     assert_unauthorized,
     bearer,
+    forge,
     log_in,
     sign_up,
 )
@@ -58,6 +61,27 @@ def test_concurrent_refreshes_with_one_token_succeed_once(
 
 def test_refresh_with_garbage_is_401(client: httpx2.Client) -> None:
     assert_unauthorized(refresh(client, "not-a-token"))
+
+
+def test_a_signed_refresh_token_that_was_never_issued_is_401(
+    client: httpx2.Client, user: Account, secret_key: str
+) -> None:
+    """The signature is not enough: a refresh token must also be a live row in the store."""
+    token = forge(secret_key, sub=str(user.id), token_type="refresh", typ="rt+jwt")
+    assert_unauthorized(refresh(client, token))
+
+
+def test_an_expired_refresh_token_is_401(
+    client: httpx2.Client, user: Account, secret_key: str
+) -> None:
+    token = forge(
+        secret_key,
+        sub=str(user.id),
+        token_type="refresh",
+        typ="rt+jwt",
+        lifetime=timedelta(seconds=-1),
+    )
+    assert_unauthorized(refresh(client, token))
 
 
 def test_refresh_body_is_validated(client: httpx2.Client) -> None:
