@@ -47,6 +47,10 @@ async def get_current_user(
 ) -> UserPublic:
     if not token:
         raise errors.NotAuthenticated
+    if len(request.headers.getlist("authorization")) > 1:
+        # Two credentials: Starlette would read the first, other servers join or pick the
+        # last. Refuse rather than guess (RFC 6750 §3.1: more than one method is invalid).
+        raise errors.InvalidToken
     runtime: Runtime = request.app.state.runtime
     claims = runtime.tokens.decode(token, expected_type="access")
     engine: AsyncEngine = request.app.state.async_read_engine
@@ -69,7 +73,9 @@ Superuser = Annotated[UserPublic, Depends(get_current_superuser)]
 
 async def require_json(request: Request) -> None:
     """415 for a body that is not declared JSON (FastAPI alone would answer 422)."""
-    if not is_json_media_type(request.headers.get("content-type")):
+    declared = request.headers.getlist("content-type")
+    # Two Content-Type headers: WSGI servers join them into one invalid value; refuse alike.
+    if len(declared) != 1 or not is_json_media_type(declared[0]):
         raise errors.UnsupportedMediaType
 
 

@@ -26,8 +26,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.json.compact = True  # type: ignore[attr-defined]
     app.extensions["authtwin"] = runtime
 
+    install_middleware(app)  # first: the size check precedes everything, as in FastAPI
     install_request_hooks(app)
     install_error_handlers(app)
-    install_middleware(app)
     app.register_blueprint(api_bp)
     return app

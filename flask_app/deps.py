@@ -69,12 +69,33 @@ def json_body(model: type[Model]) -> Model:
 
 
 def query_params(model: type[Model]) -> Model:
-    return _validated(model, request.args.to_dict(), "query")
+    # A repeated parameter counts by its last value, as in FastAPI (Werkzeug's to_dict keeps
+    # the first).
+    last_values = {name: values[-1] for name, values in request.args.lists()}
+    return _validated(model, last_values, "query")
 
 
 def path_user_id(raw: str) -> int:
     """Flask's ``<int:...>`` converter would 404 on ``abc``; FastAPI answers 422, so do we."""
     return _validated(_UserIdParam, {"user_id": raw}, "path").user_id
+
+
+def path_user_id_and_body(raw: str, model: type[Model]) -> tuple[int, Model]:
+    """Both, reporting the errors of both at once, as FastAPI does for path and body."""
+    failures: list[dict[str, Any]] = []
+    user_id: int | None = None
+    body: Model | None = None
+    try:
+        user_id = path_user_id(raw)
+    except errors.RequestValidationFailed as exc:
+        failures += exc.errors
+    try:
+        body = json_body(model)
+    except errors.RequestValidationFailed as exc:
+        failures += exc.errors
+    if failures or user_id is None or body is None:
+        raise errors.RequestValidationFailed(failures)
+    return user_id, body
 
 
 class _UserIdParam(BaseModel):

@@ -23,6 +23,9 @@ def http_error(exc: HTTPException) -> WerkzeugResponse:
     status = exc.code or 500
     detail = CONTENT_TOO_LARGE if status == 413 else HTTPStatus(status).phrase
     response.set_data(jsonify(detail=detail).get_data())
+    if "Allow" in response.headers:  # one order on both twins
+        methods = response.headers["Allow"].split(", ")
+        response.headers["Allow"] = ", ".join(sorted(methods))
     response.content_type = "application/json"
     return response
 

@@ -1,9 +1,7 @@
-"""Response headers every response carries (FastAPI: ``ResponseHeadersMiddleware``).
+"""Request and response hooks every request passes (FastAPI: ``middleware.py``)."""
 
-The body size limit needs no code here: Werkzeug enforces ``MAX_CONTENT_LENGTH``.
-"""
-
-from flask import Flask, Response
+from flask import Flask, Response, current_app, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from shared.http import RESPONSE_HEADERS
 
@@ -14,5 +12,14 @@ def add_response_headers(response: Response) -> Response:
     return response
 
 
+def reject_oversized_body() -> None:
+    """413 for a declared Content-Length over the limit, before routing, as FastAPI's
+    ``BodyLimitMiddleware`` does; Werkzeug alone would object only when a body is read."""
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if request.content_length is not None and request.content_length > limit:
+        raise RequestEntityTooLarge
+
+
 def install_middleware(app: Flask) -> None:
+    app.before_request(reject_oversized_body)
     app.after_request(add_response_headers)

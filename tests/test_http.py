@@ -141,6 +141,20 @@ def test_bodies_over_the_size_limit_are_413(client: httpx2.Client) -> None:
     assert response.json() == {"detail": "Content Too Large"}
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "content_type"),
+    [("GET", "/health", "application/json"), ("POST", "/no-such-route", "application/json"),
+     ("GET", "/auth/login", "application/json"), ("POST", "/auth/login", "text/plain")],
+    ids=["no-body-route", "unknown-route", "wrong-method", "wrong-content-type"],
+)  # fmt: skip
+def test_the_size_limit_comes_before_everything_else(
+    client: httpx2.Client, method: str, path: str, content_type: str
+) -> None:
+    raw = b"a" * (1024 * 1024 + 1)
+    response = client.request(method, path, content=raw, headers={"Content-Type": content_type})
+    assert_error(response, 413, "Content Too Large")
+
+
 def test_streamed_bodies_over_the_size_limit_are_413(client: httpx2.Client) -> None:
     """No Content-Length to check up front: the limit must hold while reading."""
     chunks = iter([b'{"email": "a@example.com", "password": "', b"x" * (1024 * 1024), b'"}'])

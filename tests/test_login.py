@@ -140,6 +140,39 @@ def test_malformed_token_form_is_invalid_request(
     assert_oauth_error(token_form(client, **fields), "invalid_request")
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "grant_type=client_credentials&grant_type=password&username={email}&password={password}",
+        "grant_type=password&username=nobody@example.com&username={email}&password={password}",
+        "grant_type=&username={email}&password={password}",
+        "grant_type&username={email}&password={password}",
+        "grant_type=password&username={email}&password={password}"
+        + "".join(f"&extra{n}=1" for n in range(30)),
+    ],
+    ids=["repeated-grant-type", "repeated-username", "empty-grant-type", "bare-grant-type",
+         "too-many-fields"],
+)  # fmt: skip
+def test_ambiguous_token_forms_are_invalid_request(
+    client: httpx2.Client, user: Account, raw: str
+) -> None:
+    """RFC 6749 §3.2: no repeated parameters; an empty one is a missing one."""
+    body = raw.format(email=user.email, password=PASSWORD.replace(" ", "+"))
+    response = client.post(
+        "/auth/token", content=body, headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
+    assert_oauth_error(response, "invalid_request")
+
+
+def test_a_password_sent_as_a_file_is_invalid_request(client: httpx2.Client, user: Account) -> None:
+    response = client.post(
+        "/auth/token",
+        data={"grant_type": "password", "username": user.email},
+        files={"password": ("password.txt", PASSWORD.encode())},
+    )
+    assert_oauth_error(response, "invalid_request")
+
+
 def test_token_endpoint_given_json_is_invalid_request(client: httpx2.Client, user: Account) -> None:
     response = client.post(
         "/auth/token",

@@ -58,6 +58,21 @@ def test_list_users_rejects_bad_paging(
     assert_validation_error(response, location)
 
 
+def test_a_repeated_query_parameter_counts_by_its_last_value(
+    client: httpx2.Client, admin: Account
+) -> None:
+    ok = client.get("/users?limit=200&limit=1", headers=admin.headers)
+    assert ok.status_code == 200
+    assert ok.json()["limit"] == 1
+    bad = client.get("/users?limit=1&limit=200", headers=admin.headers)
+    assert_validation_error(bad, ["query", "limit"])
+
+
+def test_bad_path_and_bad_body_are_reported_together(client: httpx2.Client, admin: Account) -> None:
+    response = client.patch("/users/abc", json={"bogus": 1}, headers=admin.headers)
+    assert_validation_error(response, ["path", "user_id"], ["body", "bogus"])
+
+
 def test_list_users_is_for_superusers(client: httpx2.Client, user: Account) -> None:
     assert_error(client.get("/users", headers=user.headers), 403, "Not enough privileges")
     assert_unauthorized(client.get("/users"))

@@ -25,7 +25,7 @@ def issue_token() -> ResponseReturnValue:
         session=get_session(),
         passwords=runtime.passwords,
         tokens=runtime.tokens,
-        form=request.form.to_dict(),
+        fields=list(request.form.items(multi=True)),
     )
     return serialize(TokenPair, pair)
 

@@ -10,6 +10,7 @@ from flask_app.deps import (
     get_session,
     json_body,
     path_user_id,
+    path_user_id_and_body,
     query_params,
 )
 from flask_app.responses import no_content, serialize
@@ -80,8 +81,7 @@ def read_user(user_id: str) -> ResponseReturnValue:
 @bp.patch("/<user_id>")
 def update_user(user_id: str) -> ResponseReturnValue:
     current_superuser()
-    target = path_user_id(user_id)
-    body = json_body(UserUpdate)
+    target, body = path_user_id_and_body(user_id, UserUpdate)
     updated = users.update_user(session=get_session(), user_id=target, data=body)
     return serialize(UserPublic, updated)
 

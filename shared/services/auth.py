@@ -1,6 +1,6 @@
 """Signing up, logging in, and the token lifecycle (refresh, logout)."""
 
-from collections.abc import Mapping
+from collections.abc import Sequence
 
 from pydantic import ValidationError
 from sqlalchemy import select
@@ -43,12 +43,27 @@ def login(
     return refresh_tokens.issue_pair(session=session, tokens=tokens, user_id=user.id)
 
 
+MAX_FORM_FIELDS = 20  # the grant has four parameters; a client may add a few of its own
+
+
 def token_from_form(
-    *, session: Session, passwords: PasswordHasher, tokens: TokenCodec, form: Mapping[str, str]
+    *,
+    session: Session,
+    passwords: PasswordHasher,
+    tokens: TokenCodec,
+    fields: Sequence[tuple[str, str]],
 ) -> TokenPair:
-    """RFC 6749 §4.3 resource owner password grant; errors in §5.2's vocabulary."""
+    """RFC 6749 §4.3 resource owner password grant; errors in §5.2's vocabulary.
+
+    ``fields`` is the form as sent, repeats included: §3.2 forbids repeating a parameter, and
+    frameworks that silently keep the first or the last one would disagree with each other.
+    """
+    names = [name for name, _ in fields]
+    if len(names) > MAX_FORM_FIELDS or len(names) != len(set(names)):
+        raise errors.OAuthError("invalid_request", "Parameters must not be repeated")
     try:
-        request = OAuth2PasswordForm.model_validate(dict(form))
+        # An empty value is an absent one (§3.1).
+        request = OAuth2PasswordForm.model_validate({k: v for k, v in fields if v})
     except ValidationError:
         raise errors.OAuthError(
             "invalid_request", "username, password and grant_type are required"
