@@ -7,6 +7,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
 from shared.errors import DomainError, public_validation_errors
+from shared.http import RESPONSE_HEADERS
 
 
 async def domain_error(_request: Request, exc: DomainError) -> JSONResponse:
@@ -45,7 +46,10 @@ def allowed_methods(request: Request) -> list[str]:
 
 async def unexpected_error(_request: Request, _exc: Exception) -> JSONResponse:
     """A bug: JSON like every other answer, and nothing about the bug in it."""
-    return JSONResponse({"detail": "Internal Server Error"}, status_code=500)
+    # Starlette runs this outside every middleware, so the usual headers are added here.
+    return JSONResponse(
+        {"detail": "Internal Server Error"}, status_code=500, headers=RESPONSE_HEADERS
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:

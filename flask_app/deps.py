@@ -118,10 +118,7 @@ def parse_json_body() -> None:
         return
     if not is_json_media_type(request.content_type):
         raise errors.UnsupportedMediaType
-    raw = request.stream.read()
-    # Werkzeug cuts a chunked body off at MAX_CONTENT_LENGTH without a word; one more read
-    # raises 413 if it was cut short, and returns b"" if the body simply ended.
-    request.stream.read(1)
+    raw = request.get_data(cache=True)  # size already checked by reject_oversized_body
     if not raw:
         return
     try:

@@ -18,6 +18,11 @@ def reject_oversized_body() -> None:
     limit = current_app.config["MAX_CONTENT_LENGTH"]
     if request.content_length is not None and request.content_length > limit:
         raise RequestEntityTooLarge
+    if request.content_length is None and request.method in {"POST", "PUT", "PATCH"}:
+        # A chunked body: Werkzeug cuts it off at the limit without a word. Read it (cached
+        # for the JSON and form parsers); one more read raises 413 if it was cut short.
+        request.get_data(cache=True)
+        request.stream.read(1)
 
 
 def install_middleware(app: Flask) -> None:

@@ -134,6 +134,17 @@ def test_a_body_nested_past_any_parser_is_400(client: httpx2.Client) -> None:
     assert_error(response, 400, "There was an error parsing the body")
 
 
+def test_streamed_token_forms_over_the_size_limit_are_413(client: httpx2.Client) -> None:
+    form = b"grant_type=password&username=a%40example.com&password=whatever&junk="
+    chunks = iter([form, b"a" * (1024 * 1024)])
+    response = client.post(
+        "/auth/token",
+        content=chunks,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert_error(response, 413, "Content Too Large")
+
+
 def test_bodies_over_the_size_limit_are_413(client: httpx2.Client) -> None:
     raw = b'{"email": "a@example.com", "password": "' + b"x" * (1024 * 1024) + b'"}'
     response = client.post("/auth/signup", content=raw, headers=JSON)

@@ -121,6 +121,7 @@ def test_password_grant_answers_unknown_and_wrong_alike(
 ) -> None:
     wrong = token_form(client, grant_type="password", username=user.email, password="nope-nope")
     unknown = token_form(client, grant_type="password", username=unique_email(), password="nope")
+    assert_oauth_error(wrong, "invalid_grant")
     assert wrong.content == unknown.content
 
 

@@ -154,6 +154,15 @@ def test_delete_me(client: httpx2.Client, user: Account) -> None:
     assert again.status_code == 201
 
 
+def test_a_deleted_users_token_never_names_the_next_account(
+    client: httpx2.Client, user: Account
+) -> None:
+    assert client.delete("/users/me", headers=user.headers).status_code == 204
+    newcomer = sign_up(client)
+    assert newcomer.id != user.id  # ids are never reused
+    assert_unauthorized(client.get("/users/me", headers=user.headers))
+
+
 def test_the_last_superuser_cannot_delete_themself(client: httpx2.Client, admin: Account) -> None:
     response = client.delete("/users/me", headers=admin.headers)
     assert_error(response, 403, "The last active superuser cannot be removed or demoted")
