@@ -1,7 +1,6 @@
 """The two tables: users, and the server-side record of every refresh token issued."""
 
 from datetime import datetime
-from typing import ClassVar
 
 from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
@@ -16,7 +15,7 @@ class User(Base):
     __tablename__ = "users"
     # Never reuse a deleted user's id: a token still in flight would name the next account.
     # (PostgreSQL sequences never reuse; SQLite does without AUTOINCREMENT.)
-    __table_args__: ClassVar[dict[str, bool]] = {"sqlite_autoincrement": True}
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # Stored normalised (lower case), so the unique constraint is case-insensitive on every
