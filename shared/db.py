@@ -96,10 +96,13 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
-def create_tables(engine: Engine) -> None:
-    """Create missing tables; several workers starting at once may race, so try twice."""
-    try:
-        Base.metadata.create_all(engine)
-    except exc.DBAPIError:
-        # Another process created the same table between our check and our CREATE.
-        Base.metadata.create_all(engine)
+def create_tables(engine: Engine, *, attempts: int = 5) -> None:
+    """Create missing tables. Workers starting together race table by table (one creates
+    ``users`` while another checks it), so each attempt resumes where the last one lost."""
+    for attempt in range(attempts):
+        try:
+            Base.metadata.create_all(engine)
+            return
+        except exc.DBAPIError:
+            if attempt == attempts - 1:
+                raise
