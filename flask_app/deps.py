@@ -13,13 +13,12 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
 
 from shared import errors
-from shared.http import is_json_media_type
+from shared.http import BODY_METHODS, is_json_media_type
 from shared.identity import active_user_statement, bearer_token, principal_from_row
 from shared.runtime import Runtime
 from shared.schemas import UserId, UserPublic
 
 Model = TypeVar("Model", bound=BaseModel)
-BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 FORM_ENDPOINTS = frozenset({"api.auth.issue_token"})  # OAuth2 form, not JSON
 _NO_BODY = object()
 

@@ -3,7 +3,7 @@
 from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from shared.http import RESPONSE_HEADERS
+from shared.http import BODY_METHODS, RESPONSE_HEADERS
 
 
 def add_response_headers(response: Response) -> Response:
@@ -18,7 +18,7 @@ def reject_oversized_body() -> None:
     limit = current_app.config["MAX_CONTENT_LENGTH"]
     if request.content_length is not None and request.content_length > limit:
         raise RequestEntityTooLarge
-    if request.content_length is None and request.method in {"POST", "PUT", "PATCH"}:
+    if request.content_length is None and request.method in BODY_METHODS:
         # A chunked body: Werkzeug cuts it off at the limit without a word. Read it (cached
         # for the JSON and form parsers); one more read raises 413 if it was cut short.
         request.get_data(cache=True)

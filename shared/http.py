@@ -11,6 +11,9 @@ RESPONSE_HEADERS = {
 }
 
 
+# Methods whose requests carry a body this API reads.
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
 # RFC 9110's name for 413 (Python 3.11's http.HTTPStatus still says "Request Entity Too Large").
 CONTENT_TOO_LARGE = "Content Too Large"
 

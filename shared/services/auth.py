@@ -59,7 +59,9 @@ def token_from_form(
     frameworks that silently keep the first or the last one would disagree with each other.
     """
     names = [name for name, _ in fields]
-    if len(names) > MAX_FORM_FIELDS or len(names) != len(set(names)):
+    if len(names) > MAX_FORM_FIELDS:
+        raise errors.OAuthError("invalid_request", "Too many parameters")
+    if len(names) != len(set(names)):
         raise errors.OAuthError("invalid_request", "Parameters must not be repeated")
     try:
         # An empty value is an absent one (§3.1).
