@@ -7,6 +7,8 @@ STAMP  := $(VENV)/.installed-stamp
 # The local PostgreSQL the contract suite also runs on; unset it (or have none) and those
 # cases skip with the reason shown. Under CI=true a missing PostgreSQL fails the run.
 export AUTHTWIN_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+# The Redis that throttling counters use on the PostgreSQL targets and the live servers.
+export AUTHTWIN_TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 
 .PHONY: install run run-flask test contract-fastapi contract-flask lint fmt clean
 

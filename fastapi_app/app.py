@@ -7,9 +7,15 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from fastapi_app.errors import install_error_handlers
-from fastapi_app.middleware import BodyLimitMiddleware, HeadMiddleware, ResponseHeadersMiddleware
-from fastapi_app.routes import api_router
+from fastapi_app.middleware import (
+    BodyLimitMiddleware,
+    CorsMiddleware,
+    HeadMiddleware,
+    ResponseHeadersMiddleware,
+)
+from fastapi_app.routes import api_router, well_known
 from shared.config import Settings
+from shared.cors import CorsPolicy
 from shared.db import make_async_engine
 from shared.runtime import Runtime
 
@@ -42,8 +48,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.runtime = runtime
     app.state.async_read_engine = async_read_engine
     install_error_handlers(app)
+    # The last added runs first: HeadMiddleware → ResponseHeaders → Cors → BodyLimit → routes.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    # Outside the body limit, so a 413 to an allowed origin carries CORS headers (a browser
+    # client can read it); a preflight, whose body nobody reads, is answered before it.
+    app.add_middleware(CorsMiddleware, policy=CorsPolicy(settings.cors_origins))
     app.add_middleware(ResponseHeadersMiddleware)
     app.add_middleware(HeadMiddleware)
     app.include_router(api_router, prefix="/api/v1")
+    app.include_router(well_known.router)  # at the root, where RFC 8615 puts it
     return app

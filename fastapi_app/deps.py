@@ -8,7 +8,7 @@ engine, so ``GET /users/me`` never leaves the event loop.
 """
 
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
@@ -16,10 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session
 
 from shared import errors
+from shared.client_ip import client_ip
 from shared.http import is_json_media_type
 from shared.identity import active_user_statement, principal_from_row
 from shared.runtime import Runtime
 from shared.schemas import UserPublic
+from shared.tokens import TokenClaims
 
 TOKEN_URL = "/api/v1/auth/token"
 # auto_error=False: a missing token is our NotAuthenticated (401 + challenge), not FastAPI's.
@@ -42,9 +44,18 @@ def get_session(runtime: RuntimeDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-async def get_current_user(
+def get_client_ip(request: Request, runtime: RuntimeDep) -> str:
+    peer = request.client.host if request.client else None
+    forwarded = request.headers.getlist("x-forwarded-for")
+    return client_ip(peer, forwarded, runtime.settings.trusted_proxies)
+
+
+ClientIP = Annotated[str, Depends(get_client_ip)]
+
+
+async def get_access_claims(
     request: Request, token: Annotated[str | None, Depends(bearer_scheme)]
-) -> UserPublic:
+) -> TokenClaims:
     if not token:
         raise errors.NotAuthenticated
     if len(request.headers.getlist("authorization")) > 1:
@@ -52,10 +63,17 @@ async def get_current_user(
         # last. Refuse rather than guess (RFC 6750 §3.1: more than one method is invalid).
         raise errors.InvalidToken
     runtime: Runtime = request.app.state.runtime
-    claims = runtime.tokens.decode(token, expected_type="access")
+    return runtime.tokens.decode(token, expected_type="access")
+
+
+# FastAPI solves a dependency once per request, so CurrentUser and AccessClaims share one decode.
+AccessClaims = Annotated[TokenClaims, Depends(get_access_claims)]
+
+
+async def get_current_user(request: Request, claims: AccessClaims) -> UserPublic:
     engine: AsyncEngine = request.app.state.async_read_engine
     async with engine.connect() as connection:
-        result = await connection.execute(active_user_statement(claims.user_id))
+        result = await connection.execute(active_user_statement(claims))
         return principal_from_row(result.one_or_none())
 
 
@@ -80,3 +98,15 @@ async def require_json(request: Request) -> None:
 
 
 JSONBody = Depends(require_json)
+
+
+def rate_limited(operation: str) -> Any:
+    """A route dependency counting ``operation`` per client address (429 over the limit).
+
+    A plain ``def``: with Redis the check is network I/O, so it runs in the threadpool.
+    """
+
+    def limit(runtime: RuntimeDep, ip: ClientIP) -> None:
+        runtime.throttle.limit_client(operation, ip)
+
+    return Depends(limit)

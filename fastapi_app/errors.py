@@ -11,7 +11,7 @@ from shared.http import RESPONSE_HEADERS
 
 
 async def domain_error(_request: Request, exc: DomainError) -> JSONResponse:
-    return JSONResponse(exc.body(), status_code=exc.status_code, headers=dict(exc.headers))
+    return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.response_headers())
 
 
 async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

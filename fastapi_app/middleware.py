@@ -2,14 +2,15 @@
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.http import CONTENT_TOO_LARGE, RESPONSE_HEADERS
+from shared.cors import CorsPolicy, is_preflight, merged_vary
+from shared.http import CONTENT_TOO_LARGE, RESPONSE_HEADERS, response_headers
 
 
 class ResponseHeadersMiddleware:
-    """Adds ``shared.http.RESPONSE_HEADERS`` to every response (Flask: an after_request hook)."""
+    """Adds ``shared.http.response_headers`` to every response (Flask: an after_request hook)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -22,7 +23,7 @@ class ResponseHeadersMiddleware:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
-                for name, value in RESPONSE_HEADERS.items():
+                for name, value in response_headers(scope["path"]).items():
                     headers.setdefault(name, value)
             await send(message)
 
@@ -83,3 +84,45 @@ class HeadMiddleware:
             await send(message)
 
         await self.app({**scope, "method": "GET"}, receive, send_headers_only)
+
+
+class CorsMiddleware:
+    """CORS as ``shared.cors.CorsPolicy`` decides (Flask: answer_preflight, add_cors_headers).
+
+    Answers an allowed preflight itself, as routing would 405 an OPTIONS; adds the policy's
+    headers to every other response, errors included, so a browser client can read them.
+    """
+
+    def __init__(self, app: ASGIApp, *, policy: CorsPolicy) -> None:
+        self.app = app
+        self.policy = policy
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.policy.enabled:
+            await self.app(scope, receive, send)
+            return
+        request_headers = Headers(scope=scope)
+        origin = request_headers.get("origin")
+        request_method = request_headers.get("access-control-request-method")
+        preflight = is_preflight(scope["method"], request_method)
+        if preflight:
+            answer = self.policy.preflight_headers(
+                origin, request_method, request_headers.get("access-control-request-headers")
+            )
+            if answer is not None:
+                # RESPONSE_HEADERS here too, whichever way the middleware stack is ordered.
+                response = Response(status_code=204, headers={**RESPONSE_HEADERS, **answer})
+                await response(scope, receive, send)
+                return
+        cors_headers = self.policy.response_headers(origin, preflight=preflight)
+
+        async def send_with_cors(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in cors_headers.items():
+                    headers[name] = (
+                        merged_vary(headers.get(name), value) if name == "Vary" else value
+                    )
+            await send(message)
+
+        await self.app(scope, receive, send_with_cors)

@@ -5,7 +5,7 @@ from flask import Flask
 from flask_app.deps import install_request_hooks
 from flask_app.errors import install_error_handlers
 from flask_app.middleware import install_middleware
-from flask_app.routes import api_bp
+from flask_app.routes import api_bp, well_known
 from shared.config import Settings
 from shared.runtime import Runtime
 
@@ -30,4 +30,5 @@ def create_app(settings: Settings | None = None) -> Flask:
     install_request_hooks(app)
     install_error_handlers(app)
     app.register_blueprint(api_bp)
+    app.register_blueprint(well_known.bp)  # at the root, where RFC 8615 puts it
     return app

@@ -6,19 +6,25 @@ the order FastAPI would resolve them: the JSON body is parsed before anything el
 """
 
 import json
-from typing import Any, TypeVar
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, ParamSpec, TypeVar
 
 from flask import Flask, current_app, g, request
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
 
 from shared import errors
+from shared.client_ip import client_ip
 from shared.http import BODY_METHODS, is_json_media_type
 from shared.identity import active_user_statement, bearer_token, principal_from_row
 from shared.runtime import Runtime
 from shared.schemas import UserId, UserPublic
+from shared.tokens import TokenClaims
 
 Model = TypeVar("Model", bound=BaseModel)
+P = ParamSpec("P")
+R = TypeVar("R")
 FORM_ENDPOINTS = frozenset({"api.auth.issue_token"})  # OAuth2 form, not JSON
 _NO_BODY = object()
 
@@ -36,15 +42,27 @@ def get_session() -> Session:
     return session
 
 
-def current_user() -> UserPublic:
-    if "current_user" not in g:
+def get_client_ip() -> str:
+    forwarded = request.headers.getlist("X-Forwarded-For")
+    return client_ip(request.remote_addr, forwarded, get_runtime().settings.trusted_proxies)
+
+
+def access_claims() -> TokenClaims:
+    """The verified claims of the request's access token, decoded once per request."""
+    if "access_claims" not in g:
         token = bearer_token(request.headers.get("Authorization"))
         if not token:
             raise errors.NotAuthenticated
-        runtime = get_runtime()
-        claims = runtime.tokens.decode(token, expected_type="access")
-        with runtime.read_engine.connect() as connection:
-            row = connection.execute(active_user_statement(claims.user_id)).one_or_none()
+        g.access_claims = get_runtime().tokens.decode(token, expected_type="access")
+    claims: TokenClaims = g.access_claims
+    return claims
+
+
+def current_user() -> UserPublic:
+    if "current_user" not in g:
+        claims = access_claims()
+        with get_runtime().read_engine.connect() as connection:
+            row = connection.execute(active_user_statement(claims)).one_or_none()
         g.current_user = principal_from_row(row)
     user: UserPublic = g.current_user
     return user
@@ -55,6 +73,24 @@ def current_superuser() -> UserPublic:
     if not user.is_superuser:
         raise errors.PermissionDenied
     return user
+
+
+def rate_limited(operation: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Count ``operation`` per client address before the view runs (429 over the limit).
+
+    FastAPI's twin is a route dependency; both run after the body is parsed and before the
+    caller is authenticated or the body validated.
+    """
+
+    def decorate(view: Callable[P, R]) -> Callable[P, R]:
+        @wraps(view)
+        def limited(*args: P.args, **kwargs: P.kwargs) -> R:
+            get_runtime().throttle.limit_client(operation, get_client_ip())
+            return view(*args, **kwargs)
+
+        return limited
+
+    return decorate
 
 
 def json_body(model: type[Model]) -> Model:

@@ -14,7 +14,7 @@ logger = logging.getLogger("authtwin")
 
 
 def domain_error(exc: DomainError) -> tuple[Response, int, dict[str, str]]:
-    return jsonify(exc.body()), exc.status_code, dict(exc.headers)
+    return jsonify(exc.body()), exc.status_code, exc.response_headers()
 
 
 def http_error(exc: HTTPException) -> WerkzeugResponse:

@@ -3,11 +3,13 @@
 from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from shared.http import BODY_METHODS, RESPONSE_HEADERS
+from shared.cors import CorsPolicy, is_preflight, merged_vary
+from shared.http import BODY_METHODS, response_headers
+from shared.runtime import Runtime
 
 
 def add_response_headers(response: Response) -> Response:
-    for name, value in RESPONSE_HEADERS.items():
+    for name, value in response_headers(request.path).items():
         response.headers.setdefault(name, value)
     return response
 
@@ -25,6 +27,50 @@ def reject_oversized_body() -> None:
         request.stream.read(1)
 
 
+def cors_policy() -> CorsPolicy:
+    policy: CorsPolicy = current_app.extensions["authtwin_cors"]
+    return policy
+
+
+def answer_preflight() -> Response | None:
+    """A 204 for an allowed CORS preflight, as FastAPI's ``CorsMiddleware`` answers it.
+
+    Returning None lets the OPTIONS go on to routing, which 405s it as any OPTIONS
+    (``PROVIDE_AUTOMATIC_OPTIONS`` stays off: a refused preflight gets no CORS headers).
+    """
+    request_method = request.headers.get("Access-Control-Request-Method")
+    if not is_preflight(request.method, request_method) or not cors_policy().enabled:
+        return None
+    headers = cors_policy().preflight_headers(
+        request.headers.get("Origin"),
+        request_method,
+        request.headers.get("Access-Control-Request-Headers"),
+    )
+    if headers is None:
+        return None
+    response = Response(status=204, headers=headers)
+    # Werkzeug gives every response a text/html type; Starlette gives a bodiless 204 none.
+    del response.headers["Content-Type"]
+    return response
+
+
+def add_cors_headers(response: Response) -> Response:
+    """The policy's headers on every response (for a preflight, answered or not, only Vary)."""
+    preflight = is_preflight(request.method, request.headers.get("Access-Control-Request-Method"))
+    origin = request.headers.get("Origin")
+    for name, value in cors_policy().response_headers(origin, preflight=preflight).items():
+        if name == "Vary":
+            value = merged_vary(response.headers.get(name), value)
+        response.headers[name] = value
+    return response
+
+
 def install_middleware(app: Flask) -> None:
+    runtime: Runtime = app.extensions["authtwin"]  # create_app registers it first
+    app.extensions["authtwin_cors"] = CorsPolicy(runtime.settings.cors_origins)
+    # Preflight first: it reads no body, so there is nothing for the size limit to guard,
+    # and FastAPI's CorsMiddleware sits outside its BodyLimitMiddleware.
+    app.before_request(answer_preflight)
     app.before_request(reject_oversized_body)
     app.after_request(add_response_headers)
+    app.after_request(add_cors_headers)

@@ -23,13 +23,15 @@ def _read_password(from_stdin: bool) -> str:
 def create_superuser(email: str, *, password_stdin: bool) -> int:
     runtime = Runtime.build(Settings())
     runtime.prepare()
+    password = _read_password(password_stdin)
     try:
+        # The policy the API applies to every password it sets, with its reason.
+        if problem := runtime.policy.problem(password, email=email):
+            print(f"error: password: {problem}", file=sys.stderr)
+            return 2
         with runtime.sessions() as session:
             user = ensure_superuser(
-                session=session,
-                passwords=runtime.passwords,
-                email=email,
-                password=_read_password(password_stdin),
+                session=session, passwords=runtime.passwords, email=email, password=password
             )
     except ValidationError as exc:
         messages = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())

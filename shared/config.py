@@ -2,10 +2,14 @@
 
 import logging
 import secrets
-from typing import Literal
+from ipaddress import IPv4Network, IPv6Network, ip_network
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from limits import parse as parse_rate_limit
+from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 logger = logging.getLogger("authtwin")
 
@@ -16,10 +20,31 @@ PLACEHOLDER_SECRETS = frozenset(
 )
 
 
+def _comma_separated(value: object) -> object:
+    """``a, b`` in the environment; a list or tuple when built in code."""
+    if isinstance(value, str):
+        return tuple(item.strip() for item in value.split(",") if item.strip())
+    return value
+
+
+def _networks(value: object) -> object:
+    items = _comma_separated(value)
+    if isinstance(items, tuple | list):
+        return tuple(ip_network(item, strict=False) for item in items)
+    return items
+
+
+CommaSeparated = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_comma_separated)]
+Networks = Annotated[tuple[IPv4Network | IPv6Network, ...], NoDecode, BeforeValidator(_networks)]
+
+
 class Settings(BaseSettings):
     """Everything an app needs to know about its deployment; built once, never global."""
 
-    model_config = SettingsConfigDict(env_prefix="AUTHTWIN_", extra="ignore", frozen=True)
+    # hide_input_in_errors: a refused setting must not print the secret it refused.
+    model_config = SettingsConfigDict(
+        env_prefix="AUTHTWIN_", extra="ignore", frozen=True, hide_input_in_errors=True
+    )
 
     env: Literal["development", "production"] = "development"
     secret_key: SecretStr | None = None
@@ -41,12 +66,59 @@ class Settings(BaseSettings):
     first_superuser_email: str | None = None
     first_superuser_password: SecretStr | None = None
 
+    # NIST SP 800-63B §3.1.1.2: at least 8 characters. Raise it if you like; never lower it.
+    password_min_length: int = Field(default=8, ge=8, le=64)
+
+    # Per-account lockout (shared/throttle.py): always on, whatever rate_limit_enabled says.
+    login_max_failures: int = Field(default=10, ge=1, le=100)
+    login_lockout_seconds: int = Field(default=900, ge=1, le=86_400)
+    # Per-client-IP limit on each of signup, login, token and refresh, in `limits` notation.
+    rate_limit: str = "20/minute"
+    rate_limit_enabled: bool = True
+    # Where counters live: in the process by default; Redis when several processes serve.
+    redis_url: str | None = None
+    redis_key_prefix: str = "authtwin"
+    # Proxies whose X-Forwarded-For is believed; from anyone else it is ignored.
+    trusted_proxies: Networks = ()
+
+    # Browser origins allowed to call the API; none (CORS off) by default.
+    cors_origins: CommaSeparated = ()
+
+    # Optional RS256 signing: a PEM private key (or a file holding one). Tokens are then
+    # verifiable by anyone holding the public key, published at /.well-known/jwks.json.
+    jwt_private_key: SecretStr | None = None
+    jwt_private_key_file: Path | None = None
+
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _parseable_rate_limit(cls, value: str) -> str:
+        try:
+            parse_rate_limit(value)
+        except ValueError:
+            raise ValueError("rate_limit must look like '20/minute' or '5 per second'") from None
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _exact_origins(cls, origins: tuple[str, ...]) -> tuple[str, ...]:
+        """Exact ``scheme://host[:port]`` origins only: no wildcard, and never ``null``.
+
+        ``Origin: null`` is sent by sandboxed frames and ``file:`` pages, which any attacker
+        can create, so allowing it would allow everyone.
+        """
+        for origin in origins:
+            parts = urlsplit(origin)
+            exact = parts.scheme in {"http", "https"} and parts.netloc and not parts.path
+            if not exact or "*" in origin or parts.query or parts.fragment:
+                raise ValueError(f"CORS origin {origin!r} must be scheme://host[:port]")
+        return origins
 
     @model_validator(mode="after")
     def _require_real_secret_outside_development(self) -> "Settings":
         """Refuse to build production settings whose tokens anyone could forge."""
-        if self.env == "development":
+        if self.env == "development" or self.private_key_pem():
             return self
         key = self.secret_key.get_secret_value() if self.secret_key else ""
         if not key:
@@ -59,6 +131,14 @@ class Settings(BaseSettings):
                 "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
             )
         return self
+
+    def private_key_pem(self) -> str | None:
+        """The RS256 private key, from the setting or the file; None for HS256."""
+        if self.jwt_private_key is not None:
+            return self.jwt_private_key.get_secret_value()
+        if self.jwt_private_key_file is not None:
+            return self.jwt_private_key_file.read_text()
+        return None
 
     def signing_key(self) -> str:
         """The HS256 key; in development a random one, so tokens die with the process."""

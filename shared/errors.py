@@ -19,6 +19,9 @@ class DomainError(Exception):
     def body(self) -> dict[str, Any]:
         return {"detail": self.detail}
 
+    def response_headers(self) -> dict[str, str]:
+        return dict(self.headers)
+
 
 class NotAuthenticated(DomainError):
     status_code, detail, headers = 401, "Not authenticated", BEARER_CHALLENGE
@@ -72,6 +75,25 @@ class UnsupportedMediaType(DomainError):
 
 class DatabaseUnavailable(DomainError):
     status_code, detail = 503, "Database unavailable"
+
+
+class ThrottleUnavailable(DomainError):
+    """The rate-limit store (Redis) is down: refuse, rather than let guessing run unlimited."""
+
+    status_code, detail = 503, "Rate limiter unavailable"
+
+
+class TooManyRequests(DomainError):
+    """429 with ``Retry-After`` (RFC 6585 §4, RFC 9110 §10.2.3): a lockout or a rate limit."""
+
+    status_code, detail = 429, "Too many requests; try again later"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(self.detail)
+        self.retry_after = retry_after
+
+    def response_headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
 
 
 class OAuthError(DomainError):

@@ -2,13 +2,38 @@
 
 from email.message import Message
 
-# An auth API's responses are personal or secret (tokens, profiles): never cache them
-# (RFC 6749 §5.1 for tokens; OWASP REST Security Cheat Sheet for the rest).
+# OWASP REST Security Cheat Sheet, "Security headers". An auth API's responses are personal
+# or secret (tokens, profiles): never cache them (also RFC 6749 §5.1 for tokens). JSON is
+# never a page: it loads nothing (default-src 'none'), is framed by no one, and a browser
+# following a link out of it sends no Referer.
 RESPONSE_HEADERS = {
     "Cache-Control": "no-store",
     "Pragma": "no-cache",  # RFC 6749 §5.1 still asks for it, for HTTP/1.0 caches
     "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+    "X-Frame-Options": "DENY",  # frame-ancestors for browsers that predate CSP 2
 }
+
+# The interactive docs are pages: they run Swagger UI / ReDoc, which FastAPI loads from the
+# jsDelivr CDN with an inline start-up script, and call this API from the page.
+DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
+DOCS_CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; "
+    "script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
+    "font-src https://fonts.gstatic.com; "
+    "img-src 'self' data: https://fastapi.tiangolo.com https://cdn.redoc.ly; "
+    "connect-src 'self'; worker-src blob:; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+
+
+def response_headers(path: str) -> dict[str, str]:
+    """The headers every response to ``path`` carries (unless the route set its own)."""
+    if path in DOCS_PATHS:
+        return {**RESPONSE_HEADERS, "Content-Security-Policy": DOCS_CONTENT_SECURITY_POLICY}
+    return RESPONSE_HEADERS
 
 
 # Methods whose requests carry a body this API reads.

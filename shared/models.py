@@ -1,4 +1,4 @@
-"""The two tables: users, and the server-side record of every refresh token issued."""
+"""The tables: users, every refresh token issued, and access tokens revoked before expiry."""
 
 from datetime import datetime
 
@@ -26,6 +26,10 @@ class User(Base):
     is_active: Mapped[bool] = mapped_column(default=True)
     is_superuser: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Every token carries the generation it was issued in (claim ``gen``); raising this ends
+    # every token of the user at once (password change, deactivation). A counter rather than
+    # a "valid after" instant: ``iat`` has whole-second resolution and servers' clocks differ.
+    token_generation: Mapped[int] = mapped_column(default=0)
 
 
 class RefreshToken(Base):
@@ -45,3 +49,16 @@ class RefreshToken(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     replaced_by: Mapped[str | None] = mapped_column(String(64), default=None)
+
+
+class RevokedAccessToken(Base):
+    """An access token ended by logout before its ``exp``: the ``jti`` denylist.
+
+    A row is needed only until the token would have expired anyway; later logouts delete
+    the rows past ``expires_at``, so the table holds at most ~15 minutes of logouts.
+    """
+
+    __tablename__ = "revoked_access_tokens"
+
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)

@@ -7,11 +7,14 @@ from datetime import timedelta
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from shared.audit import configure_logging
 from shared.config import Settings
 from shared.db import create_tables, make_engine, make_session_factory
+from shared.password_policy import PasswordPolicy
 from shared.passwords import PasswordHasher
 from shared.services.users import ensure_superuser
-from shared.tokens import TokenCodec
+from shared.throttle import Throttle
+from shared.tokens import SigningKey, TokenCodec
 
 logger = logging.getLogger("authtwin")
 
@@ -24,11 +27,14 @@ class Runtime:
     read_engine: Engine
     sessions: sessionmaker[Session]
     passwords: PasswordHasher
+    policy: PasswordPolicy
     tokens: TokenCodec
+    throttle: Throttle
 
     @classmethod
     def build(cls, settings: Settings) -> "Runtime":
         """Create the pieces; connects to nothing until ``prepare`` or the first request."""
+        configure_logging()
         engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
         return cls(
             settings=settings,
@@ -40,8 +46,10 @@ class Runtime:
                 time_cost=settings.argon2_time_cost,
                 parallelism=settings.argon2_parallelism,
             ),
+            policy=PasswordPolicy(min_length=settings.password_min_length),
+            throttle=Throttle.from_settings(settings),
             tokens=TokenCodec(
-                key=settings.signing_key(),
+                key=_signing_key(settings),
                 issuer=settings.jwt_issuer,
                 audience=settings.jwt_audience,
                 access_ttl=timedelta(minutes=settings.access_token_minutes),
@@ -66,3 +74,9 @@ class Runtime:
                     password=password.get_secret_value(),
                 )
             logger.info("first superuser ensured", extra={"email": email})
+
+
+def _signing_key(settings: Settings) -> SigningKey:
+    if private_pem := settings.private_key_pem():
+        return SigningKey(private_pem=private_pem)
+    return SigningKey(secret=settings.signing_key())

@@ -99,6 +99,8 @@ class UserUpdate(Input):
 
     full_name: FullName | None = None
     email: Email | None = None
+    # A reset by an administrator: ends every session of the user, like a change does.
+    password: NewPassword | None = None
     is_active: bool | None = None
     is_superuser: bool | None = None
 

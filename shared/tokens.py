@@ -1,25 +1,33 @@
 """Issuing and checking JWTs: the only module that imports python-jose.
 
-RFC 8725 rules applied here: one allowed algorithm, every claim required, the token's kind
-checked both by its ``typ`` header (RFC 8725 §3.11, RFC 9068) and by its ``type`` claim, so an
-access token can never pass as a refresh token or the reverse.
+RFC 8725 rules applied here:
+- one algorithm, chosen by configuration and never by the token (§3.1): HS256 with the
+  secret, or RS256 with a private key whose public half anyone may fetch as a JWKS;
+- no key material from the token: a header other than ``alg``, ``typ`` and our own ``kid``
+  (``jwk``, ``jku``, ``x5u``, ``x5c``, ``crit``, …) is refused outright (§3.10, RFC 7515 §4.1);
+- every claim required, issuer and audience checked (§3.8, §3.9);
+- the token's kind checked by both its ``typ`` header (§3.11, RFC 9068) and its ``type``
+  claim, so an access token can never pass as a refresh token or the reverse.
 """
 
+import base64
+import hashlib
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from jose import jwt
-from jose.exceptions import JWTError
+from jose import jwk, jwt
+from jose.exceptions import JOSEError
 
 from shared.errors import InvalidToken
 from shared.schemas import MAX_DB_INT
 
 TokenType = Literal["access", "refresh"]
-ALGORITHM = "HS256"
 HEADER_TYPES: dict[TokenType, str] = {"access": "at+jwt", "refresh": "rt+jwt"}
-REQUIRED_CLAIMS = ("exp", "iat", "sub", "jti", "aud", "iss")
+REQUIRED_CLAIMS = ("exp", "iat", "nbf", "sub", "jti", "aud", "iss")
+ALLOWED_HEADERS = frozenset({"alg", "typ", "kid"})
 
 
 @dataclass(frozen=True)
@@ -34,13 +42,58 @@ class TokenClaims:
     user_id: int
     jti: str
     type: TokenType
+    # The user's token generation when this was issued; see models.User.token_generation.
+    generation: int
+    expires_at: datetime
+
+
+class SigningKey:
+    """The key that signs and the key that verifies, with the one algorithm they allow."""
+
+    def __init__(self, *, secret: str | None = None, private_pem: str | None = None) -> None:
+        if private_pem:
+            private = jwk.construct(private_pem, algorithm="RS256")
+            self.algorithm = "RS256"
+            self.sign_with: Any = private_pem
+            public = private.public_key()
+            self.verify_with: Any = public.to_pem().decode()
+            self.public_jwk: dict[str, str] | None = {
+                k: str(v) for k, v in public.to_dict().items() if k in {"kty", "n", "e"}
+            }
+            self.kid: str | None = _thumbprint(self.public_jwk)
+        elif secret:
+            self.algorithm, self.sign_with, self.verify_with = "HS256", secret, secret
+            self.public_jwk, self.kid = None, None
+        else:
+            raise ValueError("a secret or a private key is required")
+
+    def jwks(self) -> dict[str, list[dict[str, str]]]:
+        """The public key set (RFC 7517 §5); empty for HS256, whose key must stay secret."""
+        if self.public_jwk is None or self.kid is None:
+            return {"keys": []}
+        return {"keys": [{**self.public_jwk, "kid": self.kid, "use": "sig", "alg": "RS256"}]}
+
+
+def _thumbprint(public_jwk: dict[str, str]) -> str:
+    """RFC 7638 thumbprint: a ``kid`` that names the key by its content."""
+    canonical = json.dumps(
+        {name: public_jwk[name] for name in ("e", "kty", "n")}, separators=(",", ":")
+    )
+    digest = hashlib.sha256(canonical.encode()).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 class TokenCodec:
     def __init__(
-        self, *, key: str, issuer: str, audience: str, access_ttl: timedelta, refresh_ttl: timedelta
+        self,
+        *,
+        key: SigningKey,
+        issuer: str,
+        audience: str,
+        access_ttl: timedelta,
+        refresh_ttl: timedelta,
     ) -> None:
-        self._key = key
+        self.key = key
         self._issuer = issuer
         self._audience = audience
         self._ttl: dict[TokenType, timedelta] = {"access": access_ttl, "refresh": refresh_ttl}
@@ -49,54 +102,75 @@ class TokenCodec:
     def access_ttl_seconds(self) -> int:
         return int(self._ttl["access"].total_seconds())
 
-    def issue(self, *, user_id: int, token_type: TokenType) -> IssuedToken:
-        now = datetime.now(UTC)
+    def issue(self, *, user_id: int, generation: int, token_type: TokenType) -> IssuedToken:
+        """A signed token. Its claims name the user by id only: no email, name or role."""
+        now = datetime.now(UTC).replace(microsecond=0)
         jti = uuid.uuid4().hex
         expires_at = now + self._ttl[token_type]
         claims = {
             "sub": str(user_id),
             "type": token_type,
+            "gen": generation,
             "jti": jti,
             "iat": int(now.timestamp()),
+            "nbf": int(now.timestamp()),
             "exp": int(expires_at.timestamp()),
             "iss": self._issuer,
             "aud": self._audience,
         }
+        headers = {"typ": HEADER_TYPES[token_type]}
+        if self.key.kid:
+            headers["kid"] = self.key.kid
         token = jwt.encode(
-            claims, self._key, algorithm=ALGORITHM, headers={"typ": HEADER_TYPES[token_type]}
+            claims, self.key.sign_with, algorithm=self.key.algorithm, headers=headers
         )
         return IssuedToken(token=token, jti=jti, expires_at=expires_at)
 
     def decode(self, token: str, *, expected_type: TokenType) -> TokenClaims:
-        """Verify signature, claims and kind; any failure is ``InvalidToken`` (401)."""
+        """Verify header, signature, claims and kind; any failure is ``InvalidToken`` (401)."""
         try:
             header = jwt.get_unverified_header(token)
+            self._check_header(header, expected_type)
             claims = jwt.decode(
                 token,
-                self._key,
-                algorithms=[ALGORITHM],
+                self.key.verify_with,
+                algorithms=[self.key.algorithm],
                 audience=self._audience,
                 issuer=self._issuer,
                 options={f"require_{claim}": True for claim in REQUIRED_CLAIMS},
             )
-        except (JWTError, ValueError, TypeError, KeyError, AttributeError):
-            # jose raises JWTError for what it anticipates; hostile input has produced the
-            # others from inside it, and they must not become a 500.
+            return self._checked_claims(claims, expected_type)
+        except (JOSEError, ValueError, TypeError, KeyError, AttributeError, OverflowError):
+            # jose raises JOSEError for what it anticipates; hostile input has produced the
+            # others from inside it (and from our own int()), and they must not become a 500.
             raise InvalidToken from None
-        return self._checked_claims(header, claims, expected_type)
 
-    def _checked_claims(
-        self, header: dict[str, Any], claims: dict[str, Any], expected_type: TokenType
-    ) -> TokenClaims:
+    def _check_header(self, header: dict[str, Any], expected_type: TokenType) -> None:
+        if not isinstance(header, dict) or set(header) - ALLOWED_HEADERS:
+            raise InvalidToken
+        if header.get("alg") != self.key.algorithm or header.get("kid") != self.key.kid:
+            raise InvalidToken
+        if header.get("typ") != HEADER_TYPES[expected_type]:
+            raise InvalidToken
+
+    def _checked_claims(self, claims: dict[str, Any], expected_type: TokenType) -> TokenClaims:
         # jose accepts ``exp == now``; RFC 7519 §4.1.4 says "on or after" is expired.
-        if claims["exp"] <= datetime.now(UTC).timestamp():
+        if claims["exp"] <= datetime.now(UTC).timestamp() or claims["type"] != expected_type:
             raise InvalidToken
-        if header.get("typ") != HEADER_TYPES[expected_type] or claims.get("type") != expected_type:
+        sub, jti, generation = claims["sub"], claims["jti"], claims["gen"]
+        if not (isinstance(sub, str) and sub.isascii() and sub.isdigit()):
             raise InvalidToken
-        sub, jti = claims["sub"], claims["jti"]
-        if not (isinstance(sub, str) and sub.isascii() and sub.isdigit() and isinstance(jti, str)):
+        if not (isinstance(jti, str) and 0 < len(jti) <= 64):
+            raise InvalidToken
+        if type(generation) is not int or not 0 <= generation <= MAX_DB_INT:
             raise InvalidToken
         user_id = int(sub)
         if not 0 < user_id <= MAX_DB_INT:
             raise InvalidToken
-        return TokenClaims(user_id=user_id, jti=jti, type=expected_type)
+        return TokenClaims(
+            user_id=user_id,
+            jti=jti,
+            type=expected_type,
+            generation=generation,
+            expires_at=datetime.fromtimestamp(claims["exp"], UTC),
+        )

@@ -17,6 +17,7 @@ from shared.config import Settings
 
 API_PREFIX = "/api/v1"
 IN_PROCESS_BASE = "http://testserver" + API_PREFIX
+CLIENT_IP = "127.0.0.1"
 
 ClientFactory = Callable[[Settings], AbstractContextManager[httpx2.Client]]
 
@@ -25,7 +26,10 @@ ClientFactory = Callable[[Settings], AbstractContextManager[httpx2.Client]]
 def fastapi_client(settings: Settings) -> Iterator[httpx2.Client]:
     # `with` runs the lifespan (tables, first superuser) and keeps one event loop for the
     # whole test, which the async engine's pooled connections are bound to.
-    with TestClient(fastapi_app.create_app(settings), base_url=IN_PROCESS_BASE) as client:
+    app = fastapi_app.create_app(settings)
+    # The peer address the Flask transport and a local live server report, so per-address
+    # limits and X-Forwarded-For trust see the same client on every target.
+    with TestClient(app, base_url=IN_PROCESS_BASE, client=(CLIENT_IP, 50000)) as client:
         yield client
 
 
@@ -39,7 +43,7 @@ def flask_client(settings: Settings) -> Iterator[httpx2.Client]:
         environ.setdefault("wsgi.input_terminated", True)
         return app(environ, start_response)
 
-    transport = httpx2.WSGITransport(app=served)
+    transport = httpx2.WSGITransport(app=served, remote_addr=CLIENT_IP)
     try:
         with httpx2.Client(transport=transport, base_url=IN_PROCESS_BASE) as client:
             yield client

@@ -7,13 +7,16 @@ was started with.
 """
 
 import os
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import NoReturn
 
 import httpx2
 import psycopg
 import pytest
+import redis
 from psycopg import sql
 from sqlalchemy import Engine, create_engine, text
 
@@ -38,12 +41,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "target" in metafunc.fixturenames:
-        if metafunc.config.getoption("--base-url"):
-            metafunc.parametrize("target", ["live"], indirect=True)
-        else:
-            ids = [f"{app}-{db}" for app in APPS for db in DATABASES]
-            metafunc.parametrize("target", ids, indirect=True)
+    for name in ("target", "configured"):
+        if name in metafunc.fixturenames:
+            if metafunc.config.getoption("--base-url"):
+                metafunc.parametrize(name, ["live"], indirect=True)
+            else:
+                ids = [f"{app}-{db}" for app in APPS for db in DATABASES]
+                metafunc.parametrize(name, ids, indirect=True)
     if "app_name" in metafunc.fixturenames:
         metafunc.parametrize("app_name", list(APPS))
 
@@ -68,6 +72,9 @@ def in_process_settings(database: str, **overrides: object) -> Settings:
         "first_superuser_email": ADMIN_EMAIL,
         "first_superuser_password": ADMIN_PASSWORD,
         "db_pool_size": 5,
+        # The suite logs in hundreds of times from one address; the tests of the per-IP
+        # limit turn it back on (the per-account lockout cannot be turned off).
+        "rate_limit_enabled": False,
     }
     values.update(overrides)
     return Settings.model_validate(values)
@@ -80,7 +87,8 @@ def postgres_engine() -> Iterator[Engine]:
     if not raw:
         _missing_postgres("AUTHTWIN_TEST_POSTGRES_URL is not set")
     url = database_url(raw)
-    name = f"authtwin_test_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+    # Named per process, so two runs at once (two checkouts, a watcher) never share one.
+    name = f"authtwin_test_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{os.getpid()}"
     conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
     try:
         admin = psycopg.connect(conninfo, autocommit=True, connect_timeout=5)
@@ -102,9 +110,35 @@ def postgres_engine() -> Iterator[Engine]:
 
 
 def _missing_postgres(reason: str) -> NoReturn:
+    _missing("PostgreSQL", reason)
+
+
+def _missing(service: str, reason: str) -> NoReturn:
     if IN_CI:
-        pytest.fail(f"CI requires PostgreSQL: {reason}", pytrace=False)
+        pytest.fail(f"CI requires {service}: {reason}", pytrace=False)
     pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The real Redis the throttling counters use on the PostgreSQL targets."""
+    url = os.environ.get("AUTHTWIN_TEST_REDIS_URL")
+    if not url:
+        _missing("Redis", "AUTHTWIN_TEST_REDIS_URL is not set")
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=5).ping()
+    except redis.RedisError as exc:
+        _missing("Redis", f"Redis at {url} is unreachable: {exc}")
+    return url
+
+
+def storage_for(request: pytest.FixtureRequest, db: str) -> dict[str, object]:
+    """The production pairing: PostgreSQL targets keep their counters in Redis (under a
+    prefix of their own, so tests never share a counter); SQLite ones in memory."""
+    if db != "postgresql":
+        return {}
+    url: str = request.getfixturevalue("redis_url")
+    return {"redis_url": url, "redis_key_prefix": f"authtwin-test-{uuid.uuid4().hex}"}
 
 
 @pytest.fixture
@@ -137,8 +171,34 @@ def target(request: pytest.FixtureRequest, database_for) -> Iterator[Api]:  # ty
             )
         return
     app, db = request.param.split("-")
-    with APPS[app](in_process_settings(database_for(db))) as client:
+    settings = in_process_settings(database_for(db), **storage_for(request, db))
+    with APPS[app](settings) as client:
         yield Api(client, ADMIN_EMAIL, ADMIN_PASSWORD, TEST_SECRET)
+
+
+ConfiguredApi = Callable[..., Api]
+
+
+@pytest.fixture
+def configured(request: pytest.FixtureRequest, database_for) -> Iterator[ConfiguredApi]:  # type: ignore[no-untyped-def]
+    """``configured(**settings)`` → this target's app built with some settings changed.
+
+    For protections whose trigger is a setting (a low rate limit, a CORS origin, an RS256
+    key): in-process only, as a live server's settings are fixed when it starts.
+    """
+    if request.param == "live":
+        pytest.skip("builds the app with its own settings; not run against --base-url")
+    app, db = request.param.split("-")
+    with ExitStack() as stack:
+
+        def build(**overrides: object) -> Api:
+            settings = in_process_settings(
+                database_for(db), **{**storage_for(request, db), **overrides}
+            )
+            client = stack.enter_context(APPS[app](settings))
+            return Api(client, ADMIN_EMAIL, ADMIN_PASSWORD, TEST_SECRET)
+
+        yield build
 
 
 @pytest.fixture

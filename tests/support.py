@@ -83,21 +83,30 @@ def forge(
     issuer: str = "authtwin",
     audience: str = "authtwin-api",
     drop: tuple[str, ...] = (),
+    not_before: timedelta = timedelta(0),
+    generation: object = 0,
+    headers: dict[str, Any] | None = None,
+    **claims_changed: Any,
 ) -> str:
     """A token signed with ``secret``: valid unless the caller changes something."""
     now = datetime.now(UTC)
     claims: dict[str, Any] = {
         "sub": sub,
         "type": token_type,
+        "gen": generation,
         "jti": uuid.uuid4().hex,
         "iat": int(now.timestamp()),
+        "nbf": int((now + not_before).timestamp()),
         "exp": int((now + lifetime).timestamp()),
         "iss": issuer,
         "aud": audience,
+        **claims_changed,
     }
     for name in drop:
         claims.pop(name)
-    return str(jwt.encode(claims, secret, algorithm=algorithm, headers={"typ": typ}))
+    return str(
+        jwt.encode(claims, secret, algorithm=algorithm, headers={"typ": typ, **(headers or {})})
+    )
 
 
 def assert_error(response: httpx2.Response, status: int, detail: str | None = None) -> None:

@@ -78,8 +78,10 @@ def test_login_upgrades_a_bcrypt_hash_in_the_database(tmp_path: Path) -> None:
             session=session,
             passwords=runtime.passwords,
             tokens=runtime.tokens,
+            throttle=runtime.throttle,
             email="old@example.com",
             password="legacy password",
+            client_ip="192.0.2.1",
         )
     with runtime.sessions() as session:
         stored = session.scalars(select(User.hashed_password)).one()
@@ -115,10 +117,22 @@ def run_python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.parametrize("package", ["fastapi_app", "flask_app"])
-def test_apps_refuse_to_start_in_production_without_a_secret(package: str) -> None:
-    result = run_python(f"import {package}; {package}.create_app()", AUTHTWIN_ENV="production")
+@pytest.mark.parametrize(
+    ("secret", "message"),
+    [(None, "must be set outside development"), ("changeme", "well-known placeholder"),
+     ("x" * 31, "must be at least 32 bytes")],
+    ids=["missing", "placeholder", "short"],
+)  # fmt: skip
+def test_apps_refuse_to_start_in_production_with_a_weak_secret(
+    package: str, secret: str | None, message: str
+) -> None:
+    env = {"AUTHTWIN_ENV": "production"}
+    if secret is not None:
+        env["AUTHTWIN_SECRET_KEY"] = secret
+    result = run_python(f"import {package}; {package}.create_app()", **env)
     assert result.returncode != 0
-    assert "AUTHTWIN_SECRET_KEY must be set outside development" in result.stderr
+    assert message in result.stderr
+    assert secret is None or secret not in result.stderr  # the message names no secret
 
 
 def test_cli_creates_a_superuser_idempotently(tmp_path: Path) -> None:
@@ -141,16 +155,20 @@ def test_cli_creates_a_superuser_idempotently(tmp_path: Path) -> None:
     runtime.engine.dispose()
 
 
-def test_cli_rejects_a_short_password(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("password", "reason"),
+    [("short", "at least 8"), ("password123", "too common"), ("a@example.com", "email")],
+)
+def test_cli_refuses_a_password_the_api_would(tmp_path: Path, password: str, reason: str) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "shared.cli", "create-superuser", "--email", "a@example.com",
          "--password-stdin"],
-        input="short\n",
+        input=f"{password}\n",
         env={**os.environ, "AUTHTWIN_DATABASE_URL": f"sqlite:///{tmp_path / 'x.sqlite'}"},
         cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert result.returncode == 2
-    assert "password" in result.stderr
+    assert reason in result.stderr
 
 
 def test_first_superuser_at_start_up_is_idempotent(tmp_path: Path) -> None:

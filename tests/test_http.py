@@ -45,10 +45,28 @@ def test_options_is_not_answered_implicitly(client: httpx2.Client) -> None:
     assert_error(client.options("/users/me"), 405, "Method Not Allowed")
 
 
-def test_every_response_says_nosniff_and_no_store(client: httpx2.Client) -> None:
-    for response in (client.get("/health"), client.get("/no-such-route")):
-        assert response.headers["x-content-type-options"] == "nosniff"
-        assert response.headers["cache-control"] == "no-store"
+def test_every_response_carries_the_security_headers(client: httpx2.Client, user: Account) -> None:
+    """OWASP REST Security Cheat Sheet headers on successes, errors and token responses."""
+    responses = [
+        client.get("/health"),
+        client.get("/no-such-route"),
+        client.get("/users/me", headers=user.headers),
+        client.get("/users/me"),
+        client.delete("/health"),
+        client.post("/auth/login", json={"email": user.email, "password": user.password}),
+        client.post("/auth/signup", json={}),
+    ]
+    for response in responses:
+        headers = response.headers
+        assert headers["x-content-type-options"] == "nosniff"
+        assert headers["cache-control"] == "no-store"
+        assert headers["referrer-policy"] == "no-referrer"
+        assert "frame-ancestors 'none'" in headers["content-security-policy"]
+        assert "default-src 'none'" in headers["content-security-policy"]
+        assert headers["x-frame-options"] == "DENY"
+        # No banner naming a server and its version for an attacker to look up.
+        assert not any(char.isdigit() for char in headers.get("server", ""))
+        assert "x-powered-by" not in headers
 
 
 def test_health(client: httpx2.Client) -> None:

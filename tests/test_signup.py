@@ -108,7 +108,7 @@ def test_invalid_signup_bodies_are_422(
 
 @pytest.mark.parametrize(
     "password",
-    ["12345678", "p" * 128, "pässwörd-ünïcode", "🔑" * 8, "'; DROP TABLE users; --", "  spaces  "],
+    ["73910582", "p" * 128, "pässwörd-ünïcode", "🔑" * 8, "'; DROP TABLE users; --", "  spaces  "],
     ids=["digits-only", "max-length", "accents", "emoji", "sql-looking", "spaces"],
 )
 def test_any_password_of_8_to_128_characters_is_accepted(

@@ -18,7 +18,9 @@ def decode_unverified(token: str) -> tuple[dict[str, object], dict[str, object]]
 def test_access_token_carries_every_required_claim(user: Account) -> None:
     header, claims = decode_unverified(user.access_token)
     assert header == {"alg": "HS256", "typ": "at+jwt"}
-    assert set(claims) == {"sub", "type", "jti", "iat", "exp", "iss", "aud"}
+    # The user's id and nothing personal: no email, name, role or password hash.
+    assert set(claims) == {"sub", "type", "gen", "jti", "iat", "nbf", "exp", "iss", "aud"}
+    assert claims["nbf"] == claims["iat"]
     assert claims["sub"] == str(user.id)
     assert claims["type"] == "access"
     assert claims["exp"] - claims["iat"] == 15 * 60  # type: ignore[operator]
@@ -72,7 +74,23 @@ def forged_cases(secret: str, user_id: int) -> dict[str, str]:
         "refresh-claim-only": forge(secret, sub=sub, token_type="refresh"),
         "refresh-header-only": forge(secret, sub=sub, typ="rt+jwt"),
         "plain-jwt-typ": forge(secret, sub=sub, typ="JWT"),
+        "hs384": forge(secret, sub=sub, algorithm="HS384"),
         "hs512": forge(secret, sub=sub, algorithm="HS512"),
+        "not-yet-valid": forge(secret, sub=sub, not_before=timedelta(minutes=5)),
+        "no-nbf": forge(secret, sub=sub, drop=("nbf",)),
+        "no-gen": forge(secret, sub=sub, drop=("gen",)),
+        "older-generation": forge(secret, sub=sub, generation=-1),
+        "newer-generation": forge(secret, sub=sub, generation=1),
+        "gen-not-a-number": forge(secret, sub=sub, generation="0"),
+        "no-type": forge(secret, sub=sub, drop=("type",)),
+        "jwk-header": forge(secret, sub=sub, headers={"jwk": {"kty": "oct", "k": "c2VjcmV0"}}),
+        "jku-header": forge(secret, sub=sub, headers={"jku": "https://attacker.example/jwks"}),
+        "x5u-header": forge(secret, sub=sub, headers={"x5u": "https://attacker.example/cert"}),
+        "x5c-header": forge(secret, sub=sub, headers={"x5c": ["MIIB"]}),
+        "crit-header": forge(secret, sub=sub, headers={"crit": ["exp"]}),
+        "kid-path": forge(secret, sub=sub, headers={"kid": "../../../../dev/null"}),
+        "kid-sql": forge(secret, sub=sub, headers={"kid": "' OR '1'='1"}),
+        "kid-empty": forge(secret, sub=sub, headers={"kid": ""}),
         "wrong-key": forge("another-key-entirely-another-key-entirely", sub=sub),
         "sub-not-a-number": forge(secret, sub="admin"),
         "sub-negative": forge(secret, sub="-1"),
@@ -131,8 +149,27 @@ def test_access_token_is_not_a_refresh_token(client: httpx2.Client, user: Accoun
 
 
 def test_token_in_the_query_string_is_ignored(client: httpx2.Client, user: Account) -> None:
+    """RFC 6750 §2.3 allows it, RFC 8725 and OWASP advise against: URLs end up in logs."""
     response = client.get("/users/me", params={"access_token": user.access_token})
     assert_unauthorized(response)
+    assert 'error="invalid_token"' not in response.headers["www-authenticate"]
+
+
+def test_tokens_of_a_deleted_user_are_401(client: httpx2.Client, user: Account) -> None:
+    assert client.delete("/users/me", headers=user.headers).status_code == 204
+    response = client.get("/users/me", headers=user.headers)
+    assert_unauthorized(response)
+    assert 'error="invalid_token"' in response.headers["www-authenticate"]
+    assert_unauthorized(client.post("/auth/refresh", json={"refresh_token": user.refresh_token}))
+
+
+def test_tokens_of_a_deactivated_user_are_401(
+    client: httpx2.Client, admin: Account, user: Account
+) -> None:
+    client.patch(f"/users/{user.id}", json={"is_active": False}, headers=admin.headers)
+    response = client.get("/users/me", headers=user.headers)
+    assert_unauthorized(response)
+    assert 'error="invalid_token"' in response.headers["www-authenticate"]
 
 
 def test_issuer_and_audience_come_from_settings(target: Api, user: Account) -> None:

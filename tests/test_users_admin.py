@@ -7,9 +7,12 @@ import pytest
 
 from tests.support import (
     Account,
+    all_at_once,
     assert_error,
     assert_unauthorized,
     assert_validation_error,
+    bearer,
+    log_in,
     sign_up,
     unique_email,
 )
@@ -123,14 +126,20 @@ def test_superuser_updates_a_user(client: httpx2.Client, admin: Account, user: A
     client.patch(f"/users/{user.id}", json={"is_superuser": False}, headers=admin.headers)
 
 
-def test_deactivation_stops_existing_access_tokens_at_once(
+def test_deactivation_ends_every_token_for_good(
     client: httpx2.Client, admin: Account, user: Account
 ) -> None:
+    """ASVS v5 7.4.2: disabling an account terminates its sessions; reactivating does not
+    bring them back, the user logs in again."""
     assert client.get("/users/me", headers=user.headers).status_code == 200
     client.patch(f"/users/{user.id}", json={"is_active": False}, headers=admin.headers)
     assert_unauthorized(client.get("/users/me", headers=user.headers))
     client.patch(f"/users/{user.id}", json={"is_active": True}, headers=admin.headers)
-    assert client.get("/users/me", headers=user.headers).status_code == 200
+    assert_unauthorized(client.get("/users/me", headers=user.headers))
+    refreshed = client.post("/auth/refresh", json={"refresh_token": user.refresh_token})
+    assert_unauthorized(refreshed)
+    fresh = log_in(client, user.email, user.password)
+    assert client.get("/users/me", headers=bearer(fresh["access_token"])).status_code == 200
 
 
 def test_update_user_to_a_taken_email_is_409(
@@ -142,9 +151,9 @@ def test_update_user_to_a_taken_email_is_409(
 
 @pytest.mark.parametrize(
     "body",
-    [{"is_active": "maybe"}, {"email": "not-an-email"}, {"password": "new-password"},
+    [{"is_active": "maybe"}, {"email": "not-an-email"}, {"password": "short"},
      {"id": 7}, {"full_name": "x" * 256}],
-    ids=["bool-word", "bad-email", "password", "id", "name-too-long"],
+    ids=["bool-word", "bad-email", "short-password", "id", "name-too-long"],
 )  # fmt: skip
 def test_update_user_validates_the_body(
     client: httpx2.Client, admin: Account, user: Account, body: dict[str, object]
@@ -194,3 +203,26 @@ def test_delete_user_is_for_superusers(
 ) -> None:
     assert_error(client.delete(f"/users/{admin.id}", headers=user.headers), 403)
     assert_unauthorized(client.delete(f"/users/{admin.id}"))
+
+
+def test_two_superusers_demoting_each_other_at_once_leave_one(
+    client: httpx2.Client, admin: Account, user: Account
+) -> None:
+    """The last-superuser rule holds under a race: the checks take turns."""
+    promote = client.patch(f"/users/{user.id}", json={"is_superuser": True}, headers=admin.headers)
+    assert promote.status_code == 200
+    pairs = iter([(admin, user), (user, admin)])
+
+    def demote() -> httpx2.Response:
+        actor, other = next(pairs)
+        return client.patch(f"/users/{other.id}", json={"is_superuser": False},
+                            headers=actor.headers)  # fmt: skip
+
+    assert all_at_once(2, demote) == [200, 403]
+    remaining = list_users(client, admin if is_superuser(client, admin) else user)
+    assert sum(item["is_superuser"] for item in remaining["items"]) == 1
+
+
+def is_superuser(client: httpx2.Client, account: Account) -> bool:
+    me: dict[str, Any] = client.get("/users/me", headers=account.headers).json()
+    return bool(me["is_superuser"])

@@ -3,7 +3,15 @@
 from fastapi import APIRouter, Request, status
 from starlette.concurrency import run_in_threadpool
 
-from fastapi_app.deps import CurrentUser, JSONBody, RuntimeDep, SessionDep
+from fastapi_app.deps import (
+    AccessClaims,
+    ClientIP,
+    CurrentUser,
+    JSONBody,
+    RuntimeDep,
+    SessionDep,
+    rate_limited,
+)
 from shared.schemas import (
     LoginRequest,
     OAuth2PasswordForm,
@@ -30,14 +38,27 @@ TOKEN_FORM_DOCS = {
     "/signup",
     status_code=status.HTTP_201_CREATED,
     response_model=UserPublic,
-    dependencies=[JSONBody],
+    dependencies=[JSONBody, rate_limited("signup")],
 )
-def signup(body: UserCreate, session: SessionDep, runtime: RuntimeDep) -> object:
-    return auth.signup(session=session, passwords=runtime.passwords, data=body)
+def signup(body: UserCreate, session: SessionDep, runtime: RuntimeDep, ip: ClientIP) -> object:
+    return auth.signup(
+        session=session,
+        passwords=runtime.passwords,
+        policy=runtime.policy,
+        data=body,
+        client_ip=ip,
+    )
 
 
-@router.post("/token", response_model=TokenPair, openapi_extra=TOKEN_FORM_DOCS)
-async def issue_token(request: Request, session: SessionDep, runtime: RuntimeDep) -> object:
+@router.post(
+    "/token",
+    response_model=TokenPair,
+    openapi_extra=TOKEN_FORM_DOCS,
+    dependencies=[rate_limited("token")],
+)
+async def issue_token(
+    request: Request, session: SessionDep, runtime: RuntimeDep, ip: ClientIP
+) -> object:
     # The form is read, not declared as Form() parameters: those would keep one of two
     # repeated fields (RFC 6749 forbids repeats) and answer a missing one with 422, where the
     # grant must answer 400 invalid_request. The body is at most max_body_bytes, so that
@@ -49,30 +70,46 @@ async def issue_token(request: Request, session: SessionDep, runtime: RuntimeDep
         session=session,
         passwords=runtime.passwords,
         tokens=runtime.tokens,
+        throttle=runtime.throttle,
         fields=fields,
+        client_ip=ip,
     )
 
 
-@router.post("/login", response_model=TokenPair, dependencies=[JSONBody])
-def login(body: LoginRequest, session: SessionDep, runtime: RuntimeDep) -> object:
+@router.post("/login", response_model=TokenPair, dependencies=[JSONBody, rate_limited("login")])
+def login(body: LoginRequest, session: SessionDep, runtime: RuntimeDep, ip: ClientIP) -> object:
     return auth.login(
         session=session,
         passwords=runtime.passwords,
         tokens=runtime.tokens,
+        throttle=runtime.throttle,
         email=body.email,
         password=body.password,
+        client_ip=ip,
     )
 
 
-@router.post("/refresh", response_model=TokenPair, dependencies=[JSONBody])
-def refresh(body: RefreshRequest, session: SessionDep, runtime: RuntimeDep) -> object:
-    return auth.refresh(session=session, tokens=runtime.tokens, refresh_token=body.refresh_token)
+@router.post("/refresh", response_model=TokenPair, dependencies=[JSONBody, rate_limited("refresh")])
+def refresh(body: RefreshRequest, session: SessionDep, runtime: RuntimeDep, ip: ClientIP) -> object:
+    return auth.refresh(
+        session=session, tokens=runtime.tokens, refresh_token=body.refresh_token, client_ip=ip
+    )
 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, dependencies=[JSONBody])
 def logout(
-    body: RefreshRequest, user: CurrentUser, session: SessionDep, runtime: RuntimeDep
+    body: RefreshRequest,
+    user: CurrentUser,
+    access: AccessClaims,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    ip: ClientIP,
 ) -> None:
     auth.logout(
-        session=session, tokens=runtime.tokens, actor=user, refresh_token=body.refresh_token
+        session=session,
+        tokens=runtime.tokens,
+        actor=user,
+        access=access,
+        refresh_token=body.refresh_token,
+        client_ip=ip,
     )

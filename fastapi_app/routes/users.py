@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, status
 
-from fastapi_app.deps import CurrentUser, JSONBody, RuntimeDep, SessionDep, Superuser
+from fastapi_app.deps import ClientIP, CurrentUser, JSONBody, RuntimeDep, SessionDep, Superuser
 from shared.schemas import (
     MAX_DB_INT,
     PageParams,
@@ -34,14 +34,16 @@ def update_me(
 
 @router.put("/me/password", status_code=status.HTTP_204_NO_CONTENT, dependencies=[JSONBody])
 def change_password(
-    body: PasswordChange, user: CurrentUser, session: SessionDep, runtime: RuntimeDep
+    body: PasswordChange, user: CurrentUser, session: SessionDep, runtime: RuntimeDep, ip: ClientIP
 ) -> None:
     users.change_password(
         session=session,
         passwords=runtime.passwords,
+        policy=runtime.policy,
         user_id=user.id,
         current=body.current_password,
         new=body.new_password,
+        client_ip=ip,
     )
 
 
@@ -61,8 +63,16 @@ def read_user(user_id: UserIdPath, user: CurrentUser, session: SessionDep) -> ob
 
 
 @router.patch("/{user_id}", response_model=UserPublic, dependencies=[JSONBody])
-def update_user(user_id: UserIdPath, body: UserUpdate, _: Superuser, session: SessionDep) -> object:
-    return users.update_user(session=session, user_id=user_id, data=body)
+def update_user(
+    user_id: UserIdPath, body: UserUpdate, _: Superuser, session: SessionDep, runtime: RuntimeDep
+) -> object:
+    return users.update_user(
+        session=session,
+        passwords=runtime.passwords,
+        policy=runtime.policy,
+        user_id=user_id,
+        data=body,
+    )
 
 
 @router.delete("/{user_id}", status_code=status.HTTP_204_NO_CONTENT)

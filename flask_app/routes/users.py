@@ -6,6 +6,7 @@ from flask.typing import ResponseReturnValue
 from flask_app.deps import (
     current_superuser,
     current_user,
+    get_client_ip,
     get_runtime,
     get_session,
     json_body,
@@ -47,12 +48,15 @@ def update_me() -> ResponseReturnValue:
 def change_password() -> ResponseReturnValue:
     user = current_user()
     body = json_body(PasswordChange)
+    runtime = get_runtime()
     users.change_password(
         session=get_session(),
-        passwords=get_runtime().passwords,
+        passwords=runtime.passwords,
+        policy=runtime.policy,
         user_id=user.id,
         current=body.current_password,
         new=body.new_password,
+        client_ip=get_client_ip(),
     )
     return no_content()
 
@@ -82,7 +86,14 @@ def read_user(user_id: str) -> ResponseReturnValue:
 def update_user(user_id: str) -> ResponseReturnValue:
     current_superuser()
     target, body = path_user_id_and_body(user_id, UserUpdate)
-    updated = users.update_user(session=get_session(), user_id=target, data=body)
+    runtime = get_runtime()
+    updated = users.update_user(
+        session=get_session(),
+        passwords=runtime.passwords,
+        policy=runtime.policy,
+        user_id=target,
+        data=body,
+    )
     return serialize(UserPublic, updated)
 
 

@@ -1,22 +1,22 @@
-"""The server-side refresh token store: issue, rotate, revoke.
+"""The server-side token store: issue, rotate and revoke refresh tokens; deny access tokens.
 
 Refresh tokens are JWTs whose ``jti`` must also be a live row here; that row is what makes
 them revocable, single-use and traceable to a family (one login's chain of rotations).
 """
 
-from sqlalchemy import ColumnElement, update
+from sqlalchemy import ColumnElement, delete, update
 from sqlalchemy.orm import Session
 
 from shared import errors
 from shared.db import utcnow
-from shared.models import RefreshToken
+from shared.models import RefreshToken, RevokedAccessToken, User
 from shared.schemas import TokenPair
 from shared.tokens import TokenClaims, TokenCodec
 
 
-def issue_pair(*, session: Session, tokens: TokenCodec, user_id: int) -> TokenPair:
+def issue_pair(*, session: Session, tokens: TokenCodec, user: User) -> TokenPair:
     """A new access + refresh pair whose refresh token starts a new family (a new login)."""
-    pair, _ = _mint(session=session, tokens=tokens, user_id=user_id, family_id=None)
+    pair, _ = _mint(session=session, tokens=tokens, user=user, family_id=None)
     session.commit()
     return pair
 
@@ -29,7 +29,7 @@ def find(*, session: Session, claims: TokenClaims) -> RefreshToken:
     return record
 
 
-def rotate(*, session: Session, tokens: TokenCodec, record: RefreshToken) -> TokenPair:
+def rotate(*, session: Session, tokens: TokenCodec, record: RefreshToken, user: User) -> TokenPair:
     """Spend ``record`` and issue its successor in the same family, in one transaction.
 
     The spend is a conditional UPDATE rather than read-then-write, so two concurrent refreshes
@@ -37,9 +37,7 @@ def rotate(*, session: Session, tokens: TokenCodec, record: RefreshToken) -> Tok
     treated as reuse.
     """
     family_id = record.family_id
-    pair, new_jti = _mint(
-        session=session, tokens=tokens, user_id=record.user_id, family_id=family_id
-    )
+    pair, new_jti = _mint(session=session, tokens=tokens, user=user, family_id=family_id)
     spent = _revoke(
         session,
         (RefreshToken.jti == record.jti),
@@ -55,6 +53,18 @@ def rotate(*, session: Session, tokens: TokenCodec, record: RefreshToken) -> Tok
 
 def revoke_family(*, session: Session, family_id: str) -> None:
     _revoke(session, RefreshToken.family_id == family_id)
+    # Twice: under READ COMMITTED (PostgreSQL), a rotation that committed while the first
+    # statement waited on its row lock left a successor that statement could not see; a new
+    # statement sees it. (SQLite runs one writer at a time and needs no second pass.)
+    _revoke(session, RefreshToken.family_id == family_id)
+    session.commit()
+
+
+def deny_access_token(*, session: Session, claims: TokenClaims) -> None:
+    """Refuse this access token from now until it expires on its own (logout)."""
+    # Rows past expiry deny nothing any more: each logout clears them out.
+    session.execute(delete(RevokedAccessToken).where(RevokedAccessToken.expires_at <= utcnow()))
+    session.add(RevokedAccessToken(jti=claims.jti, expires_at=claims.expires_at))
     session.commit()
 
 
@@ -64,14 +74,15 @@ def revoke_all(*, session: Session, user_id: int) -> None:
 
 
 def _mint(
-    *, session: Session, tokens: TokenCodec, user_id: int, family_id: str | None
+    *, session: Session, tokens: TokenCodec, user: User, family_id: str | None
 ) -> tuple[TokenPair, str]:
-    access = tokens.issue(user_id=user_id, token_type="access")
-    refresh = tokens.issue(user_id=user_id, token_type="refresh")
+    issue = {"user_id": user.id, "generation": user.token_generation}
+    access = tokens.issue(**issue, token_type="access")
+    refresh = tokens.issue(**issue, token_type="refresh")
     session.add(
         RefreshToken(
             jti=refresh.jti,
-            user_id=user_id,
+            user_id=user.id,
             family_id=family_id or refresh.jti,
             expires_at=refresh.expires_at,
         )

@@ -1,11 +1,13 @@
 """Accounts: creating, reading, changing and deleting users."""
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from shared import errors
+from shared.audit import auth_event
 from shared.models import RefreshToken, User
+from shared.password_policy import PasswordPolicy
 from shared.passwords import PasswordHasher
 from shared.schemas import PageParams, UserCreate, UserPage, UserPublic, UserUpdate, UserUpdateMe
 from shared.services import refresh_tokens
@@ -71,24 +73,58 @@ def update_me(
     return user
 
 
+def check_new_password(
+    policy: PasswordPolicy, password: str, *, email: str | None, field: str
+) -> None:
+    """422 at ``["body", field]`` for a password the policy refuses, with its reason."""
+    if (problem := policy.problem(password, email=email)) is not None:
+        raise errors.RequestValidationFailed(
+            [{"type": "password_policy", "loc": ["body", field], "msg": problem}]
+        )
+
+
 def change_password(
-    *, session: Session, passwords: PasswordHasher, user_id: int, current: str, new: str
+    *,
+    session: Session,
+    passwords: PasswordHasher,
+    policy: PasswordPolicy,
+    user_id: int,
+    current: str,
+    new: str,
+    client_ip: str,
 ) -> None:
     """Set a new password and end every session: a changed password may mean a stolen one."""
     user = _load(session, user_id)
     if not passwords.verify(current, user.hashed_password).ok:
+        auth_event(
+            "password_change", "failure", client_ip=client_ip, user_id=user_id, reason="current"
+        )
         raise errors.IncorrectPassword
+    check_new_password(policy, new, email=user.email, field="new_password")
     user.hashed_password = passwords.hash(new)
-    refresh_tokens.revoke_all(session=session, user_id=user_id)
+    _end_every_session(session, user)
     session.commit()
+    auth_event("password_change", "success", client_ip=client_ip, user_id=user_id)
 
 
-def update_user(*, session: Session, user_id: int, data: UserUpdate) -> User:
+def update_user(
+    *,
+    session: Session,
+    passwords: PasswordHasher,
+    policy: PasswordPolicy,
+    user_id: int,
+    data: UserUpdate,
+) -> User:
     """A superuser's change to any account. ``null`` leaves a non-nullable field as it is."""
     user = _load(session, user_id)
     demoting = data.is_superuser is False or data.is_active is False
     if demoting and user.is_superuser and user.is_active:
         _keep_one_superuser(session, user)
+    if data.password is not None:
+        check_new_password(policy, data.password, email=data.email or user.email, field="password")
+        user.hashed_password = passwords.hash(data.password)
+    if data.password is not None or (data.is_active is False and user.is_active):
+        _end_every_session(session, user)
     if "full_name" in data.model_fields_set:
         user.full_name = data.full_name
     for field in ("email", "is_active", "is_superuser"):
@@ -96,6 +132,12 @@ def update_user(*, session: Session, user_id: int, data: UserUpdate) -> User:
             setattr(user, field, value)
     _commit_or_email_taken(session)
     return user
+
+
+def _end_every_session(session: Session, user: User) -> None:
+    """Every token of ``user`` stops working: access tokens by generation, refresh by row."""
+    user.token_generation += 1
+    refresh_tokens.revoke_all(session=session, user_id=user.id)
 
 
 def delete_me(*, session: Session, user_id: int) -> None:
@@ -119,11 +161,24 @@ def _load(session: Session, user_id: int) -> User:
 
 
 def _keep_one_superuser(session: Session, user: User) -> None:
-    """Refuse to remove the last active superuser: no one could administer the service."""
-    others = select(func.count()).where(
-        User.is_superuser.is_(True), User.is_active.is_(True), User.id != user.id
+    """Refuse to remove the last active superuser: no one could administer the service.
+
+    Two superusers demoting each other at once must take turns, the second seeing the first's
+    change. PostgreSQL: the superusers' rows stay locked (FOR UPDATE, in id order) until this
+    transaction ends. SQLite has no row locks and reads outside any transaction, so a no-op
+    write first takes its single writer lock, and a concurrent demotion waits for our commit.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(
+            update(User).where(User.id == user.id).values(is_superuser=User.is_superuser)
+        )
+    superusers = (
+        select(User.id)
+        .where(User.is_superuser.is_(True), User.is_active.is_(True))
+        .order_by(User.id)
+        .with_for_update()
     )
-    if not session.scalar(others):
+    if not [user_id for user_id in session.scalars(superusers) if user_id != user.id]:
         raise errors.LastSuperuser
 
 

@@ -1,0 +1,102 @@
+"""Brute-force protection: a per-account lockout and per-client-IP rate limits.
+
+One implementation for both twins, on the ``limits`` library. Counters live in the process
+(``memory://``) by default, or in Redis (``AUTHTWIN_REDIS_URL``) when several processes
+serve: in memory each worker counts alone, and an attacker gets N guesses per worker.
+
+The lockout (NIST SP 800-63B §5.2.2, ASVS v5 6.3.x) counts failed logins per *account*,
+whatever address they come from, and holds even against the right password; a success
+clears it. Unknown emails are counted exactly like real ones, so a lockout tells nothing
+about whether an account exists.
+"""
+
+import hashlib
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ParamSpec, TypeVar
+
+from limits import RateLimitItem, RateLimitItemPerSecond, parse
+from limits.errors import StorageError
+from limits.storage import MemoryStorage, RedisStorage, Storage
+from limits.strategies import MovingWindowRateLimiter
+
+from shared import errors
+from shared.audit import auth_event
+from shared.config import Settings
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+# Operations limited per client address (AUTHTWIN_RATE_LIMIT each).
+LIMITED_OPERATIONS = ("signup", "login", "token", "refresh")
+
+
+@dataclass(frozen=True)
+class Throttle:
+    limiter: MovingWindowRateLimiter
+    # None when AUTHTWIN_RATE_LIMIT_ENABLED=false (load tests from one address).
+    per_client: RateLimitItem | None
+    failures: RateLimitItem
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "Throttle":
+        return cls(
+            limiter=MovingWindowRateLimiter(_storage(settings)),
+            per_client=parse(settings.rate_limit) if settings.rate_limit_enabled else None,
+            failures=RateLimitItemPerSecond(
+                settings.login_max_failures, settings.login_lockout_seconds
+            ),
+        )
+
+    def limit_client(self, operation: str, client_ip: str) -> None:
+        """Count one ``operation`` from ``client_ip``; 429 once over the limit."""
+        if self.per_client is None:
+            return
+        key = ("client", operation, client_ip)
+        if not self._call(self.limiter.hit, self.per_client, *key):
+            auth_event(operation, "failure", client_ip=client_ip, reason="rate_limited")
+            raise errors.TooManyRequests(self._retry_after(self.per_client, *key))
+
+    def check_account(self, email: str) -> None:
+        """429 while the account is locked, before any password is looked at."""
+        key = _account_key(email)
+        if not self._call(self.limiter.test, self.failures, *key):
+            raise errors.TooManyRequests(self._retry_after(self.failures, *key))
+
+    def record_failure(self, email: str) -> None:
+        self._call(self.limiter.hit, self.failures, *_account_key(email))
+
+    def record_success(self, email: str) -> None:
+        """Failures must be consecutive to lock: a success starts the count again."""
+        self._call(self.limiter.clear, self.failures, *_account_key(email))
+
+    def _retry_after(self, item: RateLimitItem, *key: str) -> int:
+        stats = self._call(self.limiter.get_window_stats, item, *key)
+        return max(1, math.ceil(stats.reset_time - time.time()))
+
+    @staticmethod
+    def _call(operation: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return operation(*args, **kwargs)
+        except StorageError:
+            # Without its counters the service cannot limit guessing: fail closed.
+            raise errors.ThrottleUnavailable from None
+
+
+def _account_key(email: str) -> tuple[str, str]:
+    # Hashed, so the counter store (Redis) holds no email addresses.
+    return ("account", hashlib.sha256(email.encode()).hexdigest()[:32])
+
+
+def _storage(settings: Settings) -> Storage:
+    if not settings.redis_url:
+        return MemoryStorage()
+    return RedisStorage(
+        settings.redis_url,
+        key_prefix=settings.redis_key_prefix,
+        wrap_exceptions=True,  # Redis errors arrive as limits' StorageError
+        socket_connect_timeout=2,
+        socket_timeout=2,
+    )
