@@ -5,6 +5,7 @@ from flask import Flask
 from flask_app.deps import install_request_hooks
 from flask_app.errors import install_error_handlers
 from flask_app.middleware import install_middleware
+from flask_app.responses import ContractJSONProvider
 from flask_app.routes import api_bp, well_known
 from shared.config import Settings
 from shared.runtime import Runtime
@@ -20,10 +21,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     # No implicit OPTIONS answers: FastAPI has none, and CORS is a deliberate choice, not a default.
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
-    # Serialise like FastAPI's JSONResponse: keys in model order, UTF-8 as is, compact.
-    app.json.sort_keys = False  # type: ignore[attr-defined]
-    app.json.ensure_ascii = False  # type: ignore[attr-defined]
-    app.json.compact = True  # type: ignore[attr-defined]
+    app.json = ContractJSONProvider(app)
     app.extensions["authtwin"] = runtime
 
     install_middleware(app)  # first: the size check precedes everything, as in FastAPI

@@ -1,9 +1,24 @@
 """Turning service results into responses: what FastAPI's ``response_model`` does for us there."""
 
-from typing import Any
+from typing import Any, cast
 
 from flask import Response, current_app
+from flask.json.provider import DefaultJSONProvider
 from pydantic import BaseModel
+
+
+class ContractJSONProvider(DefaultJSONProvider):
+    """Serialise like FastAPI's JSONResponse, byte for byte: keys in model order, UTF-8 as is,
+    compact, and no trailing newline (Flask's default adds one)."""
+
+    sort_keys = False
+    ensure_ascii = False
+    compact = True
+
+    def response(self, *args: Any, **kwargs: Any) -> Response:
+        obj = self._prepare_response_obj(args, kwargs)
+        body = self.dumps(obj, separators=(",", ":"))
+        return cast(Response, self._app.response_class(body, mimetype=self.mimetype))
 
 
 def serialize(model: type[BaseModel], value: Any) -> dict[str, Any]:

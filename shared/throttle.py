@@ -59,14 +59,16 @@ class Throttle:
             auth_event(operation, "failure", client_ip=client_ip, reason="rate_limited")
             raise errors.TooManyRequests(self._retry_after(self.per_client, *key))
 
-    def check_account(self, email: str) -> None:
-        """429 while the account is locked, before any password is looked at."""
-        key = _account_key(email)
-        if not self._call(self.limiter.test, self.failures, *key):
-            raise errors.TooManyRequests(self._retry_after(self.failures, *key))
+    def count_login_attempt(self, email: str) -> None:
+        """Count an attempt at ``email``'s password, or 429 while the account is locked.
 
-    def record_failure(self, email: str) -> None:
-        self._call(self.limiter.hit, self.failures, *_account_key(email))
+        Counted before the password is checked, in one atomic step: guesses sent at the same
+        moment cannot all pass a check made before any of them was counted. A success then
+        clears the count, so only failures accumulate.
+        """
+        key = _account_key(email)
+        if not self._call(self.limiter.hit, self.failures, *key):
+            raise errors.TooManyRequests(self._retry_after(self.failures, *key))
 
     def record_success(self, email: str) -> None:
         """Failures must be consecutive to lock: a success starts the count again."""

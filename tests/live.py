@@ -5,8 +5,13 @@
 Starts the app under its production server (uvicorn / gunicorn, two worker processes) on a
 fresh SQLite file (or ``AUTHTWIN_DATABASE_URL`` if set), waits for ``/health``, runs
 ``pytest --base-url`` with the same ``AUTHTWIN_*`` settings, and stops the server.
+
+The throttling counters live in the Redis at ``AUTHTWIN_TEST_REDIS_URL`` when that is set
+(under a key prefix of this run's own), so the two workers share one lockout count.
+``start_server`` and ``stop_server`` are also used by tests/test_shared_counters.py.
 """
 
+import contextlib
 import os
 import secrets
 import signal
@@ -15,10 +20,13 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
+from collections.abc import Mapping
+from typing import IO
 
 import httpx2
 
-WORKERS = "2"
+WORKERS = 2
 STARTUP_SECONDS = 60
 
 
@@ -29,19 +37,44 @@ def free_port() -> int:
         return port
 
 
-def server_command(app: str, port: int) -> list[str]:
+def server_command(app: str, port: int, workers: int = WORKERS) -> list[str]:
     bind = ["127.0.0.1", str(port)]
     if app == "fastapi":
         return [
             sys.executable, "-m", "uvicorn", "--factory", "fastapi_app:create_app",
-            "--host", bind[0], "--port", bind[1], "--workers", WORKERS, "--no-server-header",
+            "--host", bind[0], "--port", bind[1], "--workers", str(workers), "--no-server-header",
         ]  # fmt: skip
     if app == "flask":
         return [
-            sys.executable, "-m", "gunicorn", "--workers", WORKERS, "--bind", ":".join(bind),
+            sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind", ":".join(bind),
             "flask_app:create_app()",
         ]  # fmt: skip
     raise SystemExit(f"unknown app {app!r}: use fastapi or flask")
+
+
+def start_server(
+    app: str, port: int, env: Mapping[str, str], log: IO[bytes], workers: int = WORKERS
+) -> subprocess.Popen[bytes]:
+    """``app`` under its production server, in a process group of its own (see stop_server)."""
+    return subprocess.Popen(  # noqa: S603 — our own interpreter and servers
+        server_command(app, port, workers),
+        env=dict(env),
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
+    )
+
+
+def stop_server(server: subprocess.Popen[bytes]) -> None:
+    """Stop the server and its workers: the whole process group."""
+    with contextlib.suppress(ProcessLookupError):  # already gone, workers and all
+        os.killpg(server.pid, signal.SIGTERM)
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
 
 
 class ServerNotReady(Exception):
@@ -75,13 +108,25 @@ def main(argv: list[str]) -> int:
             "AUTHTWIN_SECRET_KEY": secrets.token_urlsafe(48),
             "AUTHTWIN_FIRST_SUPERUSER_EMAIL": "live-admin@example.com",
             "AUTHTWIN_FIRST_SUPERUSER_PASSWORD": secrets.token_urlsafe(16),
+            # The suite is one address hammering one server: the per-address limit would soon
+            # answer everything with 429. It is tested in-process (tests/test_throttling.py,
+            # with settings of its own); the per-account lockout cannot be turned off.
+            "AUTHTWIN_RATE_LIMIT_ENABLED": "false",
         }
         env.setdefault("AUTHTWIN_DATABASE_URL", f"sqlite:///{workdir}/live.db")
+        if redis_url := os.environ.get("AUTHTWIN_TEST_REDIS_URL"):
+            # Two workers must share the lockout counters: in memory each would count alone.
+            env["AUTHTWIN_REDIS_URL"] = redis_url
+            env["AUTHTWIN_REDIS_KEY_PREFIX"] = f"authtwin-live-{uuid.uuid4().hex}"
+        elif not env.get("AUTHTWIN_REDIS_URL"):
+            print(
+                "AUTHTWIN_TEST_REDIS_URL is not set: each worker keeps a lockout count of its "
+                "own, so a client that reconnects may get more guesses than the limit",
+                file=sys.stderr,
+            )
         log_path = os.path.join(workdir, "server.log")
         with open(log_path, "wb") as log:
-            server = subprocess.Popen(  # noqa: S603 — our own interpreter and servers
-                server_command(app, port), env=env, stdout=log, stderr=log, start_new_session=True
-            )
+            server = start_server(app, port, env, log)
         try:
             wait_until_healthy(base_url, server)
             tests = [sys.executable, "-m", "pytest", "tests", "--base-url", base_url, *pytest_args]
@@ -90,8 +135,7 @@ def main(argv: list[str]) -> int:
             print(exc, file=sys.stderr)
             returncode = 1
         finally:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(timeout=30)
+            stop_server(server)
         if returncode != 0:  # the server's side of the story, kept out of the way otherwise
             with open(log_path, encoding="utf-8", errors="replace") as log:
                 print(f"--- {app} server log ---", log.read(), sep="\n")

@@ -1,5 +1,7 @@
 """HTTP conventions both twins share: JSON errors everywhere, content types, sizes, health."""
 
+import json
+
 import httpx2
 import pytest
 
@@ -210,3 +212,17 @@ def test_hostile_strings_never_cause_a_server_error(client: httpx2.Client, value
         "/auth/token", data={"grant_type": "password", "username": value, "password": value}
     )
     assert token.status_code == 400
+
+
+def test_json_bodies_are_compact_utf8_with_no_trailing_newline(
+    client: httpx2.Client, user: Account
+) -> None:
+    """One serialisation on both twins, so bodies (and Content-Length) match byte for byte."""
+    responses = [
+        client.get("/users/me", headers=user.headers),
+        client.get("/no-such-route"),
+        client.post("/auth/signup", json={"full_name": "Zoë"}),
+    ]
+    for response in responses:
+        expected = json.dumps(response.json(), separators=(",", ":"), ensure_ascii=False)
+        assert response.content == expected.encode()

@@ -54,14 +54,13 @@ def authenticate(
     # Not an address at all: no account to find, but guesses at it are counted all the same.
     address = stored_form or email.casefold()
     try:
-        throttle.check_account(address)
+        throttle.count_login_attempt(address)
     except errors.TooManyRequests:
         auth_event("login", "failure", client_ip=client_ip, email=address, reason="locked")
         raise
     user = session.scalar(select(User).where(User.email == stored_form)) if stored_form else None
     verification = passwords.verify(password, user.hashed_password if user else None)
     if user is None or not verification.ok:
-        throttle.record_failure(address)
         auth_event("login", "failure", client_ip=client_ip, email=address, reason="credentials")
         raise errors.InvalidCredentials
     throttle.record_success(address)
