@@ -10,4 +10,4 @@ COPY flask_app ./flask_app
 RUN pip install --no-cache-dir ".[fastapi,flask]"
 USER authtwin
 EXPOSE 8000
-CMD ["uvicorn", "--factory", "fastapi_app:create_app", "--host", "0.0.0.0", "--port", "8000", "--no-server-header"]
+CMD ["uvicorn", "--factory", "fastapi_app:create_app", "--host", "0.0.0.0", "--port", "8000", "--no-server-header", "--no-proxy-headers"]

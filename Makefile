@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: install  ## the FastAPI twin on SQLite at http://127.0.0.1:8000 (docs at /docs)
-	$(BIN)/uvicorn --factory fastapi_app:create_app --host 127.0.0.1 --port 8000 --no-server-header
+	$(BIN)/uvicorn --factory fastapi_app:create_app --host 127.0.0.1 --port 8000 --no-server-header --no-proxy-headers
 
 run-flask: install  ## the Flask twin on SQLite at http://127.0.0.1:5000, under gunicorn
 	$(BIN)/gunicorn --bind 127.0.0.1:5000 --workers 1 'flask_app:create_app()'

@@ -52,7 +52,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     # Outside the body limit, so a 413 to an allowed origin carries CORS headers (a browser
     # client can read it); a preflight, whose body nobody reads, is answered before it.
-    app.add_middleware(CorsMiddleware, policy=CorsPolicy(settings.cors_origins))
+    app.state.cors_policy = CorsPolicy(settings.cors_origins)  # also for 500s, see errors.py
+    app.add_middleware(CorsMiddleware, policy=app.state.cors_policy)
     app.add_middleware(ResponseHeadersMiddleware)
     app.add_middleware(HeadMiddleware)
     app.include_router(api_router, prefix="/api/v1")

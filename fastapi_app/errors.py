@@ -6,8 +6,9 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
+from shared.cors import CorsPolicy
 from shared.errors import DomainError, public_validation_errors
-from shared.http import RESPONSE_HEADERS
+from shared.http import response_headers
 
 
 async def domain_error(_request: Request, exc: DomainError) -> JSONResponse:
@@ -44,12 +45,15 @@ def allowed_methods(request: Request) -> list[str]:
     return sorted([*methods, "HEAD"] if "GET" in methods else methods)  # see HeadMiddleware
 
 
-async def unexpected_error(_request: Request, _exc: Exception) -> JSONResponse:
+async def unexpected_error(request: Request, _exc: Exception) -> JSONResponse:
     """A bug: JSON like every other answer, and nothing about the bug in it."""
-    # Starlette runs this outside every middleware, so the usual headers are added here.
-    return JSONResponse(
-        {"detail": "Internal Server Error"}, status_code=500, headers=RESPONSE_HEADERS
-    )
+    # Starlette runs this outside every middleware, so their headers are added here.
+    policy: CorsPolicy = request.app.state.cors_policy
+    headers = {
+        **response_headers(request.url.path),
+        **policy.response_headers(request.headers.get("origin")),
+    }
+    return JSONResponse({"detail": "Internal Server Error"}, status_code=500, headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:

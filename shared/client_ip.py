@@ -7,7 +7,7 @@ client. Anything else would let a client pick a fresh address for every guess.
 """
 
 from collections.abc import Iterable
-from ipaddress import IPv4Network, IPv6Network, ip_address
+from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 
 Networks = Iterable[IPv4Network | IPv6Network]
 
@@ -15,17 +15,40 @@ Networks = Iterable[IPv4Network | IPv6Network]
 def client_ip(peer: str | None, forwarded_for: Iterable[str], trusted: Networks) -> str:
     """The client's address given the TCP peer and every ``X-Forwarded-For`` header."""
     trusted = tuple(trusted)
-    address = peer or "unknown"
+    address = _unmapped(peer) if peer else "unknown"
     if not _is_trusted(address, trusted):
         return address
     hops = [hop.strip() for header in forwarded_for for hop in header.split(",")]
     for hop in reversed(hops):
         if not _is_ip(hop):
             return address  # a garbled chain: stop at the last hop we could vouch for
+        hop = _unmapped(hop)
         address = hop
         if not _is_trusted(hop, trusted):
             return hop
     return address
+
+
+def rate_limit_key(address: str) -> str:
+    """What one client is, for counting: an IPv4 address, or an IPv6 /64 — one subscriber
+    usually holds a whole /64, and could otherwise take a fresh address for every request."""
+    try:
+        ip = ip_address(address)
+    except ValueError:
+        return address
+    if ip.version == 6:
+        return str(ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
+def _unmapped(address: str) -> str:
+    """``::ffff:192.0.2.1`` (an IPv4 client on a dual-stack socket) as ``192.0.2.1``."""
+    try:
+        ip = ip_address(address)
+    except ValueError:
+        return address
+    mapped = ip.ipv4_mapped if ip.version == 6 else None
+    return str(mapped) if mapped else address
 
 
 def _is_ip(value: str) -> bool:

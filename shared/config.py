@@ -121,7 +121,7 @@ class Settings(BaseSettings):
         if self.env == "development" or self.private_key_pem():
             return self
         key = self.secret_key.get_secret_value() if self.secret_key else ""
-        if not key:
+        if not key.strip():
             raise ValueError("AUTHTWIN_SECRET_KEY must be set outside development")
         if key.lower() in PLACEHOLDER_SECRETS:
             raise ValueError("AUTHTWIN_SECRET_KEY is a well-known placeholder; generate one")

@@ -50,12 +50,15 @@ def database_url(raw: str) -> URL:
 
 
 def _engine_options(url: URL, pool_size: int) -> dict[str, Any]:
+    # hide_parameters: a database error's message would otherwise carry the statement's
+    # values into the logs, and one of them may be a password hash.
     if url.get_backend_name() == "sqlite":
-        return {}
+        return {"hide_parameters": True}
     # pre_ping turns a connection the server closed (restart, idle timeout) into a reconnect
     # instead of a 500 on the next request.
     # connect_timeout: an unreachable server fails /health in seconds, not the OS's minutes.
     return {
+        "hide_parameters": True,
         "pool_size": pool_size,
         "max_overflow": pool_size,
         "pool_pre_ping": True,

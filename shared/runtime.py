@@ -12,7 +12,7 @@ from shared.config import Settings
 from shared.db import create_tables, make_engine, make_session_factory
 from shared.password_policy import PasswordPolicy
 from shared.passwords import PasswordHasher
-from shared.services.users import ensure_superuser
+from shared.services.users import create_first_superuser
 from shared.throttle import Throttle
 from shared.tokens import SigningKey, TokenCodec
 
@@ -61,19 +61,22 @@ class Runtime:
         """Start-up work: create tables (until migrations exist) and the first superuser."""
         if self.settings.create_tables:
             create_tables(self.engine)
-        email, password = (
+        email, secret = (
             self.settings.first_superuser_email,
             self.settings.first_superuser_password,
         )
-        if email and password:
-            with self.sessions() as session:
-                ensure_superuser(
-                    session=session,
-                    passwords=self.passwords,
-                    email=email,
-                    password=password.get_secret_value(),
-                )
-            logger.info("first superuser ensured", extra={"email": email})
+        if not (email and secret):
+            return
+        password = secret.get_secret_value()
+        if problem := self.policy.problem(password, email=email):
+            # The same rules as every other password the service sets; refuse to start.
+            raise ValueError(f"AUTHTWIN_FIRST_SUPERUSER_PASSWORD is refused: {problem}")
+        with self.sessions() as session:
+            created = create_first_superuser(
+                session=session, passwords=self.passwords, email=email, password=password
+            )
+        if created:
+            logger.info("first superuser created", extra={"email": email})
 
 
 def _signing_key(settings: Settings) -> SigningKey:

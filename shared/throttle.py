@@ -24,6 +24,7 @@ from limits.strategies import MovingWindowRateLimiter
 
 from shared import errors
 from shared.audit import auth_event
+from shared.client_ip import rate_limit_key
 from shared.config import Settings
 
 P = ParamSpec("P")
@@ -54,7 +55,7 @@ class Throttle:
         """Count one ``operation`` from ``client_ip``; 429 once over the limit."""
         if self.per_client is None:
             return
-        key = ("client", operation, client_ip)
+        key = ("client", operation, rate_limit_key(client_ip))
         if not self._call(self.limiter.hit, self.per_client, *key):
             auth_event(operation, "failure", client_ip=client_ip, reason="rate_limited")
             raise errors.TooManyRequests(self._retry_after(self.per_client, *key))

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from jose import jwk, jwt
 from jose.exceptions import JOSEError
 
@@ -52,6 +54,7 @@ class SigningKey:
 
     def __init__(self, *, secret: str | None = None, private_pem: str | None = None) -> None:
         if private_pem:
+            _require_strong_rsa_private_key(private_pem)
             private = jwk.construct(private_pem, algorithm="RS256")
             self.algorithm = "RS256"
             self.sign_with: Any = private_pem
@@ -72,6 +75,21 @@ class SigningKey:
         if self.public_jwk is None or self.kid is None:
             return {"keys": []}
         return {"keys": [{**self.public_jwk, "kid": self.kid, "use": "sig", "alg": "RS256"}]}
+
+
+MIN_RSA_BITS = 2048  # RFC 8725 §3.5 defers to NIST SP 800-131A / 800-57: at least 2048
+
+
+def _require_strong_rsa_private_key(pem: str) -> None:
+    """Fail at start-up, with a message, rather than at the first login with a 500."""
+    try:
+        key = serialization.load_pem_private_key(pem.encode(), password=None)
+    except (ValueError, TypeError):
+        raise ValueError("the JWT private key must be an unencrypted PEM private key") from None
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise ValueError("the JWT private key must be an RSA key (RS256)")
+    if key.key_size < MIN_RSA_BITS:
+        raise ValueError(f"the JWT private key must have at least {MIN_RSA_BITS} bits")
 
 
 def _thumbprint(public_jwk: dict[str, str]) -> str:
@@ -148,7 +166,10 @@ class TokenCodec:
     def _check_header(self, header: dict[str, Any], expected_type: TokenType) -> None:
         if not isinstance(header, dict) or set(header) - ALLOWED_HEADERS:
             raise InvalidToken
-        if header.get("alg") != self.key.algorithm or header.get("kid") != self.key.kid:
+        if header.get("alg") != self.key.algorithm:
+            raise InvalidToken
+        # Our kid exactly when we have one: under HS256 even ``"kid": null`` is refused.
+        if ("kid" in header) != (self.key.kid is not None) or header.get("kid") != self.key.kid:
             raise InvalidToken
         if header.get("typ") != HEADER_TYPES[expected_type]:
             raise InvalidToken

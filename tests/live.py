@@ -43,6 +43,9 @@ def server_command(app: str, port: int, workers: int = WORKERS) -> list[str]:
         return [
             sys.executable, "-m", "uvicorn", "--factory", "fastapi_app:create_app",
             "--host", bind[0], "--port", bind[1], "--workers", str(workers), "--no-server-header",
+            # The app decides whom to believe (AUTHTWIN_TRUSTED_PROXIES); uvicorn would
+            # otherwise take X-Forwarded-For from any loopback peer as the client address.
+            "--no-proxy-headers",
         ]  # fmt: skip
     if app == "flask":
         return [

@@ -15,6 +15,7 @@ from tests.support import Account, bearer, log_in, sign_up, unique_email
 
 WRONG = "a-wrong-password-123"
 NEW = "a new password for the log test"
+TYPED_PASSWORD = "Tr0ub4dor&3-Secret"
 
 
 def tokens_of(pair: dict[str, str]) -> list[str]:
@@ -29,7 +30,7 @@ def test_auth_events_are_structured_and_free_of_secrets(
     configured: ConfiguredApi, caplog: pytest.LogCaptureFixture
 ) -> None:
     client = configured(login_max_failures=3).client
-    secrets: list[str] = [WRONG, NEW]
+    secrets: list[str] = [WRONG, NEW, TYPED_PASSWORD, TYPED_PASSWORD.casefold()]
     with caplog.at_level(logging.INFO, logger="authtwin"):
         user: Account = sign_up(client)
         secrets += [user.password, user.access_token, user.refresh_token]
@@ -46,6 +47,9 @@ def test_auth_events_are_structured_and_free_of_secrets(
         third = log_in(client, user.email, user.password)
         change = {"current_password": user.password, "new_password": NEW}
         client.put("/users/me/password", json=change, headers=bearer(third["access_token"]))
+        # A password typed into the username box: counted, but not logged as "who".
+        typo = {"grant_type": "password", "username": TYPED_PASSWORD, "password": WRONG}
+        client.post("/auth/token", data=typo)
         stranger = unique_email()
         for _ in range(4):
             client.post("/auth/login", json={"email": stranger, "password": WRONG})
@@ -63,10 +67,11 @@ def test_auth_events_are_structured_and_free_of_secrets(
         ("login", "failure", "locked"),
     }
     formatter = JsonFormatter()
+    anonymous = [r for r in records if not {"user_id", "email"} & set(r.auth)]  # type: ignore[attr-defined]
+    assert len(anonymous) == 1  # the typed password; every other record says who
     for record in records:
         fields = record.auth  # type: ignore[attr-defined]
         assert fields["client_ip"] == "127.0.0.1"
-        assert "user_id" in fields or "email" in fields  # who
         line = formatter.format(record)
         assert json.loads(line)["event"] == fields["event"]
         for secret in secrets:

@@ -189,3 +189,41 @@ def test_first_superuser_at_start_up_is_idempotent(tmp_path: Path) -> None:
         users = session.scalars(select(User)).all()
     runtime.engine.dispose()
     assert [(u.email, u.is_superuser) for u in users] == [("boss@example.com", True)]
+
+
+def test_start_up_never_promotes_an_existing_account(tmp_path: Path) -> None:
+    """Had the first superuser been deleted and its address signed up by someone else, a
+    restart must not make that someone a superuser (nor undo a deactivation)."""
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'boot.sqlite'}",
+        secret_key=TEST_SECRET,
+        first_superuser_email="boss@example.com",
+        first_superuser_password="boss password here",
+        argon2_memory_kib=1024,
+        argon2_time_cost=1,
+    )
+    runtime = Runtime.build(settings.model_copy(update={"first_superuser_email": None}))
+    runtime.prepare()
+    with runtime.sessions() as session:
+        session.add(User(email="boss@example.com", hashed_password="x", is_active=False))
+        session.commit()
+    runtime.engine.dispose()
+    runtime = Runtime.build(settings)
+    runtime.prepare()
+    with runtime.sessions() as session:
+        user = session.scalars(select(User)).one()
+    runtime.engine.dispose()
+    assert (user.is_superuser, user.is_active, user.hashed_password) == (False, False, "x")
+
+
+def test_start_up_refuses_a_weak_first_superuser_password(tmp_path: Path) -> None:
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'boot.sqlite'}",
+        secret_key=TEST_SECRET,
+        first_superuser_email="boss@example.com",
+        first_superuser_password="password123",
+    )
+    runtime = Runtime.build(settings)
+    with pytest.raises(ValueError, match="too common"):
+        runtime.prepare()
+    runtime.engine.dispose()

@@ -1,13 +1,22 @@
 """HTTP conventions both twins share: JSON errors everywhere, content types, sizes, health."""
 
 import json
+import sqlite3
+from pathlib import Path
 
 import httpx2
 import pytest
 
 from tests.clients import APPS
 from tests.conftest import in_process_settings
-from tests.support import PASSWORD, Account, assert_error, assert_validation_error, unique_email
+from tests.support import (
+    PASSWORD,
+    Account,
+    assert_error,
+    assert_validation_error,
+    sign_up,
+    unique_email,
+)
 
 JSON = {"Content-Type": "application/json"}
 
@@ -226,3 +235,26 @@ def test_json_bodies_are_compact_utf8_with_no_trailing_newline(
     for response in responses:
         expected = json.dumps(response.json(), separators=(",", ":"), ensure_ascii=False)
         assert response.content == expected.encode()
+
+
+@pytest.mark.in_process
+def test_a_server_error_is_json_with_every_header_and_no_details(
+    app_name: str, tmp_path: Path
+) -> None:
+    """A bug (here: a table gone from under the app) is a bare JSON 500 that still carries
+    the security and CORS headers, and says nothing of the SQL or the error."""
+    database = tmp_path / "broken.db"
+    settings = in_process_settings(f"sqlite:///{database}", cors_origins=("https://app.example",))
+    with APPS[app_name](settings, raise_server_exceptions=False) as client:
+        user = sign_up(client)
+        with sqlite3.connect(database) as connection:
+            connection.execute("DROP TABLE revoked_access_tokens")
+        response = client.get(
+            "/users/me", headers={**user.headers, "Origin": "https://app.example"}
+        )
+    assert_error(response, 500, "Internal Server Error")
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["cache-control"] == "no-store"
+    assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+    assert response.headers["access-control-allow-origin"] == "https://app.example"
+    assert "revoked_access_tokens" not in response.text

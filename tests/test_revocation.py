@@ -18,7 +18,7 @@ from shared.runtime import Runtime
 from shared.schemas import UserCreate, UserPublic
 from shared.services import auth, users
 from tests.conftest import TEST_SECRET
-from tests.support import Account, assert_unauthorized, bearer, log_in
+from tests.support import Account, all_at_once, assert_unauthorized, bearer, log_in
 
 NEW_PASSWORD = "a brand new password"
 
@@ -153,3 +153,18 @@ def test_denylist_entries_expire_with_their_token(tmp_path: Path) -> None:
         remaining = set(session.scalars(select(RevokedAccessToken.jti)))
     assert remaining == {second}
     runtime.engine.dispose()
+
+
+def test_two_logouts_with_one_access_token_at_once_never_fail(
+    client: httpx2.Client, user: Account
+) -> None:
+    second = other_session(client, user)
+    bodies = iter([user.refresh_token, second.refresh_token])
+
+    def log_out() -> httpx2.Response:
+        body = {"refresh_token": next(bodies)}
+        return client.post("/auth/logout", json=body, headers=user.headers)
+
+    statuses = all_at_once(2, log_out)
+    assert statuses in ([204, 204], [204, 401])
+    assert_unauthorized(client.get("/users/me", headers=user.headers))

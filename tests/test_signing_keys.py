@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import json
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
@@ -17,16 +18,17 @@ from typing import Any
 import httpx2
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jose import jwk, jwt
 
+from shared.tokens import SigningKey
 from tests.conftest import ConfiguredApi
 from tests.support import Api, assert_unauthorized, bearer, sign_up
 
 
 @cache
-def private_pem(name: str = "ours") -> str:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+def private_pem(name: str = "ours", bits: int = 2048) -> str:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
     return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
@@ -162,3 +164,30 @@ def test_an_expired_rs256_token_is_401(rs256: Api) -> None:
     token = jwt.encode(claims, private_pem(), algorithm="RS256",
                        headers={"typ": "at+jwt", "kid": kid})  # fmt: skip
     assert_unauthorized(rs256.client.get("/users/me", headers=bearer(token)))
+
+
+def ec_private_pem() -> str:
+    key = ec.generate_private_key(ec.SECP256R1())
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+
+
+@pytest.mark.parametrize(
+    ("make_pem", "message"),
+    [
+        (lambda: private_pem("weak", bits=1024), "at least 2048 bits"),
+        (lambda: public_pem(private_pem()), "PEM private key"),
+        (ec_private_pem, "must be an RSA key"),
+        (lambda: "not a key", "PEM private key"),
+    ],
+    ids=["rsa-1024", "public-key", "ec-key", "garbage"],
+)
+def test_an_unusable_private_key_stops_the_app_at_start_up(
+    make_pem: Callable[[], str], message: str
+) -> None:
+    """Refused when the app is built, with a reason, not at the first login with a 500."""
+    with pytest.raises(ValueError, match=message):
+        SigningKey(private_pem=make_pem())

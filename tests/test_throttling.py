@@ -349,3 +349,21 @@ def test_a_forwarded_chain_counts_as_its_rightmost_untrusted_address(
     assert_rate_limited(perform(api.client, "login", account, forwarded_for(chain)))
     # Not counted against the proxy itself (the TCP peer), whose budget is untouched.
     assert perform(api.client, "login", account).status_code == 200
+
+
+# --- Re-authentication shares the lockout --------------------------------------------------
+
+
+def test_wrong_current_passwords_count_towards_the_lockout(
+    client: httpx2.Client, user: Account
+) -> None:
+    """A stolen access token must not buy unlimited password guesses through /users/me."""
+    change = {"current_password": WRONG_PASSWORD, "new_password": "another fine password"}
+    for _ in range(MAX_FAILURES):
+        response = client.put("/users/me/password", json=change, headers=user.headers)
+        assert_error(response, 400, "Incorrect password")
+    assert_locked(attempt(client, "login", user.email, user.password))
+    right = {**change, "current_password": user.password}
+    assert_locked(client.put("/users/me/password", json=right, headers=user.headers))
+    email_change = {"email": unique_email(), "current_password": user.password}
+    assert_locked(client.patch("/users/me", json=email_change, headers=user.headers))

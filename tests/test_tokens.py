@@ -91,6 +91,7 @@ def forged_cases(secret: str, user_id: int) -> dict[str, str]:
         "kid-path": forge(secret, sub=sub, headers={"kid": "../../../../dev/null"}),
         "kid-sql": forge(secret, sub=sub, headers={"kid": "' OR '1'='1"}),
         "kid-empty": forge(secret, sub=sub, headers={"kid": ""}),
+        "kid-null": forge(secret, sub=sub, headers={"kid": None}),
         "wrong-key": forge("another-key-entirely-another-key-entirely", sub=sub),
         "sub-not-a-number": forge(secret, sub="admin"),
         "sub-negative": forge(secret, sub="-1"),

@@ -226,3 +226,22 @@ def test_two_superusers_demoting_each_other_at_once_leave_one(
 def is_superuser(client: httpx2.Client, account: Account) -> bool:
     me: dict[str, Any] = client.get("/users/me", headers=account.headers).json()
     return bool(me["is_superuser"])
+
+
+def test_two_superusers_deleting_each_other_at_once_leave_one(
+    client: httpx2.Client, admin: Account, user: Account
+) -> None:
+    promote = client.patch(f"/users/{user.id}", json={"is_superuser": True}, headers=admin.headers)
+    assert promote.status_code == 200
+    pairs = iter([(admin, user), (user, admin)])
+
+    def delete() -> httpx2.Response:
+        actor, other = next(pairs)
+        return client.delete(f"/users/{other.id}", headers=actor.headers)
+
+    statuses = all_at_once(2, delete)
+    # The loser is refused as the last superuser, or finds itself deleted already.
+    assert statuses in ([204, 401], [204, 403])
+    survivors = [a for a in (admin, user) if client.get("/users/me", headers=a.headers).is_success]
+    assert len(survivors) == 1
+    assert is_superuser(client, survivors[0])

@@ -27,9 +27,16 @@ async def read_me(user: CurrentUser) -> object:
 
 @router.patch("/me", response_model=UserPublic, dependencies=[JSONBody])
 def update_me(
-    body: UserUpdateMe, user: CurrentUser, session: SessionDep, runtime: RuntimeDep
+    body: UserUpdateMe, user: CurrentUser, session: SessionDep, runtime: RuntimeDep, ip: ClientIP
 ) -> object:
-    return users.update_me(session=session, passwords=runtime.passwords, user_id=user.id, data=body)
+    return users.update_me(
+        session=session,
+        passwords=runtime.passwords,
+        throttle=runtime.throttle,
+        user_id=user.id,
+        data=body,
+        client_ip=ip,
+    )
 
 
 @router.put("/me/password", status_code=status.HTTP_204_NO_CONTENT, dependencies=[JSONBody])
@@ -40,6 +47,7 @@ def change_password(
         session=session,
         passwords=runtime.passwords,
         policy=runtime.policy,
+        throttle=runtime.throttle,
         user_id=user.id,
         current=body.current_password,
         new=body.new_password,

@@ -38,8 +38,14 @@ def read_me() -> ResponseReturnValue:
 def update_me() -> ResponseReturnValue:
     user = current_user()
     body = json_body(UserUpdateMe)
+    runtime = get_runtime()
     updated = users.update_me(
-        session=get_session(), passwords=get_runtime().passwords, user_id=user.id, data=body
+        session=get_session(),
+        passwords=runtime.passwords,
+        throttle=runtime.throttle,
+        user_id=user.id,
+        data=body,
+        client_ip=get_client_ip(),
     )
     return serialize(UserPublic, updated)
 
@@ -53,6 +59,7 @@ def change_password() -> ResponseReturnValue:
         session=get_session(),
         passwords=runtime.passwords,
         policy=runtime.policy,
+        throttle=runtime.throttle,
         user_id=user.id,
         current=body.current_password,
         new=body.new_password,

@@ -52,16 +52,17 @@ def authenticate(
     """
     stored_form = normalize_email(email)
     # Not an address at all: no account to find, but guesses at it are counted all the same.
-    address = stored_form or email.casefold()
+    # It is not logged either: people type passwords into the username box.
+    address, logged = (stored_form, stored_form) if stored_form else (email.casefold(), None)
     try:
         throttle.count_login_attempt(address)
     except errors.TooManyRequests:
-        auth_event("login", "failure", client_ip=client_ip, email=address, reason="locked")
+        auth_event("login", "failure", client_ip=client_ip, email=logged, reason="locked")
         raise
     user = session.scalar(select(User).where(User.email == stored_form)) if stored_form else None
     verification = passwords.verify(password, user.hashed_password if user else None)
     if user is None or not verification.ok:
-        auth_event("login", "failure", client_ip=client_ip, email=address, reason="credentials")
+        auth_event("login", "failure", client_ip=client_ip, email=logged, reason="credentials")
         raise errors.InvalidCredentials
     throttle.record_success(address)
     if not user.is_active:

@@ -5,6 +5,7 @@ them revocable, single-use and traceable to a family (one login's chain of rotat
 """
 
 from sqlalchemy import ColumnElement, delete, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from shared import errors
@@ -65,7 +66,11 @@ def deny_access_token(*, session: Session, claims: TokenClaims) -> None:
     # Rows past expiry deny nothing any more: each logout clears them out.
     session.execute(delete(RevokedAccessToken).where(RevokedAccessToken.expires_at <= utcnow()))
     session.add(RevokedAccessToken(jti=claims.jti, expires_at=claims.expires_at))
-    session.commit()
+    try:
+        session.commit()
+    except IntegrityError:
+        # Two logouts with this token at once: the other one denied it already.
+        session.rollback()
 
 
 def revoke_all(*, session: Session, user_id: int) -> None:

@@ -11,6 +11,7 @@ from shared.password_policy import PasswordPolicy
 from shared.passwords import PasswordHasher
 from shared.schemas import PageParams, UserCreate, UserPage, UserPublic, UserUpdate, UserUpdateMe
 from shared.services import refresh_tokens
+from shared.throttle import Throttle
 
 
 def create_user(
@@ -31,17 +32,36 @@ def create_user(
 def ensure_superuser(
     *, session: Session, passwords: PasswordHasher, email: str, password: str
 ) -> User:
-    """Create the configured superuser, or promote the existing account; safe to repeat."""
+    """Create a superuser, or promote the existing account: an operator's explicit act (CLI)."""
     data = UserCreate(email=email, password=password)
     user = session.scalar(select(User).where(User.email == data.email))
     if user is None:
         try:
             return create_user(session=session, passwords=passwords, data=data, is_superuser=True)
-        except errors.EmailTaken:  # another worker created it a moment ago
+        except errors.EmailTaken:  # created a moment ago by someone else
             user = session.scalars(select(User).where(User.email == data.email)).one()
     user.is_superuser, user.is_active = True, True
     session.commit()
     return user
+
+
+def create_first_superuser(
+    *, session: Session, passwords: PasswordHasher, email: str, password: str
+) -> bool:
+    """Create the configured superuser if no account has that email; True if it did.
+
+    Only ever creates. Promoting an existing account at every start would hand superuser
+    rights to whoever signed up with that address after the first one was deleted, and undo
+    a deliberate deactivation; promotion is the CLI's job.
+    """
+    data = UserCreate(email=email, password=password)
+    if session.scalar(select(User.id).where(User.email == data.email)) is not None:
+        return False
+    try:
+        create_user(session=session, passwords=passwords, data=data, is_superuser=True)
+    except errors.EmailTaken:  # another worker, starting at the same moment, created it
+        return False
+    return True
 
 
 def get_user(*, session: Session, actor: UserPublic, user_id: int) -> User:
@@ -59,12 +79,19 @@ def list_users(*, session: Session, page: PageParams) -> UserPage:
 
 
 def update_me(
-    *, session: Session, passwords: PasswordHasher, user_id: int, data: UserUpdateMe
+    *,
+    session: Session,
+    passwords: PasswordHasher,
+    throttle: Throttle,
+    user_id: int,
+    data: UserUpdateMe,
+    client_ip: str,
 ) -> User:
     user = _load(session, user_id)
-    password = data.current_password
-    if password is not None and not passwords.verify(password, user.hashed_password).ok:
-        raise errors.IncorrectPassword
+    if data.current_password is not None:
+        _check_current_password(
+            passwords, throttle, user, data.current_password, client_ip=client_ip, event="update_me"
+        )
     if "full_name" in data.model_fields_set:
         user.full_name = data.full_name
     if data.email is not None:
@@ -88,6 +115,7 @@ def change_password(
     session: Session,
     passwords: PasswordHasher,
     policy: PasswordPolicy,
+    throttle: Throttle,
     user_id: int,
     current: str,
     new: str,
@@ -95,11 +123,9 @@ def change_password(
 ) -> None:
     """Set a new password and end every session: a changed password may mean a stolen one."""
     user = _load(session, user_id)
-    if not passwords.verify(current, user.hashed_password).ok:
-        auth_event(
-            "password_change", "failure", client_ip=client_ip, user_id=user_id, reason="current"
-        )
-        raise errors.IncorrectPassword
+    _check_current_password(
+        passwords, throttle, user, current, client_ip=client_ip, event="password_change"
+    )
     check_new_password(policy, new, email=user.email, field="new_password")
     user.hashed_password = passwords.hash(new)
     _end_every_session(session, user)
@@ -134,9 +160,28 @@ def update_user(
     return user
 
 
+def _check_current_password(
+    passwords: PasswordHasher,
+    throttle: Throttle,
+    user: User,
+    password: str,
+    *,
+    client_ip: str,
+    event: str,
+) -> None:
+    """Re-authentication counts towards the login lockout: a stolen access token must not
+    buy unlimited guesses at the password through these routes instead of /auth/login."""
+    throttle.count_login_attempt(user.email)
+    if not passwords.verify(password, user.hashed_password).ok:
+        auth_event(event, "failure", client_ip=client_ip, user_id=user.id, reason="current")
+        raise errors.IncorrectPassword
+    throttle.record_success(user.email)
+
+
 def _end_every_session(session: Session, user: User) -> None:
     """Every token of ``user`` stops working: access tokens by generation, refresh by row."""
-    user.token_generation += 1
+    # Incremented by the database, not in Python: two concurrent changes each move it on.
+    user.token_generation = User.token_generation + 1
     refresh_tokens.revoke_all(session=session, user_id=user.id)
 
 
@@ -150,7 +195,10 @@ def delete_me(*, session: Session, user_id: int) -> None:
 def delete_user(*, session: Session, actor: UserPublic, user_id: int) -> None:
     if actor.id == user_id:
         raise errors.CannotDeleteSelf
-    _delete(session, _load(session, user_id))
+    user = _load(session, user_id)
+    if user.is_superuser and user.is_active:
+        _keep_one_superuser(session, user)
+    _delete(session, user)
 
 
 def _load(session: Session, user_id: int) -> User:
