@@ -171,15 +171,21 @@ def test_cli_refuses_a_password_the_api_would(tmp_path: Path, password: str, rea
     assert reason in result.stderr
 
 
+def boot_settings(tmp_path: Path, **overrides: object) -> Settings:
+    """Settings with a first superuser, on a SQLite file of the test's own."""
+    values: dict[str, object] = {
+        "database_url": f"sqlite:///{tmp_path / 'boot.sqlite'}",
+        "secret_key": TEST_SECRET,
+        "first_superuser_email": "boss@example.com",
+        "first_superuser_password": "boss password here",
+        "argon2_memory_kib": 1024,
+        "argon2_time_cost": 1,
+    }
+    return Settings.model_validate({**values, **overrides})
+
+
 def test_first_superuser_at_start_up_is_idempotent(tmp_path: Path) -> None:
-    settings = Settings(
-        database_url=f"sqlite:///{tmp_path / 'boot.sqlite'}",
-        secret_key=TEST_SECRET,
-        first_superuser_email="boss@example.com",
-        first_superuser_password="boss password here",
-        argon2_memory_kib=1024,
-        argon2_time_cost=1,
-    )
+    settings = boot_settings(tmp_path)
     for _ in range(2):
         runtime = Runtime.build(settings)
         runtime.prepare()
@@ -194,14 +200,7 @@ def test_first_superuser_at_start_up_is_idempotent(tmp_path: Path) -> None:
 def test_start_up_never_promotes_an_existing_account(tmp_path: Path) -> None:
     """Had the first superuser been deleted and its address signed up by someone else, a
     restart must not make that someone a superuser (nor undo a deactivation)."""
-    settings = Settings(
-        database_url=f"sqlite:///{tmp_path / 'boot.sqlite'}",
-        secret_key=TEST_SECRET,
-        first_superuser_email="boss@example.com",
-        first_superuser_password="boss password here",
-        argon2_memory_kib=1024,
-        argon2_time_cost=1,
-    )
+    settings = boot_settings(tmp_path)
     runtime = Runtime.build(settings.model_copy(update={"first_superuser_email": None}))
     runtime.prepare()
     with runtime.sessions() as session:
@@ -217,12 +216,7 @@ def test_start_up_never_promotes_an_existing_account(tmp_path: Path) -> None:
 
 
 def test_start_up_refuses_a_weak_first_superuser_password(tmp_path: Path) -> None:
-    settings = Settings(
-        database_url=f"sqlite:///{tmp_path / 'boot.sqlite'}",
-        secret_key=TEST_SECRET,
-        first_superuser_email="boss@example.com",
-        first_superuser_password="password123",
-    )
+    settings = boot_settings(tmp_path, first_superuser_password="password123")
     runtime = Runtime.build(settings)
     with pytest.raises(ValueError, match="too common"):
         runtime.prepare()
