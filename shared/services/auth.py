@@ -3,7 +3,7 @@
 from collections.abc import Sequence
 
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from shared import errors
@@ -69,7 +69,14 @@ def authenticate(
         auth_event("login", "failure", client_ip=client_ip, user_id=user.id, reason="inactive")
         raise errors.InactiveUser
     if verification.new_hash:
-        user.hashed_password = verification.new_hash  # committed with the new refresh token
+        # Committed with the new refresh token, and only over the hash just verified: a
+        # password change that committed meanwhile must not be overwritten with the old one.
+        session.execute(
+            update(User)
+            .where(User.id == user.id, User.hashed_password == user.hashed_password)
+            .values(hashed_password=verification.new_hash)
+            .execution_options(synchronize_session=False)
+        )
     auth_event("login", "success", client_ip=client_ip, user_id=user.id)
     return user
 
