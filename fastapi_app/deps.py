@@ -21,6 +21,7 @@ from shared.http import is_json_media_type
 from shared.identity import active_user_statement, principal_from_row
 from shared.runtime import Runtime
 from shared.schemas import UserPublic
+from shared.throttle import Operation
 from shared.tokens import TokenClaims
 
 TOKEN_URL = "/api/v1/auth/token"
@@ -100,7 +101,7 @@ async def require_json(request: Request) -> None:
 JSONBody = Depends(require_json)
 
 
-def rate_limited(operation: str) -> Any:
+def rate_limited(operation: Operation) -> Any:
     """A route dependency counting ``operation`` per client address (429 over the limit).
 
     A plain ``def``: with Redis the check is network I/O, so it runs in the threadpool.

@@ -20,6 +20,7 @@ from shared.http import BODY_METHODS, is_json_media_type
 from shared.identity import active_user_statement, bearer_token, principal_from_row
 from shared.runtime import Runtime
 from shared.schemas import UserId, UserPublic
+from shared.throttle import Operation
 from shared.tokens import TokenClaims
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -75,7 +76,7 @@ def current_superuser() -> UserPublic:
     return user
 
 
-def rate_limited(operation: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+def rate_limited(operation: Operation) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Count ``operation`` per client address before the view runs (429 over the limit).
 
     FastAPI's twin is a route dependency; both run after the body is parsed and before the

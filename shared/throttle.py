@@ -15,7 +15,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ParamSpec, TypeVar
+from typing import Literal, ParamSpec, TypeVar
 
 from limits import RateLimitItem, RateLimitItemPerSecond, parse
 from limits.errors import StorageError
@@ -30,8 +30,8 @@ from shared.config import Settings
 P = ParamSpec("P")
 R = TypeVar("R")
 
-# Operations limited per client address (AUTHTWIN_RATE_LIMIT each).
-LIMITED_OPERATIONS = ("signup", "login", "token", "refresh")
+# Operations limited per client address, each with its own AUTHTWIN_RATE_LIMIT budget.
+Operation = Literal["signup", "login", "token", "refresh"]
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class Throttle:
             ),
         )
 
-    def limit_client(self, operation: str, client_ip: str) -> None:
+    def limit_client(self, operation: Operation, client_ip: str) -> None:
         """Count one ``operation`` from ``client_ip``; 429 once over the limit."""
         if self.per_client is None:
             return

@@ -5,6 +5,7 @@ from typing import Any
 import httpx2
 import pytest
 
+from tests.conftest import ConfiguredApi
 from tests.support import (
     Account,
     all_at_once,
@@ -205,12 +206,29 @@ def test_delete_user_is_for_superusers(
     assert_unauthorized(client.delete(f"/users/{admin.id}"))
 
 
-def test_two_superusers_demoting_each_other_at_once_leave_one(
-    client: httpx2.Client, admin: Account, user: Account
-) -> None:
-    """The last-superuser rule holds under a race: the checks take turns."""
-    promote = client.patch(f"/users/{user.id}", json={"is_superuser": True}, headers=admin.headers)
+def two_superusers(configured: ConfiguredApi) -> tuple[httpx2.Client, Account, Account]:
+    """An app of its own whose only superusers are the first one and a promoted user.
+
+    In-process only: one of the two is demoted or deleted, which a live server's later
+    tests (which log in as its configured superuser) could not survive.
+    """
+    api = configured()
+    assert api.admin_email
+    assert api.admin_password
+    tokens = log_in(api.client, api.admin_email, api.admin_password)
+    me = api.client.get("/users/me", headers=bearer(tokens["access_token"])).json()
+    admin = Account.of(me, api.admin_password, tokens)
+    user = sign_up(api.client)
+    promote = api.client.patch(
+        f"/users/{user.id}", json={"is_superuser": True}, headers=admin.headers
+    )
     assert promote.status_code == 200
+    return api.client, admin, user
+
+
+def test_two_superusers_demoting_each_other_at_once_leave_one(configured: ConfiguredApi) -> None:
+    """The last-superuser rule holds under a race: the checks take turns."""
+    client, admin, user = two_superusers(configured)
     pairs = iter([(admin, user), (user, admin)])
 
     def demote() -> httpx2.Response:
@@ -228,11 +246,8 @@ def is_superuser(client: httpx2.Client, account: Account) -> bool:
     return bool(me["is_superuser"])
 
 
-def test_two_superusers_deleting_each_other_at_once_leave_one(
-    client: httpx2.Client, admin: Account, user: Account
-) -> None:
-    promote = client.patch(f"/users/{user.id}", json={"is_superuser": True}, headers=admin.headers)
-    assert promote.status_code == 200
+def test_two_superusers_deleting_each_other_at_once_leave_one(configured: ConfiguredApi) -> None:
+    client, admin, user = two_superusers(configured)
     pairs = iter([(admin, user), (user, admin)])
 
     def delete() -> httpx2.Response:
