@@ -10,7 +10,7 @@ export AUTHTWIN_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:543
 # The Redis that throttling counters use on the PostgreSQL targets and the live servers.
 export AUTHTWIN_TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: install run run-flask test contract-fastapi contract-flask lint fmt clean
+.PHONY: install run run-flask test contract-fastapi contract-flask openapi lint fmt clean
 
 install: $(STAMP)
 
@@ -36,6 +36,9 @@ contract-fastapi: install  ## the contract suite over HTTP against uvicorn
 
 contract-flask: install  ## the contract suite over HTTP against gunicorn
 	$(BIN)/python -m tests.live flask
+
+openapi: install  ## accept the FastAPI twin's generated OpenAPI document as the contract
+	$(BIN)/python -m tests.openapi_contract
 
 lint: install
 	$(BIN)/ruff check .

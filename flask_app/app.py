@@ -6,7 +6,7 @@ from flask_app.deps import install_request_hooks
 from flask_app.errors import install_error_handlers
 from flask_app.middleware import install_middleware
 from flask_app.responses import ContractJSONProvider
-from flask_app.routes import api_bp, well_known
+from flask_app.routes import api_bp, docs, well_known
 from shared.config import Settings
 from shared.runtime import Runtime
 
@@ -29,4 +29,5 @@ def create_app(settings: Settings | None = None) -> Flask:
     install_error_handlers(app)
     app.register_blueprint(api_bp)
     app.register_blueprint(well_known.bp)  # at the root, where RFC 8615 puts it
+    app.register_blueprint(docs.bp)
     return app

@@ -152,6 +152,28 @@ class ErrorResponse(BaseModel):
     detail: str
 
 
+class OAuthErrorResponse(BaseModel):
+    """RFC 6749 §5.2: how the token endpoint says no."""
+
+    error: Literal["invalid_request", "invalid_grant", "unsupported_grant_type"]
+    error_description: str
+
+
+class JsonWebKey(BaseModel):
+    """An RSA public key (RFC 7517 §4, RFC 7518 §6.3.1): all a verifier needs."""
+
+    kty: Literal["RSA"]
+    n: str
+    e: str
+    kid: str
+    use: Literal["sig"]
+    alg: Literal["RS256"]
+
+
+class JsonWebKeySet(BaseModel):
+    keys: list[JsonWebKey]
+
+
 _email_adapter: TypeAdapter[str] = TypeAdapter(Email)
 
 

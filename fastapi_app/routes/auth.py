@@ -12,6 +12,7 @@ from fastapi_app.deps import (
     SessionDep,
     rate_limited,
 )
+from fastapi_app.openapi import JSON_BODY_ERRORS, OAUTH_ERROR, errors
 from shared.schemas import (
     LoginRequest,
     OAuth2PasswordForm,
@@ -39,6 +40,7 @@ TOKEN_FORM_DOCS = {
     status_code=status.HTTP_201_CREATED,
     response_model=UserPublic,
     dependencies=[JSONBody, rate_limited("signup")],
+    responses=errors(409, *JSON_BODY_ERRORS, 429),
 )
 def signup(body: UserCreate, session: SessionDep, runtime: RuntimeDep, ip: ClientIP) -> object:
     return auth.signup(
@@ -55,6 +57,7 @@ def signup(body: UserCreate, session: SessionDep, runtime: RuntimeDep, ip: Clien
     response_model=TokenPair,
     openapi_extra=TOKEN_FORM_DOCS,
     dependencies=[rate_limited("token")],
+    responses={**OAUTH_ERROR, **errors(413, 429)},
 )
 async def issue_token(
     request: Request, session: SessionDep, runtime: RuntimeDep, ip: ClientIP
@@ -76,7 +79,12 @@ async def issue_token(
     )
 
 
-@router.post("/login", response_model=TokenPair, dependencies=[JSONBody, rate_limited("login")])
+@router.post(
+    "/login",
+    response_model=TokenPair,
+    dependencies=[JSONBody, rate_limited("login")],
+    responses=errors(401, 403, *JSON_BODY_ERRORS, 429),
+)
 def login(body: LoginRequest, session: SessionDep, runtime: RuntimeDep, ip: ClientIP) -> object:
     return auth.login(
         session=session,
@@ -89,14 +97,24 @@ def login(body: LoginRequest, session: SessionDep, runtime: RuntimeDep, ip: Clie
     )
 
 
-@router.post("/refresh", response_model=TokenPair, dependencies=[JSONBody, rate_limited("refresh")])
+@router.post(
+    "/refresh",
+    response_model=TokenPair,
+    dependencies=[JSONBody, rate_limited("refresh")],
+    responses=errors(401, *JSON_BODY_ERRORS, 429),
+)
 def refresh(body: RefreshRequest, session: SessionDep, runtime: RuntimeDep, ip: ClientIP) -> object:
     return auth.refresh(
         session=session, tokens=runtime.tokens, refresh_token=body.refresh_token, client_ip=ip
     )
 
 
-@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, dependencies=[JSONBody])
+@router.post(
+    "/logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=[JSONBody],
+    responses=errors(401, *JSON_BODY_ERRORS),
+)
 def logout(
     body: RefreshRequest,
     user: CurrentUser,

@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, status
 
 from fastapi_app.deps import ClientIP, CurrentUser, JSONBody, RuntimeDep, SessionDep, Superuser
+from fastapi_app.openapi import JSON_BODY_ERRORS, errors
 from shared.schemas import (
     MAX_DB_INT,
     PageParams,
@@ -20,12 +21,17 @@ router = APIRouter(prefix="/users", tags=["users"])
 UserIdPath = Annotated[int, Path(ge=1, le=MAX_DB_INT)]
 
 
-@router.get("/me", response_model=UserPublic)
+@router.get("/me", response_model=UserPublic, responses=errors(401))
 async def read_me(user: CurrentUser) -> object:
     return user
 
 
-@router.patch("/me", response_model=UserPublic, dependencies=[JSONBody])
+@router.patch(
+    "/me",
+    response_model=UserPublic,
+    dependencies=[JSONBody],
+    responses=errors(400, 401, 409, *JSON_BODY_ERRORS, 429),
+)
 def update_me(
     body: UserUpdateMe, user: CurrentUser, session: SessionDep, runtime: RuntimeDep, ip: ClientIP
 ) -> object:
@@ -39,7 +45,12 @@ def update_me(
     )
 
 
-@router.put("/me/password", status_code=status.HTTP_204_NO_CONTENT, dependencies=[JSONBody])
+@router.put(
+    "/me/password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=[JSONBody],
+    responses=errors(400, 401, *JSON_BODY_ERRORS, 429),
+)
 def change_password(
     body: PasswordChange, user: CurrentUser, session: SessionDep, runtime: RuntimeDep, ip: ClientIP
 ) -> None:
@@ -55,22 +66,27 @@ def change_password(
     )
 
 
-@router.delete("/me", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/me", status_code=status.HTTP_204_NO_CONTENT, responses=errors(401, 403))
 def delete_me(user: CurrentUser, session: SessionDep) -> None:
     users.delete_me(session=session, user_id=user.id)
 
 
-@router.get("", response_model=UserPage)
+@router.get("", response_model=UserPage, responses=errors(401, 403))
 def list_users(page: Annotated[PageParams, Query()], _: Superuser, session: SessionDep) -> object:
     return users.list_users(session=session, page=page)
 
 
-@router.get("/{user_id}", response_model=UserPublic)
+@router.get("/{user_id}", response_model=UserPublic, responses=errors(401, 403, 404))
 def read_user(user_id: UserIdPath, user: CurrentUser, session: SessionDep) -> object:
     return users.get_user(session=session, actor=user, user_id=user_id)
 
 
-@router.patch("/{user_id}", response_model=UserPublic, dependencies=[JSONBody])
+@router.patch(
+    "/{user_id}",
+    response_model=UserPublic,
+    dependencies=[JSONBody],
+    responses=errors(401, 403, 404, 409, *JSON_BODY_ERRORS),
+)
 def update_user(
     user_id: UserIdPath, body: UserUpdate, _: Superuser, session: SessionDep, runtime: RuntimeDep
 ) -> object:
@@ -83,6 +99,8 @@ def update_user(
     )
 
 
-@router.delete("/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/{user_id}", status_code=status.HTTP_204_NO_CONTENT, responses=errors(401, 403, 404)
+)
 def delete_user(user_id: UserIdPath, user: Superuser, session: SessionDep) -> None:
     users.delete_user(session=session, actor=user, user_id=user_id)
