@@ -13,7 +13,7 @@ from fastapi_app.middleware import (
     HeadMiddleware,
     ResponseHeadersMiddleware,
 )
-from fastapi_app.routes import api_router, well_known
+from fastapi_app.routes import api_router, docs, well_known
 from shared.config import Settings
 from shared.cors import CorsPolicy
 from shared.db import make_async_engine
@@ -44,6 +44,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="JWT auth API — the FastAPI twin",
         lifespan=lifespan,
         redirect_slashes=False,  # a trailing slash is a 404 on both twins, not a redirect
+        docs_url=None,  # FastAPI's own pages load Swagger UI and ReDoc from a CDN;
+        redoc_url=None,  # routes/docs.py serves them from this package instead
     )
     app.state.runtime = runtime
     app.state.async_read_engine = async_read_engine
@@ -58,4 +60,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(HeadMiddleware)
     app.include_router(api_router, prefix="/api/v1")
     app.include_router(well_known.router)  # at the root, where RFC 8615 puts it
+    app.include_router(docs.router)
     return app

@@ -15,17 +15,13 @@ RESPONSE_HEADERS = {
     "X-Frame-Options": "DENY",  # frame-ancestors for browsers that predate CSP 2
 }
 
-# The interactive docs are pages: they run Swagger UI / ReDoc, which FastAPI loads from the
-# jsDelivr CDN with an inline start-up script, and call this API from the page.
-DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
+# The interactive docs are pages: they run Swagger UI / ReDoc from this server's own assets
+# (shared/docs.py), which set inline styles and start ReDoc's search worker from a blob.
+DOCS_PATHS = frozenset({"/docs", "/redoc"})
 DOCS_CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; "
-    "script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
-    "font-src https://fonts.gstatic.com; "
-    "img-src 'self' data: https://fastapi.tiangolo.com https://cdn.redoc.ly; "
-    "connect-src 'self'; worker-src blob:; base-uri 'none'; form-action 'self'; "
-    "frame-ancestors 'none'"
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; worker-src blob:; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
 
 
