@@ -21,7 +21,8 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import IO
 
 import httpx2
@@ -82,6 +83,44 @@ def stop_server(server: subprocess.Popen[bytes]) -> None:
 
 class ServerNotReady(Exception):
     pass
+
+
+@contextlib.contextmanager
+def serve(app: str, env: Mapping[str, str], workdir: Path, workers: int = 1) -> Iterator[str]:
+    """``app`` under its production server until the block ends; yields its base URL.
+
+    The server's log is in ``workdir``, and shown if it never becomes healthy.
+    """
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    log_path = workdir / f"{app}-server.log"
+    with log_path.open("wb") as log:
+        server = start_server(app, port, env, log, workers)
+    try:
+        try:
+            wait_until_healthy(base_url, server)
+        except ServerNotReady as exc:
+            raise ServerNotReady(f"{exc}\n{log_path.read_text(errors='replace')}") from None
+        yield base_url
+    finally:
+        stop_server(server)
+
+
+def production_env(database: Path, **settings: str) -> dict[str, str]:
+    """This environment without inherited ``AUTHTWIN_*``, plus production settings with cheap
+    hashing (its cost is tested elsewhere) and a random secret, overridable by name."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("AUTHTWIN_")}
+    env.update(
+        {
+            "AUTHTWIN_ENV": "production",
+            "AUTHTWIN_SECRET_KEY": secrets.token_urlsafe(48),
+            "AUTHTWIN_DATABASE_URL": f"sqlite:///{database}",
+            "AUTHTWIN_ARGON2_MEMORY_KIB": "1024",
+            "AUTHTWIN_ARGON2_TIME_COST": "1",
+        }
+    )
+    env.update({f"AUTHTWIN_{name.upper()}": value for name, value in settings.items()})
+    return env
 
 
 def wait_until_healthy(base_url: str, server: subprocess.Popen[bytes]) -> None:

@@ -7,7 +7,6 @@
   present; under RS256 it needs only the published key set.
 """
 
-import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +19,7 @@ from authlib.integrations.requests_client import OAuth2Session
 
 from tests.clients import API_PREFIX
 from tests.conftest import ConfiguredApi
-from tests.live import ServerNotReady, free_port, start_server, stop_server, wait_until_healthy
+from tests.live import production_env, serve
 from tests.support import PASSWORD, Account, sign_up, unique_email
 from tests.test_signing_keys import private_pem, published_keys
 
@@ -35,26 +34,9 @@ def server(
 ) -> Iterator[str]:
     """Each twin under uvicorn / gunicorn (one worker), on a SQLite file of its own."""
     workdir: Path = tmp_path_factory.mktemp(request.param)
-    env = {name: value for name, value in os.environ.items() if not name.startswith("AUTHTWIN_")}
-    env.update({
-        "AUTHTWIN_ENV": "production",
-        "AUTHTWIN_SECRET_KEY": SECRET,
-        "AUTHTWIN_DATABASE_URL": f"sqlite:///{workdir / 'clients.db'}",
-        "AUTHTWIN_ARGON2_MEMORY_KIB": "1024",
-        "AUTHTWIN_ARGON2_TIME_COST": "1",
-    })  # fmt: skip
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    log_path = workdir / "server.log"
-    with log_path.open("wb") as log:
-        process = start_server(request.param, port, env, log, workers=1)
-    try:
-        wait_until_healthy(base_url, process)
+    env = production_env(workdir / "clients.db", secret_key=SECRET)
+    with serve(request.param, env, workdir) as base_url:
         yield base_url
-    except ServerNotReady as exc:
-        pytest.fail(f"{exc}\n{log_path.read_text(errors='replace')}", pytrace=False)
-    finally:
-        stop_server(process)
 
 
 def oauth2_client() -> OAuth2Session:

@@ -27,7 +27,8 @@ def elapsed(request: Callable[[], object]) -> float:
 def one_hash_seconds() -> float:
     hasher = PasswordHasher(memory_kib=19_456, time_cost=2, parallelism=1)
     stored = hasher.hash("some password")
-    return statistics.median(elapsed(lambda: hasher.verify("wrong", stored)) for _ in range(5))
+    # The fastest of several: load on the machine can only add time, never take it away.
+    return min(elapsed(lambda: hasher.verify("wrong", stored)) for _ in range(7))
 
 
 def test_unknown_email_and_wrong_password_take_the_same_time(configured: ConfiguredApi) -> None:
