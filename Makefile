@@ -10,7 +10,7 @@ export AUTHTWIN_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:543
 # The Redis that throttling counters use on the PostgreSQL targets and the live servers.
 export AUTHTWIN_TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: install run run-flask test contract-fastapi contract-flask openapi lint fmt clean
+.PHONY: install run run-flask test fuzz contract-fastapi contract-flask openapi lint fmt clean
 
 install: $(STAMP)
 
@@ -30,6 +30,10 @@ test: install  ## in-process: both apps x SQLite and PostgreSQL; then both real 
 	$(BIN)/python -m pytest -n 2
 	$(BIN)/python -m tests.live fastapi -q
 	$(BIN)/python -m tests.live flask -q
+
+fuzz: install  ## deeper, random: schema fuzzing and differential testing of both twins
+	AUTHTWIN_FUZZ_EXAMPLES=200 AUTHTWIN_DIFF_EXAMPLES=300 $(BIN)/python -m pytest -n 2 \
+		tests/test_fuzz.py tests/test_differential.py
 
 contract-fastapi: install  ## the contract suite over HTTP against uvicorn
 	$(BIN)/python -m tests.live fastapi

@@ -21,7 +21,10 @@ _WWW_AUTHENTICATE = {
     }
 }
 _ERRORS: dict[int, dict[str, Any]] = {
-    400: {"model": ErrorResponse, "description": "Wrong current password"},
+    400: {
+        "model": ErrorResponse,
+        "description": "A body that is not UTF-8 or nests too deep; or a wrong current password",
+    },
     401: {
         "model": ErrorResponse,
         "description": "Missing, invalid, expired or revoked credentials",
@@ -50,5 +53,5 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: _ERRORS[status] for status in statuses}
 
 
-# A JSON body can always be too large or of the wrong type.
-JSON_BODY_ERRORS = (413, 415)
+# A JSON body can always be unparseable, too large or of the wrong type.
+JSON_BODY_ERRORS = (400, 413, 415)

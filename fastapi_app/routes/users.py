@@ -30,7 +30,7 @@ async def read_me(user: CurrentUser) -> object:
     "/me",
     response_model=UserPublic,
     dependencies=[JSONBody],
-    responses=errors(400, 401, 409, *JSON_BODY_ERRORS, 429),
+    responses=errors(401, 409, *JSON_BODY_ERRORS, 429),
 )
 def update_me(
     body: UserUpdateMe, user: CurrentUser, session: SessionDep, runtime: RuntimeDep, ip: ClientIP
@@ -49,7 +49,7 @@ def update_me(
     "/me/password",
     status_code=status.HTTP_204_NO_CONTENT,
     dependencies=[JSONBody],
-    responses=errors(400, 401, *JSON_BODY_ERRORS, 429),
+    responses=errors(401, *JSON_BODY_ERRORS, 429),
 )
 def change_password(
     body: PasswordChange, user: CurrentUser, session: SessionDep, runtime: RuntimeDep, ip: ClientIP
