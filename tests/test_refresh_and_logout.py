@@ -102,6 +102,7 @@ def test_logout_revokes_the_refresh_family(client: httpx2.Client, user: Account)
     response = client.post("/auth/logout", json={"refresh_token": successor}, headers=user.headers)
     assert response.status_code == 204
     assert response.content == b""
+    assert "content-type" not in response.headers  # no body, so no media type (RFC 9110 §8.3)
     assert_unauthorized(refresh(client, successor))
 
 

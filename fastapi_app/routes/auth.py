@@ -1,6 +1,6 @@
 """/auth: sign up, obtain tokens (JSON or OAuth2 form), refresh, log out."""
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
 from fastapi_app.deps import (
@@ -24,6 +24,7 @@ from shared.schemas import (
 from shared.services import auth
 
 router = APIRouter(prefix="/auth", tags=["auth"])
+# 204 routes answer with a bare Response (see routes/users.py).
 # The form issue_token reads by hand, described for OpenAPI (and Swagger UI) all the same.
 TOKEN_FORM_DOCS = {
     "requestBody": {
@@ -112,6 +113,7 @@ def refresh(body: RefreshRequest, session: SessionDep, runtime: RuntimeDep, ip: 
 @router.post(
     "/logout",
     status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
     dependencies=[JSONBody],
     responses=errors(401, *JSON_BODY_ERRORS),
 )

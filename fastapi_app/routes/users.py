@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, status
+from fastapi import APIRouter, Path, Query, Response, status
 
 from fastapi_app.deps import ClientIP, CurrentUser, JSONBody, RuntimeDep, SessionDep, Superuser
 from fastapi_app.openapi import JSON_BODY_ERRORS, errors
@@ -18,6 +18,8 @@ from shared.schemas import (
 from shared.services import users
 
 router = APIRouter(prefix="/users", tags=["users"])
+# 204 routes answer with a bare Response: FastAPI's default JSONResponse would send a
+# Content-Type with the empty body; the Flask twin sends none.
 UserIdPath = Annotated[int, Path(ge=1, le=MAX_DB_INT)]
 
 
@@ -48,6 +50,7 @@ def update_me(
 @router.put(
     "/me/password",
     status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
     dependencies=[JSONBody],
     responses=errors(401, *JSON_BODY_ERRORS, 429),
 )
@@ -66,7 +69,12 @@ def change_password(
     )
 
 
-@router.delete("/me", status_code=status.HTTP_204_NO_CONTENT, responses=errors(401, 403))
+@router.delete(
+    "/me",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=errors(401, 403),
+)
 def delete_me(user: CurrentUser, session: SessionDep) -> None:
     users.delete_me(session=session, user_id=user.id)
 
@@ -100,7 +108,10 @@ def update_user(
 
 
 @router.delete(
-    "/{user_id}", status_code=status.HTTP_204_NO_CONTENT, responses=errors(401, 403, 404)
+    "/{user_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=errors(401, 403, 404),
 )
 def delete_user(user_id: UserIdPath, user: Superuser, session: SessionDep) -> None:
     users.delete_user(session=session, actor=user, user_id=user_id)
