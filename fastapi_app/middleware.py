@@ -1,12 +1,11 @@
 """Pure ASGI middleware (no ``BaseHTTPMiddleware``: no extra task, no body buffering)."""
 
 from starlette.datastructures import Headers, MutableHeaders
-from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.cors import CorsPolicy, is_preflight, merged_vary
-from shared.http import CONTENT_TOO_LARGE, RESPONSE_HEADERS, response_headers
+from shared.http import BODY_METHODS, CONTENT_TOO_LARGE, RESPONSE_HEADERS, response_headers
 
 
 class ResponseHeadersMiddleware:
@@ -47,21 +46,52 @@ class BodyLimitMiddleware:
             return
         declared = Headers(scope=scope).get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_bytes:
-            response = JSONResponse({"detail": CONTENT_TOO_LARGE}, status_code=413)
-            await response(scope, receive, send)
+            await self.too_large(scope, receive, send)
             return
-        received = 0
+        if not declared and scope["method"] in BODY_METHODS:
+            # A chunked body: read it now, as the Flask twin does, so that one over the limit
+            # is a 413 wherever it was sent — also to a route that would never read it.
+            body = await self.read_within_limit(receive)
+            if body is None:
+                await self.too_large(scope, receive, send)
+                return
+            await self.app(scope, replay(body, receive), send)
+            return
+        await self.app(scope, receive, send)
 
-        async def receive_within_limit() -> Message:
-            nonlocal received
+    async def read_within_limit(self, receive: Receive) -> bytes | None:
+        """The whole body, or None as soon as it exceeds ``max_bytes``."""
+        chunks, size, more = [], 0, True
+        while more:
             message = await receive()
-            received += len(message.get("body", b""))
-            if received > self.max_bytes:
-                # An HTTPException passes through FastAPI's body reading to our handler.
-                raise HTTPException(status_code=413, detail=CONTENT_TOO_LARGE)
-            return message
+            if message["type"] != "http.request":
+                break  # the client went away; the app will see the disconnect
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                return None
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        return b"".join(chunks)
 
-        await self.app(scope, receive_within_limit, send)
+    @staticmethod
+    async def too_large(scope: Scope, receive: Receive, send: Send) -> None:
+        response = JSONResponse({"detail": CONTENT_TOO_LARGE}, status_code=413)
+        await response(scope, receive, send)
+
+
+def replay(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that yields ``body`` once, then whatever the client sends next."""
+    sent = False
+
+    async def replayed() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replayed
 
 
 class HeadMiddleware:

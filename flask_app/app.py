@@ -21,6 +21,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     # No implicit OPTIONS answers: FastAPI has none, and CORS is a deliberate choice, not a default.
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
+    # /users//me is a 404, as in FastAPI; Werkzeug would redirect it to /users/me.
+    app.url_map.merge_slashes = False
     app.json = ContractJSONProvider(app)
     app.extensions["authtwin"] = runtime
 

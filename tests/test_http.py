@@ -203,6 +203,19 @@ def test_streamed_bodies_over_the_size_limit_are_413(client: httpx2.Client) -> N
     assert response.json() == {"detail": "Content Too Large"}
 
 
+@pytest.mark.parametrize("path", ["/auth/token", "/no-such-route", "/health"])
+def test_streamed_bodies_over_the_limit_are_413_even_where_nothing_reads_them(
+    client: httpx2.Client, path: str
+) -> None:
+    """The limit comes first, as for a declared length: not a 404, 405 or form error."""
+    response = client.post(path, content=iter([b"x" * (1024 * 1024 + 1)]), headers=JSON)
+    assert_error(response, 413, "Content Too Large")
+
+
+def test_repeated_slashes_are_not_merged(client: httpx2.Client, user: Account) -> None:
+    assert_error(client.get("/users//me", headers=user.headers), 404, "Not Found")
+
+
 @pytest.mark.parametrize(
     "value",
     ["' OR '1'='1", "admin@example.com' --", "😀" * 50, "\u202e\u0000", "a" * 100_000],
