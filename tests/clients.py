@@ -50,6 +50,9 @@ def flask_client(settings: Settings, **_options: bool) -> Iterator[httpx2.Client
         # What gunicorn tells the app for a chunked body; httpx2's WSGITransport does not, and
         # without it Werkzeug reads a body of unknown length as empty.
         environ.setdefault("wsgi.input_terminated", True)
+        # PEP 3333 wants PATH_INFO as latin-1-decoded bytes, as servers pass it; httpx2 gives
+        # the UTF-8-decoded path, on which Werkzeug fails for any non-ASCII path.
+        environ["PATH_INFO"] = environ["PATH_INFO"].encode("utf-8").decode("latin-1")
         return app(environ, start_response)
 
     transport = httpx2.WSGITransport(app=served, remote_addr=CLIENT_IP)

@@ -23,6 +23,7 @@ JSON = {"Content-Type": "application/json"}
 
 def test_unknown_route_is_a_json_404(client: httpx2.Client) -> None:
     assert_error(client.get("/no-such-route"), 404, "Not Found")
+    assert_error(client.get("/nö-such-route/✓"), 404, "Not Found")
 
 
 def test_trailing_slash_is_a_404_not_a_redirect(client: httpx2.Client, user: Account) -> None:
