@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from playwright.sync_api import Browser, Page, Route, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, Route, sync_playwright
 
 from tests.clients import API_PREFIX
 from tests.live import production_env, serve
@@ -56,6 +56,18 @@ def offline(page: Page, base_url: str) -> list[str]:
     return refused
 
 
+def policy_violations(page: Page) -> list[str]:
+    """What the browser reports the pages' Content-Security-Policy blocked, as it happens."""
+    violations: list[str] = []
+
+    def watch(message: ConsoleMessage) -> None:
+        if "Content Security Policy" in message.text:
+            violations.append(message.text)
+
+    page.on("console", watch)
+    return violations
+
+
 def authorize_and_call_me(page: Page, email: str) -> str:
     """Swagger UI's OAuth2 password flow, then "Try it out" on GET /users/me; its status."""
     page.get_by_role("button", name="Authorize").first.click()
@@ -87,10 +99,7 @@ def test_swagger_ui_authorizes_and_calls_users_me_offline(
         )
         assert signup.status_code == 201
         page = browser.new_page(viewport={"width": 1280, "height": 1600})
-        refused = offline(page, base_url)
-        violations: list[str] = []
-        page.on("console", lambda message: violations.append(message.text)
-                if "Content Security Policy" in message.text else None)  # fmt: skip
+        refused, violations = offline(page, base_url), policy_violations(page)
         page.goto(f"{base_url}/docs")
         status = authorize_and_call_me(page, email)
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -106,10 +115,7 @@ def test_swagger_ui_authorizes_and_calls_users_me_offline(
 def test_redoc_renders_the_contract_offline(app: str, browser: Browser, tmp_path: Path) -> None:
     with serve(app, production_env(tmp_path / "docs.db"), tmp_path) as base_url:
         page = browser.new_page(viewport={"width": 1280, "height": 1200})
-        refused = offline(page, base_url)
-        violations: list[str] = []
-        page.on("console", lambda message: violations.append(message.text)
-                if "Content Security Policy" in message.text else None)  # fmt: skip
+        refused, violations = offline(page, base_url), policy_violations(page)
         page.goto(f"{base_url}/redoc")
         page.get_by_role("heading", name="Read Me").first.wait_for()
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
