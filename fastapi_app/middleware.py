@@ -1,6 +1,7 @@
 """Pure ASGI middleware (no ``BaseHTTPMiddleware``: no extra task, no body buffering)."""
 
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -51,7 +52,10 @@ class BodyLimitMiddleware:
         if not declared and scope["method"] in BODY_METHODS:
             # A chunked body: read it now, as the Flask twin does, so that one over the limit
             # is a 413 wherever it was sent — also to a route that would never read it.
-            body = await self.read_within_limit(receive)
+            try:
+                body = await self.read_within_limit(receive)
+            except ClientDisconnect:
+                return  # gone before the body ended: nothing to run, no one to answer
             if body is None:
                 await self.too_large(scope, receive, send)
                 return
@@ -65,7 +69,7 @@ class BodyLimitMiddleware:
         while more:
             message = await receive()
             if message["type"] != "http.request":
-                break  # the client went away; the app will see the disconnect
+                raise ClientDisconnect
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_bytes:

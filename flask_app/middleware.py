@@ -22,9 +22,11 @@ def reject_oversized_body() -> None:
         raise RequestEntityTooLarge
     if request.content_length is None and request.method in BODY_METHODS:
         # A chunked body: Werkzeug cuts it off at the limit without a word. Read it (cached
-        # for the JSON and form parsers); one more read raises 413 if it was cut short.
-        request.get_data(cache=True)
-        request.stream.read(1)
+        # for the JSON and form parsers); if it reached the limit, a byte more on the wire
+        # means it was cut short. (Werkzeug's own stream would 413 a body of exactly the limit.)
+        body = request.get_data(cache=True)
+        if len(body) >= limit and request.environ["wsgi.input"].read(1):
+            raise RequestEntityTooLarge
 
 
 def cors_policy() -> CorsPolicy:

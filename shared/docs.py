@@ -43,10 +43,14 @@ REDOC_PAGE = f"""<!doctype html>
 """
 
 
-@cache
 def asset(name: str) -> tuple[bytes, str] | None:
     """A docs asset's bytes and media type; None for any name not in the fixed list."""
     media_type = ASSET_TYPES.get(name)
     if media_type is None:
-        return None
-    return (files("shared") / "static" / "docs" / name).read_bytes(), media_type
+        return None  # checked before the cache, so unknown names cannot fill it
+    return _read(name), media_type
+
+
+@cache
+def _read(name: str) -> bytes:
+    return (files("shared") / "static" / "docs" / name).read_bytes()

@@ -35,8 +35,11 @@ def browser() -> Iterator[Browser]:
             pytest.fail(f"CI requires chromium: {reason}", pytrace=False)
         pytest.skip(reason)
     with sync_playwright() as playwright:
-        # --no-sandbox: the sandbox refuses to run as root, which CI containers often are.
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        # --no-sandbox: the sandbox refuses to run as root, which CI containers often are;
+        # --disable-dev-shm-usage: containers' small /dev/shm crashes renderers of big pages.
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"]
+        )
         yield browser
         browser.close()
 

@@ -213,6 +213,16 @@ def test_streamed_bodies_over_the_limit_are_413_even_where_nothing_reads_them(
     assert_error(response, 413, "Content Too Large")
 
 
+@pytest.mark.parametrize("streamed", [True, False], ids=["chunked", "content-length"])
+def test_a_body_of_exactly_the_limit_is_not_too_large(
+    client: httpx2.Client, streamed: bool
+) -> None:
+    """The limit is inclusive: 1 MiB passes the size check (and is then a 422, not JSON)."""
+    body = b"x" * (1024 * 1024)
+    response = client.post("/auth/login", content=iter([body]) if streamed else body, headers=JSON)
+    assert response.status_code == 422, response.text
+
+
 def test_repeated_slashes_are_not_merged(client: httpx2.Client, user: Account) -> None:
     assert_error(client.get("/users//me", headers=user.headers), 404, "Not Found")
 
