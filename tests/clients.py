@@ -1,7 +1,9 @@
 """One adapter per target: each yields an ``httpx2.Client`` rooted at ``/api/v1``.
 
 Tests only ever see that client, so they cannot branch on what serves it: the FastAPI app
-in-process, the Flask app in-process, or any live server given with ``--base-url``.
+in-process, the Flask app in-process, or any live server given with ``--base-url``. The
+schema fuzzer gets the same treatment: one loader per app (``SCHEMAS``), the difference
+between ASGI and WSGI kept here.
 """
 
 from collections.abc import Callable, Iterator
@@ -9,11 +11,13 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import httpx2
+import schemathesis
 from fastapi.testclient import TestClient
 
 import fastapi_app
 import flask_app
 from shared.config import Settings
+from shared.runtime import Runtime
 
 API_PREFIX = "/api/v1"
 IN_PROCESS_BASE = "http://testserver" + API_PREFIX
@@ -70,3 +74,30 @@ def live_client(base_url: str) -> Iterator[httpx2.Client]:
 
 
 APPS: dict[str, ClientFactory] = {"fastapi": fastapi_client, "flask": flask_client}
+
+
+@contextmanager
+def fastapi_schema(settings: Settings) -> Iterator[tuple[Any, Runtime]]:
+    """The FastAPI twin as schemathesis calls it (ASGI), with its runtime."""
+    app = fastapi_app.create_app(settings)
+    runtime: Runtime = app.state.runtime
+    runtime.prepare()  # schemathesis calls the app without running its lifespan
+    try:
+        yield schemathesis.openapi.from_asgi("/openapi.json", app), runtime
+    finally:
+        runtime.engine.dispose()
+
+
+@contextmanager
+def flask_schema(settings: Settings) -> Iterator[tuple[Any, Runtime]]:
+    """The Flask twin as schemathesis calls it (WSGI), with its runtime."""
+    app = flask_app.create_app(settings)
+    runtime: Runtime = app.extensions["authtwin"]
+    try:
+        yield schemathesis.openapi.from_wsgi("/openapi.json", app), runtime
+    finally:
+        runtime.engine.dispose()
+
+
+SchemaFactory = Callable[[Settings], AbstractContextManager[tuple[Any, Runtime]]]
+SCHEMAS: dict[str, SchemaFactory] = {"fastapi": fastapi_schema, "flask": flask_schema}

@@ -14,17 +14,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-import fastapi_app
-import flask_app
 from shared import errors
 from shared.contract import openapi_document
 from shared.runtime import Runtime
 from shared.services import auth
+from tests.clients import SCHEMAS
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, in_process_settings
 
 pytestmark = pytest.mark.in_process
@@ -40,24 +38,15 @@ CASES = [
 ]
 
 
-@pytest.fixture(params=["fastapi", "flask"], scope="module")
+@pytest.fixture(params=list(SCHEMAS), scope="module")
 def twin(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Any, Runtime]]:
     """One twin in-process on a SQLite file of its own: its schema, loaded from the app, and
     its runtime (for logging in without HTTP)."""
     database = tmp_path_factory.mktemp(request.param) / "fuzz.db"
-    config = in_process_settings(f"sqlite:///{database}")
-    if request.param == "fastapi":
-        app: Any = fastapi_app.create_app(config)
-        runtime: Runtime = app.state.runtime
-        runtime.prepare()  # schemathesis calls the app without running its lifespan
-        yield schemathesis.openapi.from_asgi("/openapi.json", app), runtime
-    else:
-        app = flask_app.create_app(config)
-        runtime = app.extensions["authtwin"]
-        yield schemathesis.openapi.from_wsgi("/openapi.json", app), runtime
-    runtime.engine.dispose()
+    with SCHEMAS[request.param](in_process_settings(f"sqlite:///{database}")) as loaded:
+        yield loaded
 
 
 def superuser_token(runtime: Runtime) -> str:
