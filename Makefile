@@ -10,7 +10,7 @@ export AUTHTWIN_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:543
 # The Redis that throttling counters use on the PostgreSQL targets and the live servers.
 export AUTHTWIN_TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: install run run-flask test fuzz contract-fastapi contract-flask openapi lint fmt clean
+.PHONY: install wrk run run-flask test fuzz bench bench-quick contract-fastapi contract-flask openapi lint fmt clean
 
 install: $(STAMP)
 
@@ -35,6 +35,18 @@ fuzz: install  ## deeper, random: schema fuzzing and differential testing of bot
 	AUTHTWIN_FUZZ_EXAMPLES=200 AUTHTWIN_DIFF_EXAMPLES=300 $(BIN)/python -m pytest -n 2 \
 		tests/test_fuzz.py tests/test_differential.py
 
+bench: install wrk  ## both twins under load, SQLite and PostgreSQL (~13 min): bench/results/<date>.md
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m bench full
+
+bench-quick: install wrk  ## one short round on SQLite (~1.5 min): bench/results/<date>-quick.md
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m bench quick
+
+wrk:  ## the load generator for throughput ceilings, from Debian's packages
+	@command -v wrk >/dev/null || { \
+		sudo_="$$([ "$$(id -u)" -eq 0 ] || echo sudo)"; \
+		$$sudo_ apt-get install -y -q wrk >/dev/null \
+		|| { $$sudo_ apt-get update -q >/dev/null && $$sudo_ apt-get install -y -q wrk >/dev/null; }; }
+
 contract-fastapi: install  ## the contract suite over HTTP against uvicorn
 	$(BIN)/python -m tests.live fastapi
 
@@ -47,7 +59,7 @@ openapi: install  ## accept the FastAPI twin's generated OpenAPI document as the
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy shared fastapi_app flask_app tests
+	$(BIN)/mypy shared fastapi_app flask_app tests bench
 
 fmt: install
 	$(BIN)/ruff format .

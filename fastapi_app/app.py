@@ -3,6 +3,7 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from anyio import to_thread
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
@@ -13,30 +14,33 @@ from fastapi_app.middleware import (
     HeadMiddleware,
     ResponseHeadersMiddleware,
 )
+from fastapi_app.readers import make_reader
 from fastapi_app.routes import api_router, docs, well_known
 from shared.config import Settings
 from shared.cors import CorsPolicy
-from shared.db import make_async_engine
 from shared.runtime import Runtime
+
+# Sync routes (password hashing, writes) run in anyio's threadpool, 40 threads by default.
+# The Flask twin runs 8 threads per gunicorn worker; FastAPI gets the same. More threads
+# only contend — for SQLite's one write lock and for the GIL with the event loop — and
+# served fewer logins, refreshes and signups, more slowly (bench/README.md).
+SYNC_ROUTE_THREADS = 8
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     runtime = Runtime.build(settings)
-    # Only the bearer-token lookup is async (see deps.py); the autocommit option mirrors
-    # ``runtime.read_engine`` on the Flask side.
-    async_read_engine = make_async_engine(
-        settings.database_url, pool_size=settings.db_pool_size
-    ).execution_options(isolation_level="AUTOCOMMIT")
+    reader = make_reader(runtime)  # the bearer-token lookup and /health: see readers.py
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         # Creating tables and hashing the first superuser's password block; keep them off
         # the event loop even at start-up.
+        to_thread.current_default_thread_limiter().total_tokens = SYNC_ROUTE_THREADS
         await run_in_threadpool(runtime.prepare)
         yield
-        await async_read_engine.dispose()
-        await run_in_threadpool(runtime.engine.dispose)
+        await reader.aclose()
+        await run_in_threadpool(runtime.dispose)
 
     app = FastAPI(
         title="authtwin",
@@ -48,7 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,  # routes/docs.py serves them from this package instead
     )
     app.state.runtime = runtime
-    app.state.async_read_engine = async_read_engine
+    app.state.reader = reader
     install_error_handlers(app)
     # The last added runs first: HeadMiddleware → ResponseHeaders → Cors → BodyLimit → routes.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)

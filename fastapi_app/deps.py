@@ -3,8 +3,8 @@
 Routes that hash passwords or write are plain ``def`` functions: FastAPI runs them (and the
 sync ``get_session`` generator) in its threadpool, so neither argon2 nor the sync driver ever
 blocks the event loop. The one dependency every authenticated request shares — token to
-user — is ``async``: it decodes the JWT (tens of µs) and reads one row through the async
-engine, so ``GET /users/me`` never leaves the event loop.
+user — is ``async``: it decodes the JWT (tens of µs) on the loop and awaits one row from
+the reader (readers.py), so ``GET /users/me`` never waits in the threadpool.
 """
 
 from collections.abc import Iterator
@@ -12,13 +12,12 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
-from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session
 
+from fastapi_app.readers import Reader
 from shared import errors
 from shared.client_ip import client_ip
 from shared.http import is_json_media_type
-from shared.identity import active_user_statement, principal_from_row
 from shared.runtime import Runtime
 from shared.schemas import UserPublic
 from shared.throttle import Operation
@@ -29,7 +28,10 @@ TOKEN_URL = "/api/v1/auth/token"
 bearer_scheme = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False)
 
 
-def get_runtime(request: Request) -> Runtime:
+# Dependencies that only read request state are ``async def``: FastAPI runs a plain ``def``
+# dependency in its threadpool, and a thread hop to read an attribute cost ``GET /users/me``
+# about a fifth of its throughput (bench/README.md).
+async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
@@ -45,7 +47,7 @@ def get_session(runtime: RuntimeDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def get_client_ip(request: Request, runtime: RuntimeDep) -> str:
+async def get_client_ip(request: Request, runtime: RuntimeDep) -> str:
     peer = request.client.host if request.client else None
     forwarded = request.headers.getlist("x-forwarded-for")
     return client_ip(peer, forwarded, runtime.settings.trusted_proxies)
@@ -71,11 +73,16 @@ async def get_access_claims(
 AccessClaims = Annotated[TokenClaims, Depends(get_access_claims)]
 
 
-async def get_current_user(request: Request, claims: AccessClaims) -> UserPublic:
-    engine: AsyncEngine = request.app.state.async_read_engine
-    async with engine.connect() as connection:
-        result = await connection.execute(active_user_statement(claims))
-        return principal_from_row(result.one_or_none())
+async def get_reader(request: Request) -> Reader:
+    reader: Reader = request.app.state.reader
+    return reader
+
+
+ReaderDep = Annotated[Reader, Depends(get_reader)]
+
+
+async def get_current_user(reader: ReaderDep, claims: AccessClaims) -> UserPublic:
+    return await reader.principal(claims)
 
 
 CurrentUser = Annotated[UserPublic, Depends(get_current_user)]

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from shared import errors
 from shared.client_ip import client_ip
 from shared.http import BODY_METHODS, is_json_media_type
-from shared.identity import active_user_statement, bearer_token, principal_from_row
+from shared.identity import bearer_token, find_principal
 from shared.runtime import Runtime
 from shared.schemas import UserId, UserPublic
 from shared.throttle import Operation
@@ -62,9 +62,7 @@ def access_claims() -> TokenClaims:
 def current_user() -> UserPublic:
     if "current_user" not in g:
         claims = access_claims()
-        with get_runtime().read_engine.connect() as connection:
-            row = connection.execute(active_user_statement(claims)).one_or_none()
-        g.current_user = principal_from_row(row)
+        g.current_user = find_principal(get_runtime().read_engine, claims)
     user: UserPublic = g.current_user
     return user
 

@@ -38,7 +38,7 @@ def create_superuser(email: str, *, password_stdin: bool) -> int:
         print(f"error: {messages}", file=sys.stderr)
         return 2
     finally:
-        runtime.engine.dispose()
+        runtime.dispose()
     print(f"superuser {user.email} (id {user.id}) is ready")
     return 0
 

@@ -1,7 +1,9 @@
-"""Declarative base, a UTC-safe datetime type and engine factories (sync and async)."""
+"""Declarative base, a UTC-safe datetime type, and the engines: one for writes, one for reads."""
 
+import functools
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import URL, DateTime, Engine, create_engine, event, exc, make_url
 from sqlalchemy.engine.interfaces import Dialect
@@ -52,18 +54,31 @@ def database_url(raw: str) -> URL:
 def _engine_options(url: URL, pool_size: int) -> dict[str, Any]:
     # hide_parameters: a database error's message would otherwise carry the statement's
     # values into the logs, and one of them may be a password hash.
-    if url.get_backend_name() == "sqlite":
-        return {"hide_parameters": True}
-    # pre_ping turns a connection the server closed (restart, idle timeout) into a reconnect
-    # instead of a 500 on the next request.
-    # connect_timeout: an unreachable server fails /health in seconds, not the OS's minutes.
-    return {
-        "hide_parameters": True,
-        "pool_size": pool_size,
-        "max_overflow": pool_size,
-        "pool_pre_ping": True,
-        "connect_args": {"connect_timeout": 5},
-    }
+    options: dict[str, Any] = {"hide_parameters": True}
+    if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+        return options  # one connection per thread (SingletonThreadPool): nothing to size
+    options.update(pool_size=pool_size, max_overflow=pool_size)
+    if url.get_backend_name() != "sqlite":
+        # connect_timeout: an unreachable server fails /health in seconds, not the OS's minutes.
+        timeout = "timeout" if url.get_driver_name() == "asyncpg" else "connect_timeout"
+        options["connect_args"] = {timeout: 5}
+    return options
+
+
+def _read_only(options: dict[str, Any]) -> dict[str, Any]:
+    """Options for a pool that only ever runs single SELECTs.
+
+    Autocommit is set once per connection (an ``execution_options`` copy of another engine
+    would switch it at every checkout and back at every return), and there is no transaction
+    to roll back on return. There is no pre-ping either: that is one more round trip per
+    request; :func:`retry_once_if_disconnected` handles a dead connection instead.
+    """
+    read_only = {**options, "isolation_level": "AUTOCOMMIT", "pool_reset_on_return": None}
+    if "max_overflow" in options:
+        # A fixed pool: an overflow connection is closed when it comes back, so bursts
+        # would open and close connections all day (bench/README.md measured the cost).
+        read_only["max_overflow"] = 0
+    return read_only
 
 
 def _enable_sqlite_integrity(dbapi_connection: Any, _record: Any) -> None:
@@ -75,23 +90,79 @@ def _enable_sqlite_integrity(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(raw_url: str, *, pool_size: int) -> Engine:
-    url = database_url(raw_url)
-    engine = create_engine(url, **_engine_options(url, pool_size))
+def _sync_engine(url: URL, options: dict[str, Any]) -> Engine:
+    engine = create_engine(url, **options)
     if url.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _enable_sqlite_integrity)
     return engine
 
 
-def make_async_engine(raw_url: str, *, pool_size: int) -> AsyncEngine:
-    """The same database through an asyncio driver (psycopg's async mode, or aiosqlite)."""
+def make_engine(raw_url: str, *, pool_size: int) -> Engine:
+    """The engine for transactions: every service that writes."""
     url = database_url(raw_url)
-    if url.get_backend_name() == "sqlite":
-        url = url.set(drivername="sqlite+aiosqlite")
-    engine = create_async_engine(url, **_engine_options(url, pool_size))
-    if url.get_backend_name() == "sqlite":
-        event.listen(engine.sync_engine, "connect", _enable_sqlite_integrity)
-    return engine
+    # pre_ping turns a connection the server closed (restart, idle timeout) into a reconnect
+    # instead of a 500; its round trip is small beside a transaction's.
+    return _sync_engine(url, {**_engine_options(url, pool_size), "pool_pre_ping": True})
+
+
+def make_read_engine(raw_url: str, *, pool_size: int) -> Engine:
+    """A second pool, for the read-only lookups every authenticated request makes."""
+    url = database_url(raw_url)
+    return _sync_engine(url, _read_only(_engine_options(url, pool_size)))
+
+
+def make_async_read_engine(raw_url: str, *, pool_size: int) -> AsyncEngine:
+    """The read pool through asyncpg, for an event loop; PostgreSQL only.
+
+    asyncpg, not psycopg's async mode: on ``GET /users/me`` it served about 15 % more
+    requests per second on this project's benchmark (bench/README.md).
+    """
+    url = database_url(raw_url)
+    if url.get_backend_name() != "postgresql":
+        raise ValueError(f"no asyncio read engine for {url.get_backend_name()}")
+    url = url.set(drivername="postgresql+asyncpg")
+    return create_async_engine(url, **_read_only(_engine_options(url, pool_size)))
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def retry_once_if_disconnected(read: Callable[P, R]) -> Callable[P, R]:
+    """Run a read-only lookup again, once, if it failed on a connection that had died.
+
+    SQLAlchemy's "optimistic" disconnect handling: the failure invalidates the whole pool
+    (every connection as old as the dead one), so the retry gets a fresh connection. Only
+    for reads: running a write twice is not safe.
+    """
+
+    @functools.wraps(read)
+    def reading(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return read(*args, **kwargs)
+        except exc.DBAPIError as error:
+            if not error.connection_invalidated:
+                raise
+            return read(*args, **kwargs)
+
+    return reading
+
+
+def retry_once_if_disconnected_async(
+    read: Callable[P, Awaitable[R]],
+) -> Callable[P, Awaitable[R]]:
+    """:func:`retry_once_if_disconnected` for a coroutine function."""
+
+    @functools.wraps(read)
+    async def reading(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await read(*args, **kwargs)
+        except exc.DBAPIError as error:
+            if not error.connection_invalidated:
+                raise
+            return await read(*args, **kwargs)
+
+    return reading
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -6,6 +6,7 @@ schema fuzzer gets the same treatment: one loader per app (``SCHEMAS``), the dif
 between ASGI and WSGI kept here.
 """
 
+import asyncio
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
@@ -64,7 +65,7 @@ def flask_client(settings: Settings, **_options: bool) -> Iterator[httpx2.Client
         with httpx2.Client(transport=transport, base_url=IN_PROCESS_BASE) as client:
             yield client
     finally:
-        app.extensions["authtwin"].engine.dispose()
+        app.extensions["authtwin"].dispose()
 
 
 @contextmanager
@@ -85,7 +86,8 @@ def fastapi_schema(settings: Settings) -> Iterator[tuple[Any, Runtime]]:
     try:
         yield schemathesis.openapi.from_asgi("/openapi.json", app), runtime
     finally:
-        runtime.engine.dispose()
+        asyncio.run(app.state.reader.aclose())  # what the lifespan would have done
+        runtime.dispose()
 
 
 @contextmanager
@@ -96,7 +98,7 @@ def flask_schema(settings: Settings) -> Iterator[tuple[Any, Runtime]]:
     try:
         yield schemathesis.openapi.from_wsgi("/openapi.json", app), runtime
     finally:
-        runtime.engine.dispose()
+        runtime.dispose()
 
 
 SchemaFactory = Callable[[Settings], AbstractContextManager[tuple[Any, Runtime]]]

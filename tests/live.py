@@ -2,7 +2,8 @@
 
     python -m tests.live fastapi|flask [extra pytest arguments]
 
-Starts the app under its production server (uvicorn / gunicorn, two worker processes) on a
+Starts the app under its production server (uvicorn / gunicorn, two worker processes, the
+command lines of bench/servers.py, which docker-compose.yml also runs) on a
 fresh SQLite file (or ``AUTHTWIN_DATABASE_URL`` if set), waits for ``/health``, runs
 ``pytest --base-url`` with the same ``AUTHTWIN_*`` settings, and stops the server.
 
@@ -14,7 +15,6 @@ The throttling counters live in the Redis at ``AUTHTWIN_TEST_REDIS_URL`` when th
 import contextlib
 import os
 import secrets
-import signal
 import socket
 import subprocess
 import sys
@@ -27,6 +27,18 @@ from typing import IO
 
 import httpx2
 
+from bench.servers import command as production_command
+from bench.servers import stop as stop_server
+
+__all__ = [
+    "ServerNotReady",
+    "free_port",
+    "production_env",
+    "serve",
+    "start_server",
+    "stop_server",
+    "wait_until_healthy",
+]
 WORKERS = 2
 STARTUP_SECONDS = 60
 
@@ -39,21 +51,9 @@ def free_port() -> int:
 
 
 def server_command(app: str, port: int, workers: int = WORKERS) -> list[str]:
-    bind = ["127.0.0.1", str(port)]
-    if app == "fastapi":
-        return [
-            sys.executable, "-m", "uvicorn", "--factory", "fastapi_app:create_app",
-            "--host", bind[0], "--port", bind[1], "--workers", str(workers), "--no-server-header",
-            # The app decides whom to believe (AUTHTWIN_TRUSTED_PROXIES); uvicorn would
-            # otherwise take X-Forwarded-For from any loopback peer as the client address.
-            "--no-proxy-headers",
-        ]  # fmt: skip
-    if app == "flask":
-        return [
-            sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind", ":".join(bind),
-            "flask_app:create_app()",
-        ]  # fmt: skip
-    raise SystemExit(f"unknown app {app!r}: use fastapi or flask")
+    if app not in ("fastapi", "flask"):
+        raise SystemExit(f"unknown app {app!r}: use fastapi or flask")
+    return production_command(app, port, workers)
 
 
 def start_server(
@@ -67,18 +67,6 @@ def start_server(
         stderr=log,
         start_new_session=True,
     )
-
-
-def stop_server(server: subprocess.Popen[bytes]) -> None:
-    """Stop the server and its workers: the whole process group."""
-    with contextlib.suppress(ProcessLookupError):  # already gone, workers and all
-        os.killpg(server.pid, signal.SIGTERM)
-    try:
-        server.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.pid, signal.SIGKILL)
-        server.wait()
 
 
 class ServerNotReady(Exception):

@@ -86,7 +86,7 @@ def test_login_upgrades_a_bcrypt_hash_in_the_database(tmp_path: Path) -> None:
     with runtime.sessions() as session:
         stored = session.scalars(select(User.hashed_password)).one()
     assert stored.startswith("$argon2id$")
-    runtime.engine.dispose()
+    runtime.dispose()
 
 
 @pytest.mark.parametrize(
@@ -152,7 +152,7 @@ def test_cli_creates_a_superuser_idempotently(tmp_path: Path) -> None:
     with runtime.sessions() as session:
         users = session.scalars(select(User)).all()
     assert [(u.email, u.is_superuser) for u in users] == [("root@example.com", True)]
-    runtime.engine.dispose()
+    runtime.dispose()
 
 
 @pytest.mark.parametrize(
@@ -189,11 +189,11 @@ def test_first_superuser_at_start_up_is_idempotent(tmp_path: Path) -> None:
     for _ in range(2):
         runtime = Runtime.build(settings)
         runtime.prepare()
-        runtime.engine.dispose()
+        runtime.dispose()
     runtime = Runtime.build(settings)
     with runtime.sessions() as session:
         users = session.scalars(select(User)).all()
-    runtime.engine.dispose()
+    runtime.dispose()
     assert [(u.email, u.is_superuser) for u in users] == [("boss@example.com", True)]
 
 
@@ -206,12 +206,12 @@ def test_start_up_never_promotes_an_existing_account(tmp_path: Path) -> None:
     with runtime.sessions() as session:
         session.add(User(email="boss@example.com", hashed_password="x", is_active=False))
         session.commit()
-    runtime.engine.dispose()
+    runtime.dispose()
     runtime = Runtime.build(settings)
     runtime.prepare()
     with runtime.sessions() as session:
         user = session.scalars(select(User)).one()
-    runtime.engine.dispose()
+    runtime.dispose()
     assert (user.is_superuser, user.is_active, user.hashed_password) == (False, False, "x")
 
 
@@ -220,4 +220,4 @@ def test_start_up_refuses_a_weak_first_superuser_password(tmp_path: Path) -> Non
     runtime = Runtime.build(settings)
     with pytest.raises(ValueError, match="too common"):
         runtime.prepare()
-    runtime.engine.dispose()
+    runtime.dispose()

@@ -53,7 +53,7 @@ def test_the_flask_twin_routes_exactly_the_contracts_operations(tmp_path: Path) 
         for method in rule.methods or ()
         if method.lower() in METHODS and not rule.endpoint.startswith("docs.")
     }
-    app.extensions["authtwin"].engine.dispose()
+    app.extensions["authtwin"].dispose()
     assert routed == set(operations(openapi_document()))
 
 

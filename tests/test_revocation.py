@@ -152,7 +152,7 @@ def test_denylist_entries_expire_with_their_token(tmp_path: Path) -> None:
     with runtime.sessions() as session:
         remaining = set(session.scalars(select(RevokedAccessToken.jti)))
     assert remaining == {second}
-    runtime.engine.dispose()
+    runtime.dispose()
 
 
 def test_two_logouts_with_one_access_token_at_once_never_fail(

@@ -2,14 +2,15 @@
 
 from fastapi import APIRouter
 
-from fastapi_app.deps import RuntimeDep
+from fastapi_app.deps import ReaderDep
 from fastapi_app.openapi import errors
 from shared.schemas import Health
-from shared.services import health as health_service
 
 router = APIRouter(tags=["health"])
 
 
 @router.get("/health", response_model=Health, responses=errors(503))
-def health(runtime: RuntimeDep) -> object:
-    return health_service.check(engine=runtime.read_engine)
+async def health(reader: ReaderDep) -> object:
+    # async, through the reader: a probe must not queue behind password hashing in the
+    # threadpool, or a busy login burst would read as an unhealthy process.
+    return await reader.health()

@@ -2,15 +2,38 @@
 
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared import errors
+from shared.db import retry_once_if_disconnected, retry_once_if_disconnected_async
 from shared.schemas import Health
 
 
 def check(*, engine: Engine) -> Health:
     try:
-        with engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
+        _select_one(engine)
     except SQLAlchemyError:
         raise errors.DatabaseUnavailable from None
     return Health()
+
+
+async def check_async(*, engine: AsyncEngine) -> Health:
+    try:
+        await _select_one_async(engine)
+    # asyncpg's own connect errors (refused, timed out) reach us as OSError, unwrapped.
+    except (SQLAlchemyError, OSError):
+        raise errors.DatabaseUnavailable from None
+    return Health()
+
+
+# A pooled connection the server has closed is not an outage; a retry on a fresh one tells.
+@retry_once_if_disconnected
+def _select_one(engine: Engine) -> None:
+    with engine.connect() as connection:
+        connection.execute(text("SELECT 1"))
+
+
+@retry_once_if_disconnected_async
+async def _select_one_async(engine: AsyncEngine) -> None:
+    async with engine.connect() as connection:
+        await connection.execute(text("SELECT 1"))

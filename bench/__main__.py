@@ -1,0 +1,67 @@
+"""python -m bench [full|quick|smoke] [--out DIR]: run the benchmark, write the report.
+
+Writes ``<out>/<date>.md`` (the table and the targets), ``<out>/<date>.png`` (the chart)
+and ``<out>/<date>.json`` (every run, for anyone who wants other statistics). PostgreSQL is
+``AUTHTWIN_BENCH_POSTGRES_URL`` (default: the local server the tests use); Redis, which
+the two workers of each twin share lockout counts through, is ``AUTHTWIN_BENCH_REDIS_URL``.
+"""
+
+import argparse
+import dataclasses
+import datetime
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from bench import chart, report
+from bench.run import PROFILES, SCENARIOS, Report, run
+
+DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
+DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("profile", nargs="?", default="full", choices=sorted(PROFILES))
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument("--only", help=f"comma-separated scenarios, of: {', '.join(SCENARIOS)}")
+    parser.add_argument("--databases", help="comma-separated, of: sqlite, postgresql")
+    args = parser.parse_args(argv)
+    profile = PROFILES[args.profile]
+    if args.only:
+        profile = dataclasses.replace(profile, scenarios=tuple(args.only.split(",")))
+    if args.databases:
+        profile = dataclasses.replace(profile, databases=tuple(args.databases.split(",")))
+    for tool in ("wrk", "locust"):
+        if shutil.which(tool) is None:
+            print(f"{tool} is not installed (wrk: apt-get install wrk)", file=sys.stderr)
+            return 2
+    # Set to an empty value: no PostgreSQL runs, or no Redis (each worker then counts alone).
+    postgres = os.environ.get("AUTHTWIN_BENCH_POSTGRES_URL", DEFAULT_POSTGRES) or None
+    redis = os.environ.get("AUTHTWIN_BENCH_REDIS_URL", DEFAULT_REDIS) or None
+    with tempfile.TemporaryDirectory(prefix="authtwin-bench-") as workdir:
+        outcome = run(profile, Path(workdir), postgres, redis)
+    write(outcome, args.out)
+    return 0
+
+
+def write(outcome: Report, out: Path) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
+    partial = outcome.profile.scenarios != SCENARIOS or outcome.profile.name != "full"
+    stem = f"{date}-{outcome.profile.name}" if partial else date
+    table = report.rows(outcome)
+    chart.draw(table, ["none", *outcome.profile.databases], out / f"{stem}.png")
+    page = out / f"{stem}.md"
+    page.write_text(report.markdown(outcome, table, f"{stem}.png", date))
+    raw = [dataclasses.asdict(result) for result in outcome.results]
+    (out / f"{stem}.json").write_text(json.dumps(raw, indent=1) + "\n")
+    print(f"wrote {page}")
+    return page
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,96 @@
+"""The reads every authenticated request makes, without blocking the event loop.
+
+The Flask twin simply runs ``shared.identity.find_principal`` in its worker. Here the loop
+serves every request of the process, so a read must never hold it while it waits; how to
+avoid that depends on the database, and this is the one place where that choice is made:
+
+- PostgreSQL is across a network: the lookup is awaited on the loop through SQLAlchemy's
+  asyncio extension (asyncpg), and the loop serves other requests during the round trip.
+- SQLite is a library in this process: there is nothing to await, only CPU work and the odd
+  disk read. The lookup runs on the sync read engine in ONE thread of its own per process.
+  Not aiosqlite (a thread hop per cursor call, four per lookup) and not the shared
+  threadpool (forty threads contending for the GIL with the loop, and queued behind password
+  hashing): on ``GET /users/me`` those served 1.6k to 1.7k and 1.7k to 2.1k requests/s, the one
+  reader thread 2.6k to 3.0k (bench/README.md). One thread is all SQLite reads get under the GIL
+  anyway.
+"""
+
+import asyncio
+import functools
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol, TypeVar
+
+from shared.db import make_async_read_engine
+from shared.identity import find_principal, find_principal_async
+from shared.runtime import Runtime
+from shared.schemas import Health, UserPublic
+from shared.services import health as health_service
+from shared.tokens import TokenClaims
+
+R = TypeVar("R")
+
+
+class Reader(Protocol):
+    async def principal(self, claims: TokenClaims) -> UserPublic:
+        """The token's user (``InvalidToken`` when it names no active user)."""
+        ...
+
+    async def health(self) -> Health:
+        """``DatabaseUnavailable`` when the database cannot answer."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class AsyncEngineReader:
+    """Reads awaited on the loop: for a database across a network."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        settings = runtime.settings
+        self._engine = make_async_read_engine(
+            settings.database_url, pool_size=settings.db_pool_size
+        )
+
+    async def principal(self, claims: TokenClaims) -> UserPublic:
+        return await find_principal_async(self._engine, claims)
+
+    async def health(self) -> Health:
+        return await health_service.check_async(engine=self._engine)
+
+    async def aclose(self) -> None:
+        await self._engine.dispose()
+
+
+class ThreadReader:
+    """Reads on one dedicated thread: for an embedded database."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._engine = runtime.read_engine
+        self._thread: ThreadPoolExecutor | None = None  # started by the first read
+
+    async def principal(self, claims: TokenClaims) -> UserPublic:
+        return await self._run(functools.partial(find_principal, self._engine, claims))
+
+    async def health(self) -> Health:
+        return await self._run(self._check)
+
+    def _check(self) -> Health:
+        return health_service.check(engine=self._engine)
+
+    async def _run(self, read: Callable[[], R]) -> R:
+        if self._thread is None:
+            self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="authtwin-reader")
+        return await asyncio.get_running_loop().run_in_executor(self._thread, read)
+
+    async def aclose(self) -> None:
+        # The next read (a lifespan that starts again, as in tests) starts a new thread.
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.shutdown(wait=True)
+
+
+def make_reader(runtime: Runtime) -> Reader:
+    if runtime.read_engine.dialect.name == "sqlite":
+        return ThreadReader(runtime)
+    return AsyncEngineReader(runtime)

@@ -1,0 +1,66 @@
+"""The benchmark harness (bench/), run once at its smallest size so that it cannot rot.
+
+This measures nothing: it proves that every scenario still drives both twins under their
+production servers and gets only successful answers, and that the report and chart are
+written. ``make bench`` is the measurement. wrk is a Debian package: without it this skips
+with the reason, except under CI=true, where .ci/run installs it.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.in_process  # it starts servers of its own
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not shutil.which("wrk"):
+        reason = "wrk is not installed (Debian package wrk)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI requires wrk: {reason}", pytrace=False)
+        pytest.skip(reason)
+    out = tmp_path_factory.mktemp("bench")
+    env = {
+        **os.environ,
+        # locust is a console script of this environment
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "AUTHTWIN_BENCH_REDIS_URL": os.environ.get("AUTHTWIN_TEST_REDIS_URL", ""),
+    }
+    finished = subprocess.run(  # noqa: S603 — our own interpreter and module
+        [sys.executable, "-m", "bench", "smoke", "--out", str(out)],
+        env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    return out
+
+
+def test_every_scenario_drove_both_twins_without_a_failure(smoke_run: Path) -> None:
+    [raw] = smoke_run.glob("*-smoke.json")
+    results = json.loads(raw.read_text())
+    by_scenario: dict[str, set[str]] = {}
+    for result in results:
+        sample = result["sample"]
+        where = f"{result['scenario']} on {result['twin']}"
+        assert sample["requests"] > 0, f"{where}: no request was answered"
+        assert sample["failures"] == 0, f"{where}: {sample['failures']} failed"
+        by_scenario.setdefault(result["scenario"], set()).add(result["twin"])
+    assert len(by_scenario) >= 8  # hello, me, login, health, refresh, signup, journey, ramp
+    assert all(twins == {"fastapi", "flask"} for twins in by_scenario.values()), by_scenario
+
+
+def test_the_report_and_chart_are_written(smoke_run: Path) -> None:
+    [page] = smoke_run.glob("*-smoke.md")
+    text = page.read_text()
+    assert "| GET /users/me | FastAPI |" in text
+    assert "## Targets" in text
+    [chart] = smoke_run.glob("*-smoke.png")
+    assert chart.read_bytes().startswith(PNG_SIGNATURE)
+    assert f"]({chart.name})" in text
