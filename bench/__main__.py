@@ -1,7 +1,8 @@
 """python -m bench [full|quick|smoke] [--out DIR]: run the benchmark, write the report.
 
 Writes ``<out>/<date>.md`` (the table and the targets), ``<out>/<date>.png`` (the chart)
-and ``<out>/<date>.json`` (every run, for anyone who wants other statistics). PostgreSQL is
+and ``<out>/<date>.json`` (every run, for anyone who wants other statistics; ``--render``
+turns it into the .md and .png again). PostgreSQL is
 ``AUTHTWIN_BENCH_POSTGRES_URL`` (default: the local server the tests use); Redis, which
 the two workers of each twin share lockout counts through, is ``AUTHTWIN_BENCH_REDIS_URL``.
 """
@@ -17,7 +18,8 @@ import tempfile
 from pathlib import Path
 
 from bench import chart, report
-from bench.run import PROFILES, SCENARIOS, Report, run
+from bench.loadgen import Sample
+from bench.run import PROFILES, SCENARIOS, Profile, Report, Result, run
 
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
@@ -29,7 +31,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     parser.add_argument("--only", help=f"comma-separated scenarios, of: {', '.join(SCENARIOS)}")
     parser.add_argument("--databases", help="comma-separated, of: sqlite, postgresql")
+    parser.add_argument("--render", type=Path, help="rewrite the .md and .png of a saved .json")
     args = parser.parse_args(argv)
+    if args.render:
+        outcome, date = load(args.render)
+        write(outcome, args.render.parent, date)
+        return 0
     profile = PROFILES[args.profile]
     if args.only:
         profile = dataclasses.replace(profile, scenarios=tuple(args.only.split(",")))
@@ -48,19 +55,34 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def write(outcome: Report, out: Path) -> Path:
+def write(outcome: Report, out: Path, date: str | None = None) -> Path:
     out.mkdir(parents=True, exist_ok=True)
-    date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
+    date = date or datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
     partial = outcome.profile.scenarios != SCENARIOS or outcome.profile.name != "full"
     stem = f"{date}-{outcome.profile.name}" if partial else date
     table = report.rows(outcome)
     chart.draw(table, ["none", *outcome.profile.databases], out / f"{stem}.png")
     page = out / f"{stem}.md"
     page.write_text(report.markdown(outcome, table, f"{stem}.png", date))
-    raw = [dataclasses.asdict(result) for result in outcome.results]
+    raw = {"date": date, **dataclasses.asdict(outcome)}
     (out / f"{stem}.json").write_text(json.dumps(raw, indent=1) + "\n")
     print(f"wrote {page}")
     return page
+
+
+def load(path: Path) -> tuple[Report, str]:
+    """A run saved by :func:`write`, to render again (after a change to the report)."""
+    data = json.loads(path.read_text())
+    fields = data["profile"]
+    profile = Profile(
+        **{
+            **fields,
+            "databases": tuple(fields["databases"]),
+            "scenarios": tuple(fields["scenarios"]),
+        }
+    )
+    results = [Result(**{**r, "sample": Sample(**r["sample"])}) for r in data["results"]]
+    return Report(profile, results, data["hash_seconds"], data["notes"]), data["date"]
 
 
 if __name__ == "__main__":

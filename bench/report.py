@@ -30,6 +30,7 @@ class Row:
     error_pct: float  # over every request of every round
     peak_rss_mib: float
     rounds: int
+    requests: int  # over every round
 
 
 def rows(report: Report) -> list[Row]:
@@ -54,6 +55,7 @@ def rows(report: Report) -> list[Row]:
                 error_pct=100 * sum(s.failures for s in samples) / requests if requests else 100,
                 peak_rss_mib=max(result.peak_rss_mib for result in results),
                 rounds=len(samples),
+                requests=requests,
             )
         )
     return table
@@ -126,9 +128,7 @@ def targets(report: Report, table: list[Row]) -> list[Target]:
                 )
         for twin in TWINS:
             if row := find(table, db, ramp, twin):
-                measured = (
-                    f"{row.error_pct:.2f} % of {row.rps * row.rounds:,.0f} req/s·rounds failed"
-                )
+                measured = f"{row.error_pct:.2f} % of {row.requests:,} requests failed"
                 found.append(
                     Target(
                         f"4. {TWIN_NAMES[twin]} ramp: zero failed requests ({db})",

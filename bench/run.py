@@ -158,9 +158,10 @@ def _overrides(secret: str, database_url: str, redis_url: str | None, twin: str)
         "env": "production",
         "secret_key": secret,
         "database_url": database_url,
-        # Each worker's pools, sized to what it runs at once; both twins' pools together
-        # must stay under PostgreSQL's default max_connections (100).
-        "db_pool_size": "10",
+        # The write pool sized to the 8 threads each worker runs sync work on (the read pool
+        # keeps its default); both twins' pools together stay under PostgreSQL's default
+        # max_connections of 100.
+        "db_pool_size": "8",
         # Every benchmark client is 127.0.0.1; the per-account lockout stays on.
         "rate_limit_enabled": "false",
         "redis_key_prefix": f"authtwin-bench-{twin}-{uuid.uuid4().hex}",

@@ -30,7 +30,7 @@ bearer_scheme = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False)
 
 # Dependencies that only read request state are ``async def``: FastAPI runs a plain ``def``
 # dependency in its threadpool, and a thread hop to read an attribute cost ``GET /users/me``
-# about a fifth of its throughput (bench/README.md).
+# about a tenth of its throughput (bench/README.md).
 async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime

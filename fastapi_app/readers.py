@@ -8,10 +8,10 @@ avoid that depends on the database, and this is the one place where that choice 
   asyncio extension (asyncpg), and the loop serves other requests during the round trip.
 - SQLite is a library in this process: there is nothing to await, only CPU work and the odd
   disk read. The lookup runs on the sync read engine in ONE thread of its own per process.
-  Not aiosqlite (a thread hop per cursor call, four per lookup) and not the shared
-  threadpool (forty threads contending for the GIL with the loop, and queued behind password
+  Not aiosqlite (a thread hop for each cursor call, several per lookup) and not the shared
+  threadpool (threads contending for the GIL with the loop, and queued behind password
   hashing): on ``GET /users/me`` those served 1.6k to 1.7k and 1.7k to 2.1k requests/s, the one
-  reader thread 2.6k to 3.0k (bench/README.md). One thread is all SQLite reads get under the GIL
+  reader thread 2.9k to 3.0k (bench/README.md). One thread is all SQLite reads get under the GIL
   anyway.
 """
 
@@ -49,7 +49,7 @@ class AsyncEngineReader:
     def __init__(self, runtime: Runtime) -> None:
         settings = runtime.settings
         self._engine = make_async_read_engine(
-            settings.database_url, pool_size=settings.db_pool_size
+            settings.database_url, pool_size=settings.db_read_pool_size
         )
 
     async def principal(self, claims: TokenClaims) -> UserPublic:

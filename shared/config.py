@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///./authtwin.db"
     # Per-process pool; size it to the process's concurrency (threads, or in-flight requests).
     db_pool_size: int = Field(default=20, ge=1, le=500)
+    # The read-only pool for token lookups and /health (shared/db.py): one short SELECT each,
+    # fewer than one in flight per worker on average even at 2k requests/s. More connections
+    # only add PostgreSQL backends competing for the same cores (bench/README.md).
+    db_read_pool_size: int = Field(default=4, ge=1, le=500)
     create_tables: bool = True
 
     jwt_issuer: str = "authtwin"

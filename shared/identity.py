@@ -32,7 +32,7 @@ def bearer_token(authorization: str | None) -> str | None:
 UserRow = Row[int, str, str | None, bool, bool, datetime]
 
 # Built once, with bind parameters: constructing the statement and its cache key on every
-# request took a fifth of the Flask twin's CPU time for ``GET /users/me`` (py-spy, bench/).
+# request took a sixth of the Flask twin's CPU time for ``GET /users/me`` (py-spy, bench/).
 ACTIVE_USER: Final = select(
     User.id, User.email, User.full_name, User.is_active, User.is_superuser, User.created_at
 ).where(

@@ -40,7 +40,9 @@ class Runtime:
         return cls(
             settings=settings,
             engine=engine,
-            read_engine=make_read_engine(settings.database_url, pool_size=settings.db_pool_size),
+            read_engine=make_read_engine(
+                settings.database_url, pool_size=settings.db_read_pool_size
+            ),
             sessions=make_session_factory(engine),
             passwords=PasswordHasher(
                 memory_kib=settings.argon2_memory_kib,

@@ -44,7 +44,7 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_every_scenario_drove_both_twins_without_a_failure(smoke_run: Path) -> None:
     [raw] = smoke_run.glob("*-smoke.json")
-    results = json.loads(raw.read_text())
+    results = json.loads(raw.read_text())["results"]
     by_scenario: dict[str, set[str]] = {}
     for result in results:
         sample = result["sample"]
