@@ -35,10 +35,10 @@ fuzz: install  ## deeper, random: schema fuzzing and differential testing of bot
 	AUTHTWIN_FUZZ_EXAMPLES=200 AUTHTWIN_DIFF_EXAMPLES=300 $(BIN)/python -m pytest -n 2 \
 		tests/test_fuzz.py tests/test_differential.py
 
-bench: install wrk  ## both twins under load, SQLite and PostgreSQL (~13 min): bench/results/<date>.md
+bench: install wrk  ## both twins under load, SQLite and PostgreSQL (~12 min): bench/results/<date>.md
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m bench full
 
-bench-quick: install wrk  ## one short round on SQLite (~1.5 min): bench/results/<date>-quick.md
+bench-quick: install wrk  ## one short round on SQLite (~1 min): bench/results/<date>-quick.md
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m bench quick
 
 wrk:  ## the load generator for throughput ceilings, from Debian's packages

@@ -39,8 +39,12 @@ def main(argv: list[str]) -> int:
         return 0
     profile = PROFILES[args.profile]
     if args.only:
+        if unknown := set(args.only.split(",")) - set(SCENARIOS):
+            parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
         profile = dataclasses.replace(profile, scenarios=tuple(args.only.split(",")))
     if args.databases:
+        if unknown := set(args.databases.split(",")) - {"sqlite", "postgresql"}:
+            parser.error(f"unknown databases: {', '.join(sorted(unknown))}")
         profile = dataclasses.replace(profile, databases=tuple(args.databases.split(",")))
     for tool in ("wrk", "locust"):
         if shutil.which(tool) is None:
@@ -58,7 +62,12 @@ def main(argv: list[str]) -> int:
 def write(outcome: Report, out: Path, date: str | None = None) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     date = date or datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
-    partial = outcome.profile.scenarios != SCENARIOS or outcome.profile.name != "full"
+    complete = PROFILES["full"]
+    partial = (outcome.profile.name, outcome.profile.scenarios, outcome.profile.databases) != (
+        "full",
+        complete.scenarios,
+        complete.databases,
+    )
     stem = f"{date}-{outcome.profile.name}" if partial else date
     table = report.rows(outcome)
     chart.draw(table, ["none", *outcome.profile.databases], out / f"{stem}.png")

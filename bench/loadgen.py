@@ -24,7 +24,7 @@ ROOT = Path(__file__).parent.parent  # wrk's scripts dofile() bench/lua/report.l
 class Sample:
     requests: int
     seconds: float
-    failures: int  # socket errors, timeouts and non-2xx answers
+    failures: int  # socket errors, timeouts and answers with status >= 400
     p50_ms: float
     p95_ms: float
     p99_ms: float
@@ -67,7 +67,7 @@ def finish_wrk(process: subprocess.Popen[str]) -> Sample:
             return Sample(
                 requests=data["requests"],
                 seconds=data["duration_us"] / 1e6,
-                failures=data["errors"] + data["non_2xx"],
+                failures=data["errors"] + data["status"],
                 p50_ms=data["p50_us"] / 1000,
                 p95_ms=data["p95_us"] / 1000,
                 p99_ms=data["p99_us"] / 1000,

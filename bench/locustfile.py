@@ -2,7 +2,7 @@
 
 Each user is someone who logged in earlier (a token pair minted by bench/seed.py) and now
 reads their profile, pausing one to five seconds between requests, and now and then
-refreshes their tokens. A non-2xx answer or a connection error is a failure.
+refreshes their tokens. A connection error or a status >= 400 is a failure.
 
 Run by ``python -m bench``; by hand:
     BENCH_TOKENS=pairs.txt locust -f bench/locustfile.py --headless -u 2000 -r 100 ...

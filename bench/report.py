@@ -69,6 +69,8 @@ def find(table: list[Row], database: str, scenario: str, twin: str) -> Row | Non
 
 
 def ratio(table: list[Row], database: str, scenario: str) -> float | None:
+    if scenario.startswith("GET /health during"):
+        return None  # a paced probe: its rate is set by the prober, not by the twins
     fast, flask = (find(table, database, scenario, twin) for twin in TWINS)
     if fast is None or flask is None or not flask.rps:
         return None
@@ -163,7 +165,7 @@ def markdown(report: Report, table: list[Row], chart: str | None, date: str) -> 
 
 
 _HEADER = ("| scenario | twin | req/s median (min–max) | FastAPI÷Flask | p50 ms | p95 ms | p99 ms "
-           "| errors % | peak RSS/worker MiB |")  # fmt: skip
+           "| errors % | peak RSS/worker MiB, so far |")  # fmt: skip
 _RULE = "|---|---|---|---|---|---|---|---|---|"
 
 
@@ -186,10 +188,12 @@ def _machine(report: Report) -> list[str]:
         f"- Machine: {os.cpu_count()} cores ({cpu}), {memory:.0f} GiB, {platform.platform()}; "
         f"Python {platform.python_version()}. The load generator runs on the same cores.",
         f"- Versions: {versions}; wrk {_wrk_version()}.",
-        f"- Method: {profile.rounds} round(s) per scenario, the twins alternating (A B A B); "
+        f"- Method: {profile.rounds} round(s) per scenario, the twins in turns (A B, B A, A B); "
         f"wrk runs of {profile.seconds:g} s at {profile.connections} connections; medians "
-        f"over rounds, min–max of req/s, errors over all rounds; peak RSS is the largest "
-        f"worker's high-water mark. 2 workers per server (bench/servers.py).",
+        f"over rounds, min–max of req/s, errors (socket errors, timeouts, status ≥ 400) "
+        f"over all rounds. Peak RSS is the largest "
+        f"worker's high-water mark since its server started, so each row holds the peak of "
+        f"the scenarios above it too. 2 workers per server (bench/servers.py).",
         f"- One password check (argon2id at the service's default cost) took "
         f"{report.hash_seconds * 1000:.1f} ms, so logins cannot exceed "
         f"{(os.cpu_count() or 1) / report.hash_seconds:.0f}/s here (cores ÷ hash time)."

@@ -2,8 +2,8 @@
 
 The twins (and the two hello apps) run side by side, each under its production server with
 the same worker count; only one is under load at a time. Every scenario runs each twin
-once per round, alternating, so drift in the machine (the load generator shares its two
-cores) falls on both alike.
+once per round, in turns (A B, B A, A B), so drift in the machine (the load generator
+shares its two cores) falls on both alike.
 """
 
 import os
@@ -14,6 +14,8 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from sqlalchemy import make_url
 
 from bench import databases, seed
 from bench.loadgen import (
@@ -91,7 +93,6 @@ def run(profile: Profile, workdir: Path, postgres_url: str | None, redis_url: st
     if not redis_url:
         report.notes.append("no Redis: each worker kept its own lockout counts")
     secret = secrets.token_urlsafe(48)
-    ports = iter(range(18400, 18500))
     for database in profile.databases:
         with ExitStack() as stack:
             found = {
@@ -100,18 +101,20 @@ def run(profile: Profile, workdir: Path, postgres_url: str | None, redis_url: st
             }
             urls = {twin: url for twin, url in found.items() if url}
             if len(urls) < len(TWINS):
-                report.notes.append(f"{database}: not run, no PostgreSQL at {postgres_url}")
+                shown = make_url(postgres_url).render_as_string() if postgres_url else "(none)"
+                report.notes.append(f"{database}: not run, no PostgreSQL at {shown}")
                 continue
             overrides = {twin: _overrides(secret, urls[twin], redis_url, twin) for twin in TWINS}
             settings = {twin: Settings.model_validate(overrides[twin]) for twin in TWINS}
             for twin in TWINS:
-                report.hash_seconds = _seed(settings[twin])
+                hash_seconds = _seed(settings[twin])
+                report.hash_seconds = report.hash_seconds or hash_seconds  # the first measured
             apps = {twin: twin for twin in TWINS}
             env = {twin: _environment(overrides[twin]) for twin in TWINS}
             if first := database == profile.databases[0] and "hello" in profile.scenarios:
                 apps.update({f"{twin}-hello": f"{twin}-hello" for twin in TWINS})
                 env.update({f"{twin}-hello": dict(os.environ) for twin in TWINS})
-            servers = stack.enter_context(serve(apps, ports, env, workdir))
+            servers = stack.enter_context(serve(apps, env, workdir))
             if first:
                 _hello(report, {twin: servers[f"{twin}-hello"] for twin in TWINS}, workdir)
             stage = Stage(database, servers, settings, workdir)
@@ -137,7 +140,8 @@ def _hello(report: Report, servers: dict[str, Server], workdir: Path) -> None:
 
 def _interleave(report: Report, stage: Stage, scenario: Scenario) -> None:
     for round_ in range(report.profile.rounds):
-        for twin in TWINS:
+        # A B, then B A: neither twin always runs first, on a machine just warmed by the other.
+        for twin in TWINS if round_ % 2 == 0 else TWINS[::-1]:
             samples = scenario(stage, twin, round_)
             rss = stage.servers[twin].peak_rss_mib()
             for measured, sample in samples.items():

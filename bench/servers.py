@@ -19,6 +19,7 @@ the GIL (argon2 hashing, database round trips) and keep connections alive, which
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -80,14 +81,31 @@ class Server:
     def worker_pids(self) -> list[int]:
         children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
         try:
-            return [int(pid) for pid in children.read_text().split()]
+            pids = [int(pid) for pid in children.read_text().split()]
         except OSError:
             return []
+        # uvicorn's workers are spawned by multiprocessing, which adds a resource tracker.
+        return [pid for pid in pids if b"resource_tracker" not in _cmdline(pid)]
 
     def peak_rss_mib(self) -> float:
-        """The largest worker's peak resident memory since it started (VmHWM)."""
+        """The largest worker's peak resident memory since it started (VmHWM): the servers
+        stay up across scenarios, so this is the peak of every scenario so far."""
         peaks = [_vm_hwm_kib(pid) for pid in self.worker_pids()]
         return max(peaks, default=0) / 1024
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 def _vm_hwm_kib(pid: int) -> int:
@@ -102,13 +120,13 @@ def _vm_hwm_kib(pid: int) -> int:
 
 @contextlib.contextmanager
 def serve(
-    apps: dict[str, str], ports: Iterator[int], env: Mapping[str, Mapping[str, str]], log_dir: Path
+    apps: dict[str, str], env: Mapping[str, Mapping[str, str]], log_dir: Path
 ) -> Iterator[dict[str, Server]]:
     """Start every ``name: app`` at once (start-up is the slow part), yield when all answer."""
     servers: dict[str, Server] = {}
     try:
         for name, app in apps.items():
-            port = next(ports)
+            port = free_port()
             with (log_dir / f"{app}-{port}.log").open("wb") as log:
                 process = subprocess.Popen(  # noqa: S603 — our own interpreter and servers
                     command(app, port), env=dict(env[name]), stdout=log, stderr=log,

@@ -11,8 +11,7 @@ avoid that depends on the database, and this is the one place where that choice 
   Not aiosqlite (a thread hop for each cursor call, several per lookup) and not the shared
   threadpool (threads contending for the GIL with the loop, and queued behind password
   hashing): on ``GET /users/me`` those served 1.6k to 1.7k and 1.7k to 2.1k requests/s, the one
-  reader thread 2.9k to 3.0k (bench/README.md). One thread is all SQLite reads get under the GIL
-  anyway.
+  reader thread 2.9k to 3.0k, and four reader threads 2.2k to 2.6k (bench/README.md).
 """
 
 import asyncio
@@ -87,7 +86,7 @@ class ThreadReader:
         # The next read (a lifespan that starts again, as in tests) starts a new thread.
         thread, self._thread = self._thread, None
         if thread is not None:
-            thread.shutdown(wait=True)
+            await asyncio.to_thread(thread.shutdown)  # a read in flight finishes first
 
 
 def make_reader(runtime: Runtime) -> Reader:

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from limits import parse as parse_rate_limit
 from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy import make_url
 
 logger = logging.getLogger("authtwin")
 
@@ -94,6 +95,16 @@ class Settings(BaseSettings):
     jwt_private_key_file: Path | None = None
 
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+
+    @field_validator("database_url")
+    @classmethod
+    def _shared_database(cls, value: str) -> str:
+        url = make_url(value)
+        if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+            # Each connection would see a database of its own: the read pool, the write pool
+            # and FastAPI's reader thread would not share one.
+            raise ValueError("an in-memory SQLite database is refused: give it a file path")
+        return value
 
     @field_validator("rate_limit")
     @classmethod

@@ -54,10 +54,11 @@ def database_url(raw: str) -> URL:
 def _engine_options(url: URL, pool_size: int) -> dict[str, Any]:
     # hide_parameters: a database error's message would otherwise carry the statement's
     # values into the logs, and one of them may be a password hash.
-    options: dict[str, Any] = {"hide_parameters": True}
-    if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
-        return options  # one connection per thread (SingletonThreadPool): nothing to size
-    options.update(pool_size=pool_size, max_overflow=pool_size)
+    options: dict[str, Any] = {
+        "hide_parameters": True,
+        "pool_size": pool_size,
+        "max_overflow": pool_size,
+    }
     if url.get_backend_name() != "sqlite":
         # connect_timeout: an unreachable server fails /health in seconds, not the OS's minutes.
         timeout = "timeout" if url.get_driver_name() == "asyncpg" else "connect_timeout"
@@ -73,12 +74,14 @@ def _read_only(options: dict[str, Any]) -> dict[str, Any]:
     to roll back on return. There is no pre-ping either: that is one more round trip per
     request; :func:`retry_once_if_disconnected` handles a dead connection instead.
     """
-    read_only = {**options, "isolation_level": "AUTOCOMMIT", "pool_reset_on_return": None}
-    if "max_overflow" in options:
-        # A fixed pool: an overflow connection is closed when it comes back, so bursts
-        # would open and close connections all day (bench/README.md measured the cost).
-        read_only["max_overflow"] = 0
-    return read_only
+    # A fixed pool (no overflow): an overflow connection is closed when it comes back, so
+    # bursts would open and close connections all day (bench/README.md measured the cost).
+    return {
+        **options,
+        "isolation_level": "AUTOCOMMIT",
+        "pool_reset_on_return": None,
+        "max_overflow": 0,
+    }
 
 
 def _enable_sqlite_integrity(dbapi_connection: Any, _record: Any) -> None:
@@ -112,15 +115,18 @@ def make_read_engine(raw_url: str, *, pool_size: int) -> Engine:
 
 
 def make_async_read_engine(raw_url: str, *, pool_size: int) -> AsyncEngine:
-    """The read pool through asyncpg, for an event loop; PostgreSQL only.
+    """The read pool through an asyncio driver, for an event loop; PostgreSQL only.
 
-    asyncpg, not psycopg's async mode: on ``GET /users/me`` it served about 15 % more
-    requests per second on this project's benchmark (bench/README.md).
+    asyncpg: on ``GET /users/me`` it served about 30 % more requests per second than psycopg's
+    async mode (bench/README.md). asyncpg does not take libpq's URL options, though
+    (``?sslmode=require``, ``application_name``, ...), so a URL with options keeps psycopg,
+    which reads them as every other connection of the service does.
     """
     url = database_url(raw_url)
     if url.get_backend_name() != "postgresql":
         raise ValueError(f"no asyncio read engine for {url.get_backend_name()}")
-    url = url.set(drivername="postgresql+asyncpg")
+    driver = "psycopg_async" if url.query else "asyncpg"
+    url = url.set(drivername=f"postgresql+{driver}")
     return create_async_engine(url, **_read_only(_engine_options(url, pool_size)))
 
 

@@ -7,6 +7,7 @@ hashes from older systems still verify and are replaced by argon2id on the next 
 import contextlib
 import os
 import secrets
+import sys
 import threading
 import unicodedata
 from collections.abc import Callable
@@ -34,9 +35,10 @@ HASHING_NICENESS = 10  # of 19: below every request thread, still far from idle
 
 
 def _lower_priority() -> None:
-    """Nice this thread (Linux schedules threads one by one); a no-op where unsupported."""
-    with contextlib.suppress(AttributeError, OSError):
-        os.setpriority(os.PRIO_PROCESS, 0, HASHING_NICENESS)
+    """Nice this thread. Linux only: elsewhere the nice value is the whole process's."""
+    if sys.platform == "linux":
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASHING_NICENESS)
 
 
 def _cores() -> int:
@@ -53,6 +55,7 @@ class PasswordHasher:
         # FastAPI's event loop itself) should not wait behind one (bench/README.md).
         self._hashing: ThreadPoolExecutor | None = None  # started by the first hash
         self._starting = threading.Lock()
+        self._pid = os.getpid()
         self._context = CryptContext(
             schemes=["argon2", "bcrypt"],
             deprecated=["bcrypt"],
@@ -85,11 +88,15 @@ class PasswordHasher:
 
     def close(self) -> None:
         """Stop the hashing threads; like a disposed engine, the next hash starts new ones."""
-        hashing, self._hashing = self._hashing, None
+        with self._starting:
+            hashing, self._hashing = self._hashing, None
         if hashing is not None:
             hashing.shutdown(wait=False)
 
     def _hash_thread(self, work: Callable[..., T], *args: str) -> T:
+        if self._pid != os.getpid():
+            # A forked child (gunicorn --preload) inherits the pool but none of its threads.
+            self._pid, self._hashing, self._starting = os.getpid(), None, threading.Lock()
         with self._starting:  # one pool, even when the first hashes arrive together
             if self._hashing is None:
                 self._hashing = ThreadPoolExecutor(

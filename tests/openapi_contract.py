@@ -3,6 +3,7 @@ OpenAPI document as the new contract, ``shared/data/openapi.json``. Do it on pur
 review the diff: the Flask twin serves that file, and both twins are tested against it.
 """
 
+import tempfile
 from typing import Any
 
 from fastapi_app import create_app
@@ -12,8 +13,9 @@ from shared.contract import CONTRACT_PATH, render
 
 def generated_document() -> dict[str, Any]:
     """The document the FastAPI twin generates from its routes (no database is touched)."""
-    settings = Settings(database_url="sqlite://", secret_key="x" * 32)
-    return create_app(settings).openapi()
+    with tempfile.TemporaryDirectory() as directory:
+        settings = Settings(database_url=f"sqlite:///{directory}/unused.db", secret_key="x" * 32)
+        return create_app(settings).openapi()
 
 
 if __name__ == "__main__":

@@ -1,4 +1,6 @@
-"""A PostgreSQL restart is not an outage: pooled connections it closed are replaced.
+"""The PostgreSQL read path: a restart is not an outage, and any libpq URL works.
+
+Pooled connections the server closed are replaced.
 
 The read pools skip SQLAlchemy's pre-ping (a round trip on every request; see
 shared/db.py) and retry a read once when its connection turns out dead. Here the server
@@ -53,4 +55,20 @@ def test_requests_after_the_server_dropped_every_connection_succeed(
         me = client.get("/users/me", headers=account.headers)
         assert me.status_code == 200, me.text
         assert me.json()["email"] == account.email
+        assert client.get("/health").status_code == 200
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_a_postgresql_url_with_libpq_options_serves_every_request(
+    app: str, database_for: Callable[[str], str], redis_url: str
+) -> None:
+    # asyncpg, FastAPI's read driver, refuses libpq's options; such a URL must still work.
+    url = database_for("postgresql") + "?application_name=authtwin-test&sslmode=disable"
+    settings = in_process_settings(
+        url, redis_url=redis_url, redis_key_prefix=f"authtwin-test-{uuid.uuid4().hex}"
+    )
+    with APPS[app](settings) as client:
+        account = sign_up(client)
+        me = client.get("/users/me", headers=account.headers)
+        assert me.status_code == 200, me.text
         assert client.get("/health").status_code == 200

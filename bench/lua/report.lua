@@ -1,8 +1,9 @@
 -- Shared by every scenario: one JSON line with what the report needs, printed at the end.
+-- "status" counts answers with status >= 400 (wrk's own rule).
 function done(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
-    'BENCH {"requests":%d,"duration_us":%d,"errors":%d,"non_2xx":%d,' ..
+    'BENCH {"requests":%d,"duration_us":%d,"errors":%d,"status":%d,' ..
     '"p50_us":%d,"p95_us":%d,"p99_us":%d}\n',
     summary.requests, summary.duration, e.connect + e.read + e.write + e.timeout, e.status,
     latency:percentile(50), latency:percentile(95), latency:percentile(99)))
