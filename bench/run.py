@@ -1,4 +1,4 @@
-"""One benchmark run: per database, seed both twins, then every scenario, A B A B.
+"""One benchmark run: per database, seed both twins, then every scenario, twin by twin in turns.
 
 The twins (and the two hello apps) run side by side, each under its production server with
 the same worker count; only one is under load at a time. Every scenario runs each twin
