@@ -28,8 +28,8 @@ from bench.loadgen import (
     wrk_command,
 )
 from bench.servers import Server, serve
-from shared.config import Settings
-from shared.schemas import TokenPair
+from shared.domain.schemas import TokenPair
+from shared.infrastructure.config import Settings
 
 TWINS = ("fastapi", "flask")
 SCENARIOS = ("hello", "me", "login", "refresh", "signup", "journey", "ramp")

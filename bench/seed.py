@@ -13,11 +13,10 @@ from contextlib import contextmanager
 
 from sqlalchemy import insert, select
 
-from shared.config import Settings
-from shared.models import User
+from shared.domain.models import User
+from shared.domain.schemas import TokenPair
+from shared.infrastructure.config import Settings
 from shared.runtime import Runtime
-from shared.schemas import TokenPair
-from shared.services import refresh_tokens
 
 PASSWORD = "bench-correct-horse-battery-7"  # passes the policy; every seeded account's
 ACCOUNTS = 2000
@@ -48,10 +47,7 @@ def mint_pairs(runtime: Runtime, count: int) -> list[TokenPair]:
     """Token pairs for the first ``count`` accounts, as a login would issue them."""
     with runtime.sessions() as session:
         users = session.scalars(select(User).order_by(User.id).limit(count)).all()
-        return [
-            refresh_tokens.issue_pair(session=session, tokens=runtime.tokens, user=user)
-            for user in users
-        ]
+        return [runtime.token_store.issue_pair(session=session, user=user) for user in users]
 
 
 def hash_seconds(runtime: Runtime, samples: int = 15) -> float:

@@ -8,16 +8,10 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from fastapi_app.errors import install_error_handlers
-from fastapi_app.middleware import (
-    BodyLimitMiddleware,
-    CorsMiddleware,
-    HeadMiddleware,
-    ResponseHeadersMiddleware,
-)
+from fastapi_app.middleware import install_middleware
 from fastapi_app.readers import make_reader
 from fastapi_app.routes import api_router, docs, well_known
-from shared.config import Settings
-from shared.cors import CorsPolicy
+from shared.infrastructure.config import Settings
 from shared.runtime import Runtime
 
 # Sync routes (password hashing, writes) run in anyio's threadpool, 40 threads by default.
@@ -34,8 +28,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        # Creating tables and hashing the first superuser's password block; keep them off
-        # the event loop even at start-up.
+        # Start-up work (tables, hashing the first superuser's password) blocks: keep it off
+        # the event loop even here. The Flask twin, which has no lifespan, runs it in the factory.
         to_thread.current_default_thread_limiter().total_tokens = SYNC_ROUTE_THREADS
         await run_in_threadpool(runtime.prepare)
         yield
@@ -53,15 +47,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.runtime = runtime
     app.state.reader = reader
+
     install_error_handlers(app)
-    # The last added runs first: HeadMiddleware → ResponseHeaders → Cors → BodyLimit → routes.
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    # Outside the body limit, so a 413 to an allowed origin carries CORS headers (a browser
-    # client can read it); a preflight, whose body nobody reads, is answered before it.
-    app.state.cors_policy = CorsPolicy(settings.cors_origins)  # also for 500s, see errors.py
-    app.add_middleware(CorsMiddleware, policy=app.state.cors_policy)
-    app.add_middleware(ResponseHeadersMiddleware)
-    app.add_middleware(HeadMiddleware)
+    install_middleware(app)
     app.include_router(api_router, prefix="/api/v1")
     app.include_router(well_known.router)  # at the root, where RFC 8615 puts it
     app.include_router(docs.router)

@@ -1,4 +1,5 @@
-"""What routes need, declared once as ``Annotated`` dependencies.
+"""What routes need, declared once as ``Annotated`` dependencies (flask_app/deps.py: the same
+names, called by the route).
 
 Routes that hash passwords or write are plain ``def`` functions: FastAPI runs them (and the
 sync ``get_session`` generator) in its threadpool, so neither argon2 nor the sync driver ever
@@ -15,17 +16,18 @@ from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.orm import Session
 
 from fastapi_app.readers import Reader
-from shared import errors
-from shared.client_ip import client_ip
-from shared.http import is_json_media_type
+from shared.domain import errors
+from shared.domain.schemas import UserPublic
+from shared.infrastructure.config import Settings
 from shared.runtime import Runtime
-from shared.schemas import UserPublic
-from shared.throttle import Operation
-from shared.tokens import TokenClaims
+from shared.security.throttle import Operation
+from shared.security.tokens import TokenClaims
+from shared.services.auth import AuthService
+from shared.services.users import UserService
+from shared.web.bodies import is_json_media_type
+from shared.web.client_ip import client_ip
 
 TOKEN_URL = "/api/v1/auth/token"
-# auto_error=False: a missing token is our NotAuthenticated (401 + challenge), not FastAPI's.
-bearer_scheme = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False)
 
 
 # Dependencies that only read request state are ``async def``: FastAPI runs a plain ``def``
@@ -39,7 +41,15 @@ async def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
+async def get_settings(runtime: RuntimeDep) -> Settings:
+    return runtime.settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
 def get_session(runtime: RuntimeDep) -> Iterator[Session]:
+    """One session per request, closed when the response is done."""
     with runtime.sessions() as session:
         yield session
 
@@ -47,25 +57,44 @@ def get_session(runtime: RuntimeDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-async def get_client_ip(request: Request, runtime: RuntimeDep) -> str:
+async def get_client_ip(request: Request, settings: SettingsDep) -> str:
     peer = request.client.host if request.client else None
     forwarded = request.headers.getlist("x-forwarded-for")
-    return client_ip(peer, forwarded, runtime.settings.trusted_proxies)
+    return client_ip(peer, forwarded, settings.trusted_proxies)
 
 
 ClientIP = Annotated[str, Depends(get_client_ip)]
 
 
+async def get_auth_service(runtime: RuntimeDep) -> AuthService:
+    return runtime.auth
+
+
+AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
+
+
+async def get_user_service(runtime: RuntimeDep) -> UserService:
+    return runtime.users
+
+
+UserServiceDep = Annotated[UserService, Depends(get_user_service)]
+
+# The token of ``Authorization: Bearer <token>``, or None; it also puts the password flow in
+# the OpenAPI document. auto_error=False: a missing token is our NotAuthenticated (401 and a
+# challenge), not FastAPI's own error.
+bearer_token = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False)
+
+
 async def get_access_claims(
-    request: Request, token: Annotated[str | None, Depends(bearer_scheme)]
+    request: Request, token: Annotated[str | None, Depends(bearer_token)], runtime: RuntimeDep
 ) -> TokenClaims:
+    """The verified claims of the request's access token."""
     if not token:
         raise errors.NotAuthenticated
     if len(request.headers.getlist("authorization")) > 1:
         # Two credentials: Starlette would read the first, other servers join or pick the
         # last. Refuse rather than guess (RFC 6750 §3.1: more than one method is invalid).
         raise errors.InvalidToken
-    runtime: Runtime = request.app.state.runtime
     return runtime.tokens.decode(token, expected_type="access")
 
 
@@ -74,6 +103,7 @@ AccessClaims = Annotated[TokenClaims, Depends(get_access_claims)]
 
 
 async def get_reader(request: Request) -> Reader:
+    """The FastAPI twin's read path (readers.py); the Flask twin reads in its worker thread."""
     reader: Reader = request.app.state.reader
     return reader
 
@@ -81,7 +111,7 @@ async def get_reader(request: Request) -> Reader:
 ReaderDep = Annotated[Reader, Depends(get_reader)]
 
 
-async def get_current_user(reader: ReaderDep, claims: AccessClaims) -> UserPublic:
+async def get_current_user(claims: AccessClaims, reader: ReaderDep) -> UserPublic:
     return await reader.principal(claims)
 
 
@@ -94,10 +124,10 @@ async def get_current_superuser(user: CurrentUser) -> UserPublic:
     return user
 
 
-Superuser = Annotated[UserPublic, Depends(get_current_superuser)]
+CurrentSuperuser = Annotated[UserPublic, Depends(get_current_superuser)]
 
 
-async def require_json(request: Request) -> None:
+async def require_json_content_type(request: Request) -> None:
     """415 for a body that is not declared JSON (FastAPI alone would answer 422)."""
     declared = request.headers.getlist("content-type")
     # Two Content-Type headers: WSGI servers join them into one invalid value; refuse alike.
@@ -105,7 +135,7 @@ async def require_json(request: Request) -> None:
         raise errors.UnsupportedMediaType
 
 
-JSONBody = Depends(require_json)
+JSONContentType = Depends(require_json_content_type)
 
 
 def rate_limited(operation: Operation) -> Any:
@@ -114,7 +144,7 @@ def rate_limited(operation: Operation) -> Any:
     A plain ``def``: with Redis the check is network I/O, so it runs in the threadpool.
     """
 
-    def limit(runtime: RuntimeDep, ip: ClientIP) -> None:
+    def limit(ip: ClientIP, runtime: RuntimeDep) -> None:
         runtime.throttle.limit_client(operation, ip)
 
     return Depends(limit)

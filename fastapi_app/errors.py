@@ -1,14 +1,14 @@
-"""Domain errors and framework errors → the JSON bodies of the contract."""
+"""Domain errors, framework errors and bugs → the JSON bodies of the contract."""
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.cors import CorsPolicy
-from shared.errors import DomainError, public_validation_errors
-from shared.http import response_headers
+from shared.domain.errors import DomainError, public_validation_errors
+from shared.infrastructure.logs import log_unexpected_error
 
 
 async def domain_error(_request: Request, exc: DomainError) -> JSONResponse:
@@ -45,20 +45,44 @@ def allowed_methods(request: Request) -> list[str]:
     return sorted([*methods, "HEAD"] if "GET" in methods else methods)  # see HeadMiddleware
 
 
-async def unexpected_error(request: Request, _exc: Exception) -> JSONResponse:
-    """A bug: JSON like every other answer, and nothing about the bug in it."""
-    # Starlette runs this outside every middleware, so their headers are added here.
-    policy: CorsPolicy = request.app.state.cors_policy
-    headers = {
-        **response_headers(request.url.path),
-        **policy.response_headers(request.headers.get("origin")),
-    }
-    return JSONResponse({"detail": "Internal Server Error"}, status_code=500, headers=headers)
+class UnexpectedErrorMiddleware:
+    """A bug: logged once, answered with a bare JSON 500 — as the Flask twin's handler does.
+
+    Not ``add_exception_handler(Exception, ...)``: Starlette runs that handler outside every
+    middleware (its 500 would lack the security and CORS headers) and then re-raises the
+    error to the server, which logs it a second time, as plain text. Installed innermost,
+    this answers inside the other middleware, as Flask's error handler answers before its
+    ``after_request`` hooks.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch_start(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch_start)
+        except Exception as exc:
+            log_unexpected_error(exc)
+            if started:
+                raise  # half an answer sent: only the server can end it, by closing
+            response = JSONResponse({"detail": "Internal Server Error"}, status_code=500)
+            await response(scope, receive, send)
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    """Before ``install_middleware``: the middleware added first runs innermost."""
     # Starlette types handlers as taking any Exception; each of these gets only its own class.
     app.add_exception_handler(DomainError, domain_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, http_error)  # type: ignore[arg-type]
-    app.add_exception_handler(Exception, unexpected_error)
+    app.add_middleware(UnexpectedErrorMiddleware)

@@ -1,16 +1,33 @@
-"""Pure ASGI middleware (no ``BaseHTTPMiddleware``: no extra task, no body buffering)."""
+"""What every request passes through: pure ASGI middleware (flask_app/middleware.py: hooks).
 
+Pure ASGI, not ``BaseHTTPMiddleware``: no extra task per request, no body buffering.
+"""
+
+from fastapi import FastAPI
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.cors import CorsPolicy, is_preflight, merged_vary
-from shared.http import BODY_METHODS, CONTENT_TOO_LARGE, RESPONSE_HEADERS, response_headers
+from shared.runtime import Runtime
+from shared.web.bodies import BODY_METHODS, CONTENT_TOO_LARGE
+from shared.web.cors import CorsPolicy, is_preflight, merged_vary
+from shared.web.headers import RESPONSE_HEADERS, response_headers
+
+
+def install_middleware(app: FastAPI) -> None:
+    """The last added runs first: Head → ResponseHeaders → Cors → BodyLimit → the app."""
+    runtime: Runtime = app.state.runtime  # create_app sets it first
+    app.add_middleware(BodyLimitMiddleware, max_bytes=runtime.settings.max_body_bytes)
+    # Outside the body limit, so a 413 to an allowed origin carries CORS headers (a browser
+    # client can read it); a preflight, whose body nobody reads, is answered before it.
+    app.add_middleware(CorsMiddleware, policy=runtime.cors)
+    app.add_middleware(ResponseHeadersMiddleware)
+    app.add_middleware(HeadMiddleware)
 
 
 class ResponseHeadersMiddleware:
-    """Adds ``shared.http.response_headers`` to every response (Flask: an after_request hook)."""
+    """Adds ``shared.web.headers.response_headers`` to every response (Flask: after_request)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -121,7 +138,7 @@ class HeadMiddleware:
 
 
 class CorsMiddleware:
-    """CORS as ``shared.cors.CorsPolicy`` decides (Flask: answer_preflight, add_cors_headers).
+    """CORS as ``shared.web.cors.CorsPolicy`` decides (Flask: answer_preflight, add_cors_headers).
 
     Answers an allowed preflight itself, as routing would 405 an OPTIONS; adds the policy's
     headers to every other response, errors included, so a browser client can read them.

@@ -6,7 +6,7 @@ answer a client must handle is declared here, once, and named by status on each 
 
 from typing import Any
 
-from shared.schemas import ErrorResponse, OAuthErrorResponse
+from shared.domain.schemas import ErrorResponse, OAuthErrorResponse
 
 _RETRY_AFTER = {
     "Retry-After": {
@@ -48,7 +48,7 @@ OAUTH_ERROR: dict[int | str, dict[str, Any]] = {
 }
 
 
-def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """``responses=`` for a route that may answer with these statuses."""
     return {status: _ERRORS[status] for status in statuses}
 

@@ -1,6 +1,6 @@
 """The reads every authenticated request makes, without blocking the event loop.
 
-The Flask twin simply runs ``shared.identity.find_principal`` in its worker. Here the loop
+The Flask twin simply runs ``shared.services.identity.find_principal`` in its worker. Here the loop
 serves every request of the process, so a read must never hold it while it waits; how to
 avoid that depends on the database, and this is the one place where that choice is made:
 
@@ -20,12 +20,12 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol, TypeVar
 
-from shared.db import make_async_read_engine
-from shared.identity import find_principal, find_principal_async
+from shared.domain.schemas import Health, UserPublic
+from shared.infrastructure.db import make_async_read_engine
 from shared.runtime import Runtime
-from shared.schemas import Health, UserPublic
+from shared.security.tokens import TokenClaims
 from shared.services import health as health_service
-from shared.tokens import TokenClaims
+from shared.services.identity import find_principal, find_principal_async
 
 R = TypeVar("R")
 

@@ -2,12 +2,12 @@
 
 from flask import Flask
 
-from flask_app.deps import install_request_hooks
+from flask_app.deps import close_session
 from flask_app.errors import install_error_handlers
 from flask_app.middleware import install_middleware
-from flask_app.responses import ContractJSONProvider
 from flask_app.routes import api_bp, docs, well_known
-from shared.config import Settings
+from flask_app.validation import install_validation
+from shared.infrastructure.config import Settings
 from shared.runtime import Runtime
 
 
@@ -18,18 +18,17 @@ def create_app(settings: Settings | None = None) -> Flask:
     runtime.prepare()
 
     app = Flask(__name__, static_folder=None)  # an API: no static files
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     # No implicit OPTIONS answers: FastAPI has none, and CORS is a deliberate choice, not a default.
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
     # /users//me is a 404, as in FastAPI; Werkzeug would redirect it to /users/me.
     app.url_map.merge_slashes = False
-    app.json = ContractJSONProvider(app)
     app.extensions["authtwin"] = runtime
 
-    install_middleware(app)  # first: the size check precedes everything, as in FastAPI
-    install_request_hooks(app)
     install_error_handlers(app)
-    app.register_blueprint(api_bp)
+    install_middleware(app)
+    install_validation(app)  # what FastAPI does by itself: parse and validate, serialise
+    app.teardown_appcontext(close_session)  # FastAPI's get_session closes its own session
+    app.register_blueprint(api_bp, url_prefix="/api/v1")
     app.register_blueprint(well_known.bp)  # at the root, where RFC 8615 puts it
     app.register_blueprint(docs.bp)
     return app

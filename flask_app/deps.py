@@ -1,33 +1,31 @@
-"""What routes need, the Flask way: per-request state on ``g``, explicit helper calls.
+"""What routes need, the Flask way: the same names as fastapi_app/deps.py, called by the route.
 
-FastAPI injects these as parameters (see fastapi_app/deps.py); here a route calls them, in
-the order FastAPI would resolve them: the JSON body is parsed before anything else (a
-``before_request`` hook), then the caller is authenticated, then the body is validated.
+FastAPI injects these as parameters and solves each once per request; here a route calls
+them, and the per-request ones keep their result on ``g`` so a second call costs nothing.
+App-wide things (the runtime, the services) come from ``current_app``.
 """
 
-import json
 from collections.abc import Callable
 from functools import wraps
-from typing import Any, ParamSpec, TypeVar
+from typing import ParamSpec, TypeVar
 
-from flask import Flask, current_app, g, request
-from pydantic import BaseModel, ValidationError
+from flask import current_app, g, request
 from sqlalchemy.orm import Session
 
-from shared import errors
-from shared.client_ip import client_ip
-from shared.http import BODY_METHODS, is_json_media_type
-from shared.identity import bearer_token, find_principal
+from shared.domain import errors
+from shared.domain.schemas import UserPublic
+from shared.infrastructure.config import Settings
 from shared.runtime import Runtime
-from shared.schemas import UserId, UserPublic
-from shared.throttle import Operation
-from shared.tokens import TokenClaims
+from shared.security.throttle import Operation
+from shared.security.tokens import TokenClaims
+from shared.services.auth import AuthService
+from shared.services.identity import find_principal
+from shared.services.users import UserService
+from shared.web.bodies import is_json_media_type
+from shared.web.client_ip import client_ip
 
-Model = TypeVar("Model", bound=BaseModel)
 P = ParamSpec("P")
 R = TypeVar("R")
-FORM_ENDPOINTS = frozenset({"api.auth.issue_token"})  # OAuth2 form, not JSON
-_NO_BODY = object()
 
 
 def get_runtime() -> Runtime:
@@ -35,23 +33,53 @@ def get_runtime() -> Runtime:
     return runtime
 
 
+def get_settings() -> Settings:
+    return get_runtime().settings
+
+
 def get_session() -> Session:
-    """One session per request, closed at teardown."""
+    """One session per request, closed at teardown (``close_session``)."""
     if "session" not in g:
         g.session = get_runtime().sessions()
     session: Session = g.session
     return session
 
 
+def close_session(_exc: BaseException | None) -> None:
+    """What the end of FastAPI's ``get_session`` generator does; a teardown hook here."""
+    session = g.pop("session", None)
+    if session is not None:
+        session.close()
+
+
 def get_client_ip() -> str:
     forwarded = request.headers.getlist("X-Forwarded-For")
-    return client_ip(request.remote_addr, forwarded, get_runtime().settings.trusted_proxies)
+    return client_ip(request.remote_addr, forwarded, get_settings().trusted_proxies)
 
 
-def access_claims() -> TokenClaims:
-    """The verified claims of the request's access token, decoded once per request."""
+def get_auth_service() -> AuthService:
+    return get_runtime().auth
+
+
+def get_user_service() -> UserService:
+    return get_runtime().users
+
+
+def bearer_token() -> str | None:
+    """The token of ``Authorization: Bearer <token>`` (RFC 6750 §2.1), else None.
+
+    Parsed exactly as FastAPI's ``OAuth2PasswordBearer`` does, so the twins agree on odd
+    headers. A WSGI server joins two Authorization headers into one value, which then fails
+    to decode: the same 401 that the FastAPI twin gives two headers.
+    """
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else None
+
+
+def get_access_claims() -> TokenClaims:
+    """The verified claims of the request's access token."""
     if "access_claims" not in g:
-        token = bearer_token(request.headers.get("Authorization"))
+        token = bearer_token()
         if not token:
             raise errors.NotAuthenticated
         g.access_claims = get_runtime().tokens.decode(token, expected_type="access")
@@ -59,19 +87,25 @@ def access_claims() -> TokenClaims:
     return claims
 
 
-def current_user() -> UserPublic:
+def get_current_user() -> UserPublic:
+    # In this worker thread, a blocking read is fine: FastAPI awaits it (fastapi_app/readers.py).
     if "current_user" not in g:
-        claims = access_claims()
-        g.current_user = find_principal(get_runtime().read_engine, claims)
+        g.current_user = find_principal(get_runtime().read_engine, get_access_claims())
     user: UserPublic = g.current_user
     return user
 
 
-def current_superuser() -> UserPublic:
-    user = current_user()
+def get_current_superuser() -> UserPublic:
+    user = get_current_user()
     if not user.is_superuser:
         raise errors.PermissionDenied
     return user
+
+
+def require_json_content_type() -> None:
+    """415 for a body that is not declared JSON; validation.py calls it before parsing."""
+    if not is_json_media_type(request.content_type):
+        raise errors.UnsupportedMediaType
 
 
 def rate_limited(operation: Operation) -> Callable[[Callable[P, R]], Callable[P, R]]:
@@ -90,87 +124,3 @@ def rate_limited(operation: Operation) -> Callable[[Callable[P, R]], Callable[P,
         return limited
 
     return decorate
-
-
-def json_body(model: type[Model]) -> Model:
-    """The request's JSON body validated as ``model``; errors located at ``["body", ...]``."""
-    payload = g.get("json_payload", _NO_BODY)
-    if payload is _NO_BODY:
-        raise errors.RequestValidationFailed(
-            [{"type": "missing", "loc": ["body"], "msg": "Field required"}]
-        )
-    return _validated(model, payload, "body")
-
-
-def query_params(model: type[Model]) -> Model:
-    # A repeated parameter counts by its last value, as in FastAPI (Werkzeug's to_dict keeps
-    # the first).
-    last_values = {name: values[-1] for name, values in request.args.lists()}
-    return _validated(model, last_values, "query")
-
-
-def path_user_id(raw: str) -> int:
-    """Flask's ``<int:...>`` converter would 404 on ``abc``; FastAPI answers 422, so do we."""
-    return _validated(_UserIdParam, {"user_id": raw}, "path").user_id
-
-
-def path_user_id_and_body(raw: str, model: type[Model]) -> tuple[int, Model]:
-    """Both, reporting the errors of both at once, as FastAPI does for path and body."""
-    failures: list[dict[str, Any]] = []
-    user_id: int | None = None
-    body: Model | None = None
-    try:
-        user_id = path_user_id(raw)
-    except errors.RequestValidationFailed as exc:
-        failures += exc.errors
-    try:
-        body = json_body(model)
-    except errors.RequestValidationFailed as exc:
-        failures += exc.errors
-    if failures or user_id is None or body is None:
-        raise errors.RequestValidationFailed(failures)
-    return user_id, body
-
-
-class _UserIdParam(BaseModel):
-    user_id: UserId
-
-
-def _validated(model: type[Model], data: Any, location: str) -> Model:
-    try:
-        # from_attributes=True is how FastAPI validates, so error types match its own.
-        return model.model_validate(data, from_attributes=True)
-    except ValidationError as exc:
-        raise errors.RequestValidationFailed(errors.located(exc.errors(), location)) from None
-
-
-def parse_json_body() -> None:
-    """FastAPI reads and parses a JSON body before resolving any dependency; so do we."""
-    if request.url_rule is None or request.method not in BODY_METHODS:
-        return
-    if request.endpoint in FORM_ENDPOINTS:
-        return
-    if not is_json_media_type(request.content_type):
-        raise errors.UnsupportedMediaType
-    raw = request.get_data(cache=True)  # size already checked by reject_oversized_body
-    if not raw:
-        return
-    try:
-        g.json_payload = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise errors.RequestValidationFailed(
-            [{"type": "json_invalid", "loc": ["body", exc.pos], "msg": "JSON decode error"}]
-        ) from None
-    except (ValueError, RecursionError):  # not UTF-8, or nested past Python's limit
-        raise errors.BodyParseError from None
-
-
-def close_session(_exc: BaseException | None) -> None:
-    session = g.pop("session", None)
-    if session is not None:
-        session.close()
-
-
-def install_request_hooks(app: Flask) -> None:
-    app.before_request(parse_json_body)
-    app.teardown_appcontext(close_session)

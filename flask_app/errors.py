@@ -1,16 +1,15 @@
-"""Domain errors and framework errors → the JSON bodies of the contract, as FastAPI renders them."""
+"""Domain errors, framework errors and bugs → the JSON bodies of the contract, as FastAPI
+renders them."""
 
-import logging
 from http import HTTPStatus
 
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from shared.errors import DomainError
-from shared.http import CONTENT_TOO_LARGE
-
-logger = logging.getLogger("authtwin")
+from shared.domain.errors import DomainError
+from shared.infrastructure.logs import log_unexpected_error
+from shared.web.bodies import CONTENT_TOO_LARGE
 
 
 def domain_error(exc: DomainError) -> tuple[Response, int, dict[str, str]]:
@@ -31,7 +30,9 @@ def http_error(exc: HTTPException) -> WerkzeugResponse:
 
 
 def unexpected_error(exc: Exception) -> tuple[Response, int]:
-    logger.exception("unhandled error", exc_info=exc)
+    """A bug: logged once, answered with a bare JSON 500; the after_request hooks still add
+    their headers (FastAPI: ``UnexpectedErrorMiddleware``, innermost for the same reason)."""
+    log_unexpected_error(exc)
     return jsonify(detail="Internal Server Error"), 500
 
 

@@ -1,11 +1,13 @@
-"""Request and response hooks every request passes (FastAPI: ``middleware.py``)."""
+"""What every request passes through: request and response hooks (fastapi_app/middleware.py:
+pure ASGI middleware)."""
 
 from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from shared.cors import CorsPolicy, is_preflight, merged_vary
-from shared.http import BODY_METHODS, response_headers
 from shared.runtime import Runtime
+from shared.web.bodies import BODY_METHODS
+from shared.web.cors import CorsPolicy, is_preflight, merged_vary
+from shared.web.headers import response_headers
 
 
 def add_response_headers(response: Response) -> Response:
@@ -30,8 +32,8 @@ def reject_oversized_body() -> None:
 
 
 def cors_policy() -> CorsPolicy:
-    policy: CorsPolicy = current_app.extensions["authtwin_cors"]
-    return policy
+    runtime: Runtime = current_app.extensions["authtwin"]
+    return runtime.cors
 
 
 def answer_preflight() -> Response | None:
@@ -68,8 +70,10 @@ def add_cors_headers(response: Response) -> Response:
 
 
 def install_middleware(app: Flask) -> None:
+    """``before_request`` hooks run in the order added, ``after_request`` ones in reverse."""
     runtime: Runtime = app.extensions["authtwin"]  # create_app registers it first
-    app.extensions["authtwin_cors"] = CorsPolicy(runtime.settings.cors_origins)
+    # Werkzeug enforces it wherever a body is read; reject_oversized_body answers up front.
+    app.config["MAX_CONTENT_LENGTH"] = runtime.settings.max_body_bytes
     # Preflight first: it reads no body, so there is nothing for the size limit to guard,
     # and FastAPI's CorsMiddleware sits outside its BodyLimitMiddleware.
     app.before_request(answer_preflight)

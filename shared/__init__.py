@@ -1,4 +1,14 @@
-"""authtwin's framework-free core: settings, database, schemas, security and services.
+"""authtwin's framework-free core: everything both twins share, laid out by role.
 
-Nothing in this package imports a web framework; both apps translate HTTP into calls to it.
+- ``infrastructure``: settings, the database engines and sessions, logs. Knows no user.
+- ``domain``: the tables, the contract's models and the errors: the service's vocabulary.
+- ``security``: tokens, password hashing and policy, throttling, over that vocabulary.
+- ``services``: the use cases, as objects that hold the security pieces they need.
+- ``web``: what both twins follow over HTTP (headers, bodies, CORS, client address, docs,
+  the OpenAPI contract). Only the apps, and the runtime that builds their CORS policy,
+  import it.
+- ``runtime``: builds all of it for one app; ``cli``: the ``authtwin`` command.
+
+Each layer imports only those listed before it (``web`` imports none of them), and nothing
+here imports a web framework; tests/test_layout.py holds both rules.
 """

@@ -6,9 +6,8 @@ import sys
 
 from pydantic import ValidationError
 
-from shared.config import Settings
+from shared.infrastructure.config import Settings
 from shared.runtime import Runtime
-from shared.services.users import ensure_superuser
 
 
 def _read_password(from_stdin: bool) -> str:
@@ -30,9 +29,7 @@ def create_superuser(email: str, *, password_stdin: bool) -> int:
             print(f"error: password: {problem}", file=sys.stderr)
             return 2
         with runtime.sessions() as session:
-            user = ensure_superuser(
-                session=session, passwords=runtime.passwords, email=email, password=password
-            )
+            user = runtime.users.ensure_superuser(session=session, email=email, password=password)
     except ValidationError as exc:
         messages = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         print(f"error: {messages}", file=sys.stderr)

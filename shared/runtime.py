@@ -1,4 +1,10 @@
-"""What one app instance is made of, built from its settings by both factories alike."""
+"""What one app instance is made of, built from its settings by both factories alike.
+
+This is where the layers meet (the composition root): infrastructure (engines, sessions),
+security (hasher, policy, token codec, throttle) and the services that hold them. Routes
+never assemble these; they ask for ``runtime.auth`` or ``runtime.users`` and pass only what
+comes with the request.
+"""
 
 import logging
 from dataclasses import dataclass
@@ -7,19 +13,27 @@ from datetime import timedelta
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from shared.audit import configure_logging
-from shared.config import Settings
-from shared.db import create_tables, make_engine, make_read_engine, make_session_factory
-from shared.password_policy import PasswordPolicy
-from shared.passwords import PasswordHasher
-from shared.services.users import create_first_superuser
-from shared.throttle import Throttle
-from shared.tokens import SigningKey, TokenCodec
+from shared.infrastructure.config import Settings
+from shared.infrastructure.db import (
+    create_tables,
+    make_engine,
+    make_read_engine,
+    make_session_factory,
+)
+from shared.infrastructure.logs import configure_logging
+from shared.security.password_policy import PasswordPolicy
+from shared.security.passwords import PasswordHasher
+from shared.security.throttle import Throttle
+from shared.security.tokens import SigningKey, TokenCodec
+from shared.services.auth import AuthService
+from shared.services.token_store import TokenStore
+from shared.services.users import UserService
+from shared.web.cors import CorsPolicy
 
 logger = logging.getLogger("authtwin")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Runtime:
     settings: Settings
     engine: Engine
@@ -31,12 +45,28 @@ class Runtime:
     policy: PasswordPolicy
     tokens: TokenCodec
     throttle: Throttle
+    cors: CorsPolicy
+    token_store: TokenStore
+    auth: AuthService
+    users: UserService
 
     @classmethod
     def build(cls, settings: Settings) -> "Runtime":
         """Create the pieces; connects to nothing until ``prepare`` or the first request."""
         configure_logging()
         engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
+        passwords = PasswordHasher(
+            memory_kib=settings.argon2_memory_kib,
+            time_cost=settings.argon2_time_cost,
+            parallelism=settings.argon2_parallelism,
+        )
+        policy = PasswordPolicy(min_length=settings.password_min_length)
+        tokens = _token_codec(settings)
+        throttle = Throttle.from_settings(settings)
+        token_store = TokenStore(tokens=tokens)
+        users = UserService(
+            passwords=passwords, policy=policy, throttle=throttle, token_store=token_store
+        )
         return cls(
             settings=settings,
             engine=engine,
@@ -44,20 +74,20 @@ class Runtime:
                 settings.database_url, pool_size=settings.db_read_pool_size
             ),
             sessions=make_session_factory(engine),
-            passwords=PasswordHasher(
-                memory_kib=settings.argon2_memory_kib,
-                time_cost=settings.argon2_time_cost,
-                parallelism=settings.argon2_parallelism,
+            passwords=passwords,
+            policy=policy,
+            tokens=tokens,
+            throttle=throttle,
+            cors=CorsPolicy(settings.cors_origins),
+            token_store=token_store,
+            auth=AuthService(
+                passwords=passwords,
+                tokens=tokens,
+                throttle=throttle,
+                token_store=token_store,
+                users=users,
             ),
-            policy=PasswordPolicy(min_length=settings.password_min_length),
-            throttle=Throttle.from_settings(settings),
-            tokens=TokenCodec(
-                key=_signing_key(settings),
-                issuer=settings.jwt_issuer,
-                audience=settings.jwt_audience,
-                access_ttl=timedelta(minutes=settings.access_token_minutes),
-                refresh_ttl=timedelta(days=settings.refresh_token_days),
-            ),
+            users=users,
         )
 
     def prepare(self) -> None:
@@ -75,8 +105,8 @@ class Runtime:
             # The same rules as every other password the service sets; refuse to start.
             raise ValueError(f"AUTHTWIN_FIRST_SUPERUSER_PASSWORD is refused: {problem}")
         with self.sessions() as session:
-            created = create_first_superuser(
-                session=session, passwords=self.passwords, email=email, password=password
+            created = self.users.create_first_superuser(
+                session=session, email=email, password=password
             )
         if created:
             logger.info("first superuser created", extra={"email": email})
@@ -88,7 +118,15 @@ class Runtime:
         self.passwords.close()
 
 
-def _signing_key(settings: Settings) -> SigningKey:
+def _token_codec(settings: Settings) -> TokenCodec:
     if private_pem := settings.private_key_pem():
-        return SigningKey(private_pem=private_pem)
-    return SigningKey(secret=settings.signing_key())
+        key = SigningKey(private_pem=private_pem)
+    else:
+        key = SigningKey(secret=settings.signing_key())
+    return TokenCodec(
+        key=key,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        access_ttl=timedelta(minutes=settings.access_token_minutes),
+        refresh_ttl=timedelta(days=settings.refresh_token_days),
+    )

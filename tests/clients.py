@@ -17,22 +17,18 @@ from fastapi.testclient import TestClient
 
 import fastapi_app
 import flask_app
-from shared.config import Settings
+from shared.infrastructure.config import Settings
 from shared.runtime import Runtime
 
 API_PREFIX = "/api/v1"
 IN_PROCESS_BASE = "http://testserver" + API_PREFIX
 CLIENT_IP = "127.0.0.1"
 
-ClientFactory = Callable[..., AbstractContextManager[httpx2.Client]]
+ClientFactory = Callable[[Settings], AbstractContextManager[httpx2.Client]]
 
 
 @contextmanager
-def fastapi_client(
-    settings: Settings, *, raise_server_exceptions: bool = True
-) -> Iterator[httpx2.Client]:
-    """``raise_server_exceptions=False`` to see a bug's 500 response rather than its traceback
-    (the Flask adapter always answers with the 500, as Flask's error handler does)."""
+def fastapi_client(settings: Settings) -> Iterator[httpx2.Client]:
     # `with` runs the lifespan (tables, first superuser) and keeps one event loop for the
     # whole test, which the async engine's pooled connections are bound to.
     app = fastapi_app.create_app(settings)
@@ -42,13 +38,12 @@ def fastapi_client(
         app,
         base_url=IN_PROCESS_BASE,
         client=(CLIENT_IP, 50000),
-        raise_server_exceptions=raise_server_exceptions,
     ) as client:
         yield client
 
 
 @contextmanager
-def flask_client(settings: Settings, **_options: bool) -> Iterator[httpx2.Client]:
+def flask_client(settings: Settings) -> Iterator[httpx2.Client]:
     app = flask_app.create_app(settings)
 
     def served(environ: dict[str, Any], start_response: Any) -> Any:

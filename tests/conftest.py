@@ -20,8 +20,8 @@ import redis
 from psycopg import sql
 from sqlalchemy import Engine, create_engine, text
 
-from shared.config import Settings
-from shared.db import Base, database_url
+from shared.infrastructure.config import Settings
+from shared.infrastructure.db import Base, database_url
 from tests.clients import APPS, live_client
 from tests.support import Account, Api, log_in, sign_up
 

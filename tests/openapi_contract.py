@@ -7,8 +7,8 @@ import tempfile
 from typing import Any
 
 from fastapi_app import create_app
-from shared.config import Settings
-from shared.contract import CONTRACT_PATH, render
+from shared.infrastructure.config import Settings
+from shared.web.contract import CONTRACT_PATH, render
 
 
 def generated_document() -> dict[str, Any]:

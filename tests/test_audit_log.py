@@ -9,7 +9,7 @@ import logging
 
 import pytest
 
-from shared.audit import JsonFormatter
+from shared.infrastructure.logs import JsonFormatter
 from tests.conftest import ConfiguredApi
 from tests.support import Account, bearer, log_in, sign_up, unique_email
 

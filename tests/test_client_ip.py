@@ -4,7 +4,8 @@ from ipaddress import ip_network
 
 import pytest
 
-from shared.client_ip import client_ip, rate_limit_key
+from shared.security.throttle import rate_limit_key
+from shared.web.client_ip import client_ip
 
 PROXIES = (ip_network("10.0.0.0/8"), ip_network("2001:db8:ffff::/48"))
 

@@ -13,11 +13,10 @@ import pytest
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from shared.config import Settings
-from shared.models import User
-from shared.passwords import PasswordHasher
+from shared.domain.models import User
+from shared.infrastructure.config import Settings
 from shared.runtime import Runtime
-from shared.services import auth
+from shared.security.passwords import PasswordHasher
 from tests.conftest import TEST_SECRET
 
 pytestmark = pytest.mark.in_process
@@ -74,11 +73,8 @@ def test_login_upgrades_a_bcrypt_hash_in_the_database(tmp_path: Path) -> None:
     with runtime.sessions() as session:
         session.add(User(email="old@example.com", hashed_password=legacy))
         session.commit()
-        auth.login(
+        runtime.auth.login(
             session=session,
-            passwords=runtime.passwords,
-            tokens=runtime.tokens,
-            throttle=runtime.throttle,
             email="old@example.com",
             password="legacy password",
             client_ip="192.0.2.1",

@@ -9,8 +9,8 @@ import httpx2
 import pytest
 from pydantic import ValidationError
 
-from shared.config import Settings
-from shared.cors import CorsPolicy
+from shared.infrastructure.config import Settings
+from shared.web.cors import CorsPolicy
 from tests.conftest import ConfiguredApi
 from tests.support import assert_error, assert_unauthorized, sign_up
 

@@ -52,8 +52,8 @@ from hypothesis.stateful import (
 )
 from sqlalchemy import Engine, create_engine, func, select
 
-from shared.config import Settings
-from shared.models import RefreshToken, RevokedAccessToken, User
+from shared.domain.models import RefreshToken, RevokedAccessToken, User
+from shared.infrastructure.config import Settings
 from tests.clients import APPS
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, TEST_SECRET, in_process_settings
 from tests.support import forge
@@ -418,10 +418,7 @@ class TwinMachine(RuleBasedStateMachine):
             directory = Path(self.stack.enter_context(tempfile.TemporaryDirectory()))
             for name, factory in APPS.items():
                 url = f"sqlite:///{directory / name}.db"
-                # A 500 must reach the comparison (and fail it), not raise in FastAPI's test
-                # client while Flask answers it.
-                app = factory(settings_for(url), raise_server_exceptions=False)
-                self.clients[name] = self.stack.enter_context(app)
+                self.clients[name] = self.stack.enter_context(factory(settings_for(url)))
                 self.engines[name] = create_engine(url)
                 self.stack.callback(self.engines[name].dispose)
         except BaseException:

@@ -9,7 +9,7 @@ import re
 import httpx2
 import pytest
 
-from shared.docs import ASSET_TYPES
+from shared.web.docs import ASSET_TYPES
 
 
 def root(client: httpx2.Client, path: str) -> httpx2.Response:

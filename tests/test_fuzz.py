@@ -18,10 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from shared import errors
-from shared.contract import openapi_document
+from shared.domain import errors
 from shared.runtime import Runtime
-from shared.services import auth
+from shared.web.contract import openapi_document
 from tests.clients import SCHEMAS
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, in_process_settings
 
@@ -54,9 +53,8 @@ def superuser_token(runtime: Runtime) -> str:
     for _ in range(2):
         with runtime.sessions() as session:
             try:
-                pair = auth.login(
-                    session=session, passwords=runtime.passwords, tokens=runtime.tokens,
-                    throttle=runtime.throttle, email=ADMIN_EMAIL, password=ADMIN_PASSWORD,
+                pair = runtime.auth.login(
+                    session=session, email=ADMIN_EMAIL, password=ADMIN_PASSWORD,
                     client_ip="127.0.0.1",
                 )  # fmt: skip
                 return pair.access_token

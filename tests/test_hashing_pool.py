@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from shared.passwords import PasswordHasher
+from shared.security.passwords import PasswordHasher
 
 PASSWORD = "a fine password"
 

@@ -1,6 +1,7 @@
 """HTTP conventions both twins share: JSON errors everywhere, content types, sizes, health."""
 
 import json
+import logging
 import sqlite3
 from pathlib import Path
 
@@ -263,19 +264,29 @@ def test_json_bodies_are_compact_utf8_with_no_trailing_newline(
 
 @pytest.mark.in_process
 def test_a_server_error_is_json_with_every_header_and_no_details(
-    app_name: str, tmp_path: Path
+    app_name: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A bug (here: a table gone from under the app) is a bare JSON 500 that still carries
-    the security and CORS headers, and says nothing of the SQL or the error."""
+    the security and CORS headers, and says nothing of the SQL or the error. The app logs it
+    once, with its traceback, through the service's own logger (JSON on stderr), and keeps
+    it from the server: FastAPI's test client would raise an error that reached it."""
     database = tmp_path / "broken.db"
     settings = in_process_settings(f"sqlite:///{database}", cors_origins=("https://app.example",))
-    with APPS[app_name](settings, raise_server_exceptions=False) as client:
+    with APPS[app_name](settings) as client:
         user = sign_up(client)
         with sqlite3.connect(database) as connection:
             connection.execute("DROP TABLE revoked_access_tokens")
-        response = client.get(
-            "/users/me", headers={**user.headers, "Origin": "https://app.example"}
-        )
+        with caplog.at_level(logging.ERROR, logger="authtwin"):
+            response = client.get(
+                "/users/me", headers={**user.headers, "Origin": "https://app.example"}
+            )
+    crashes = [record for record in caplog.records if record.levelno >= logging.ERROR]
+    assert [(record.name, record.getMessage()) for record in crashes] == [
+        ("authtwin", "unhandled error")
+    ]
+    exc_info = crashes[0].exc_info
+    assert exc_info is not None
+    assert "revoked_access_tokens" in str(exc_info[1])
     assert_error(response, 500, "Internal Server Error")
     assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers["cache-control"] == "no-store"

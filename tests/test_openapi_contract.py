@@ -13,7 +13,7 @@ import httpx2
 import pytest
 
 import flask_app
-from shared.contract import openapi_document, render
+from shared.web.contract import openapi_document, render
 from tests.conftest import in_process_settings
 from tests.openapi_contract import generated_document
 

@@ -9,7 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from shared.password_policy import COMMON_PASSWORDS_SOURCE, PasswordPolicy, common_passwords
+from shared.security.password_policy import (
+    COMMON_PASSWORDS_SOURCE,
+    PasswordPolicy,
+    common_passwords,
+)
 
 pytestmark = pytest.mark.in_process
 
@@ -42,7 +46,7 @@ def test_the_common_list_file_names_its_source_and_holds_no_comments_as_entries(
 
 def test_the_common_list_is_read_on_first_use_not_at_import() -> None:
     probe = (
-        "import shared.password_policy as p\n"
+        "import shared.security.password_policy as p\n"
         "before = p.common_passwords.cache_info().currsize\n"
         "p.PasswordPolicy(min_length=8).problem('password')\n"
         "print(before, p.common_passwords.cache_info().currsize)\n"

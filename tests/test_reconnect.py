@@ -3,9 +3,9 @@
 Pooled connections the server closed are replaced.
 
 The read pools skip SQLAlchemy's pre-ping (a round trip on every request; see
-shared/db.py) and retry a read once when its connection turns out dead. Here the server
-ends every connection of the test's database, as a restart or an idle timeout would, and
-the next requests must still succeed. SQLite has no server to lose.
+shared/infrastructure/db.py) and retry a read once when its connection turns out dead. Here the
+server ends every connection of the test's database, as a restart or an idle timeout would,
+and the next requests must still succeed. SQLite has no server to lose.
 """
 
 import uuid

@@ -12,11 +12,10 @@ import httpx2
 from jose import jwt
 from sqlalchemy import select
 
-from shared.config import Settings
-from shared.models import RevokedAccessToken, User
+from shared.domain.models import RevokedAccessToken, User
+from shared.domain.schemas import UserCreate, UserPublic
+from shared.infrastructure.config import Settings
 from shared.runtime import Runtime
-from shared.schemas import UserCreate, UserPublic
-from shared.services import auth, users
 from tests.conftest import TEST_SECRET
 from tests.support import Account, all_at_once, assert_unauthorized, bearer, log_in
 
@@ -126,13 +125,13 @@ def test_denylist_entries_expire_with_their_token(tmp_path: Path) -> None:
 
     def log_in_and_out() -> str:
         with runtime.sessions() as session:
-            pair = auth.login(session=session, passwords=runtime.passwords,
-                              tokens=runtime.tokens, throttle=runtime.throttle, email=email,
-                              password=password, client_ip="192.0.2.1")  # fmt: skip
+            pair = runtime.auth.login(session=session, email=email, password=password,
+                                      client_ip="192.0.2.1")  # fmt: skip
             access = runtime.tokens.decode(pair.access_token, expected_type="access")
             me = UserPublic.model_validate(session.get(User, access.user_id))
-            auth.logout(session=session, tokens=runtime.tokens, actor=me, access=access,
-                        refresh_token=pair.refresh_token, client_ip="192.0.2.1")  # fmt: skip
+            runtime.auth.logout(session=session, actor=me, access=access,
+                                refresh_token=pair.refresh_token,
+                                client_ip="192.0.2.1")  # fmt: skip
             exp = jwt.get_unverified_claims(pair.access_token)["exp"]
             row = session.get(RevokedAccessToken, access.jti)
             assert row is not None
@@ -140,8 +139,8 @@ def test_denylist_entries_expire_with_their_token(tmp_path: Path) -> None:
             return access.jti
 
     with runtime.sessions() as session:
-        users.create_user(session=session, passwords=runtime.passwords,
-                          data=UserCreate(email=email, password=password))  # fmt: skip
+        runtime.users.create_user(session=session,
+                                  data=UserCreate(email=email, password=password))  # fmt: skip
     first = log_in_and_out()
     with runtime.sessions() as session:
         row = session.get(RevokedAccessToken, first)

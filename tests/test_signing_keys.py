@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jose import jwk, jwt
 
-from shared.tokens import SigningKey
+from shared.security.tokens import SigningKey
 from tests.conftest import ConfiguredApi
 from tests.support import Api, assert_unauthorized, bearer, sign_up
 

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from functools import partial
 
-from shared.passwords import PasswordHasher
+from shared.security.passwords import PasswordHasher
 from tests.conftest import ConfiguredApi
 from tests.support import sign_up, unique_email
 

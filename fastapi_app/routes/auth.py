@@ -5,15 +5,16 @@ from starlette.concurrency import run_in_threadpool
 
 from fastapi_app.deps import (
     AccessClaims,
+    AuthServiceDep,
     ClientIP,
     CurrentUser,
-    JSONBody,
-    RuntimeDep,
+    JSONContentType,
     SessionDep,
+    SettingsDep,
     rate_limited,
 )
-from fastapi_app.openapi import JSON_BODY_ERRORS, OAUTH_ERROR, errors
-from shared.schemas import (
+from fastapi_app.openapi import JSON_BODY_ERRORS, OAUTH_ERROR, error_responses
+from shared.domain.schemas import (
     LoginRequest,
     OAuth2PasswordForm,
     RefreshRequest,
@@ -21,7 +22,6 @@ from shared.schemas import (
     UserCreate,
     UserPublic,
 )
-from shared.services import auth
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 # 204 routes answer with a bare Response (see routes/users.py).
@@ -40,17 +40,11 @@ TOKEN_FORM_DOCS = {
     "/signup",
     status_code=status.HTTP_201_CREATED,
     response_model=UserPublic,
-    dependencies=[JSONBody, rate_limited("signup")],
-    responses=errors(409, *JSON_BODY_ERRORS, 429),
+    dependencies=[JSONContentType, rate_limited("signup")],
+    responses=error_responses(409, *JSON_BODY_ERRORS, 429),
 )
-def signup(body: UserCreate, session: SessionDep, runtime: RuntimeDep, ip: ClientIP) -> object:
-    return auth.signup(
-        session=session,
-        passwords=runtime.passwords,
-        policy=runtime.policy,
-        data=body,
-        client_ip=ip,
-    )
+def signup(body: UserCreate, session: SessionDep, ip: ClientIP, auth: AuthServiceDep) -> object:
+    return auth.signup(session=session, data=body, client_ip=ip)
 
 
 @router.post(
@@ -58,76 +52,66 @@ def signup(body: UserCreate, session: SessionDep, runtime: RuntimeDep, ip: Clien
     response_model=TokenPair,
     openapi_extra=TOKEN_FORM_DOCS,
     dependencies=[rate_limited("token")],
-    responses={**OAUTH_ERROR, **errors(413, 429)},
+    responses={**OAUTH_ERROR, **error_responses(413, 429)},
 )
 async def issue_token(
-    request: Request, session: SessionDep, runtime: RuntimeDep, ip: ClientIP
+    request: Request,
+    settings: SettingsDep,
+    session: SessionDep,
+    ip: ClientIP,
+    auth: AuthServiceDep,
 ) -> object:
     # The form is read, not declared as Form() parameters: those would keep one of two
     # repeated fields (RFC 6749 forbids repeats) and answer a missing one with 422, where the
     # grant must answer 400 invalid_request. The body is at most max_body_bytes, so that
     # many fields is no limit of its own; the service caps them.
-    async with request.form(max_fields=runtime.settings.max_body_bytes) as form:  # closes uploads
+    async with request.form(max_fields=settings.max_body_bytes) as form:  # closes uploads
         fields = [(name, value) for name, value in form.multi_items() if isinstance(value, str)]
+    # async to read the form; the grant itself hashes, so it goes to the threadpool.
     return await run_in_threadpool(
-        auth.token_from_form,
-        session=session,
-        passwords=runtime.passwords,
-        tokens=runtime.tokens,
-        throttle=runtime.throttle,
-        fields=fields,
-        client_ip=ip,
+        auth.token_from_form, session=session, fields=fields, client_ip=ip
     )
 
 
 @router.post(
     "/login",
     response_model=TokenPair,
-    dependencies=[JSONBody, rate_limited("login")],
-    responses=errors(401, 403, *JSON_BODY_ERRORS, 429),
+    dependencies=[JSONContentType, rate_limited("login")],
+    responses=error_responses(401, 403, *JSON_BODY_ERRORS, 429),
 )
-def login(body: LoginRequest, session: SessionDep, runtime: RuntimeDep, ip: ClientIP) -> object:
-    return auth.login(
-        session=session,
-        passwords=runtime.passwords,
-        tokens=runtime.tokens,
-        throttle=runtime.throttle,
-        email=body.email,
-        password=body.password,
-        client_ip=ip,
-    )
+def login(body: LoginRequest, session: SessionDep, ip: ClientIP, auth: AuthServiceDep) -> object:
+    return auth.login(session=session, email=body.email, password=body.password, client_ip=ip)
 
 
 @router.post(
     "/refresh",
     response_model=TokenPair,
-    dependencies=[JSONBody, rate_limited("refresh")],
-    responses=errors(401, *JSON_BODY_ERRORS, 429),
+    dependencies=[JSONContentType, rate_limited("refresh")],
+    responses=error_responses(401, *JSON_BODY_ERRORS, 429),
 )
-def refresh(body: RefreshRequest, session: SessionDep, runtime: RuntimeDep, ip: ClientIP) -> object:
-    return auth.refresh(
-        session=session, tokens=runtime.tokens, refresh_token=body.refresh_token, client_ip=ip
-    )
+def refresh(
+    body: RefreshRequest, session: SessionDep, ip: ClientIP, auth: AuthServiceDep
+) -> object:
+    return auth.refresh(session=session, refresh_token=body.refresh_token, client_ip=ip)
 
 
 @router.post(
     "/logout",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    dependencies=[JSONBody],
-    responses=errors(401, *JSON_BODY_ERRORS),
+    dependencies=[JSONContentType],
+    responses=error_responses(401, *JSON_BODY_ERRORS),
 )
 def logout(
-    body: RefreshRequest,
     user: CurrentUser,
     access: AccessClaims,
+    body: RefreshRequest,
     session: SessionDep,
-    runtime: RuntimeDep,
     ip: ClientIP,
+    auth: AuthServiceDep,
 ) -> None:
     auth.logout(
         session=session,
-        tokens=runtime.tokens,
         actor=user,
         access=access,
         refresh_token=body.refresh_token,

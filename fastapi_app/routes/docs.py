@@ -7,7 +7,7 @@ committed contract there instead (see flask_app/routes/docs.py).
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import HTMLResponse, Response
 
-from shared.docs import REDOC_PAGE, SWAGGER_UI_PAGE, asset
+from shared.web.docs import REDOC_PAGE, SWAGGER_UI_PAGE, asset
 
 router = APIRouter(include_in_schema=False)
 

@@ -3,13 +3,13 @@
 from fastapi import APIRouter
 
 from fastapi_app.deps import ReaderDep
-from fastapi_app.openapi import errors
-from shared.schemas import Health
+from fastapi_app.openapi import error_responses
+from shared.domain.schemas import Health
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/health", response_model=Health, responses=errors(503))
+@router.get("/health", response_model=Health, responses=error_responses(503))
 async def health(reader: ReaderDep) -> object:
     # async, through the reader: a probe must not queue behind password hashing in the
     # threadpool, or a busy login burst would read as an unhealthy process.

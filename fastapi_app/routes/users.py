@@ -4,9 +4,16 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response, status
 
-from fastapi_app.deps import ClientIP, CurrentUser, JSONBody, RuntimeDep, SessionDep, Superuser
-from fastapi_app.openapi import JSON_BODY_ERRORS, errors
-from shared.schemas import (
+from fastapi_app.deps import (
+    ClientIP,
+    CurrentSuperuser,
+    CurrentUser,
+    JSONContentType,
+    SessionDep,
+    UserServiceDep,
+)
+from fastapi_app.openapi import JSON_BODY_ERRORS, error_responses
+from shared.domain.schemas import (
     MAX_DB_INT,
     PageParams,
     PasswordChange,
@@ -15,7 +22,6 @@ from shared.schemas import (
     UserUpdate,
     UserUpdateMe,
 )
-from shared.services import users
 
 router = APIRouter(prefix="/users", tags=["users"])
 # 204 routes answer with a bare Response: FastAPI's default JSONResponse would send a
@@ -23,7 +29,7 @@ router = APIRouter(prefix="/users", tags=["users"])
 UserIdPath = Annotated[int, Path(ge=1, le=MAX_DB_INT)]
 
 
-@router.get("/me", response_model=UserPublic, responses=errors(401))
+@router.get("/me", response_model=UserPublic, responses=error_responses(401))
 async def read_me(user: CurrentUser) -> object:
     return user
 
@@ -31,37 +37,31 @@ async def read_me(user: CurrentUser) -> object:
 @router.patch(
     "/me",
     response_model=UserPublic,
-    dependencies=[JSONBody],
-    responses=errors(401, 409, *JSON_BODY_ERRORS, 429),
+    dependencies=[JSONContentType],
+    responses=error_responses(401, 409, *JSON_BODY_ERRORS, 429),
 )
 def update_me(
-    body: UserUpdateMe, user: CurrentUser, session: SessionDep, runtime: RuntimeDep, ip: ClientIP
+    user: CurrentUser, body: UserUpdateMe, session: SessionDep, ip: ClientIP, users: UserServiceDep
 ) -> object:
-    return users.update_me(
-        session=session,
-        passwords=runtime.passwords,
-        throttle=runtime.throttle,
-        user_id=user.id,
-        data=body,
-        client_ip=ip,
-    )
+    return users.update_me(session=session, user_id=user.id, data=body, client_ip=ip)
 
 
 @router.put(
     "/me/password",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    dependencies=[JSONBody],
-    responses=errors(401, *JSON_BODY_ERRORS, 429),
+    dependencies=[JSONContentType],
+    responses=error_responses(401, *JSON_BODY_ERRORS, 429),
 )
 def change_password(
-    body: PasswordChange, user: CurrentUser, session: SessionDep, runtime: RuntimeDep, ip: ClientIP
+    user: CurrentUser,
+    body: PasswordChange,
+    session: SessionDep,
+    ip: ClientIP,
+    users: UserServiceDep,
 ) -> None:
     users.change_password(
         session=session,
-        passwords=runtime.passwords,
-        policy=runtime.policy,
-        throttle=runtime.throttle,
         user_id=user.id,
         current=body.current_password,
         new=body.new_password,
@@ -73,45 +73,52 @@ def change_password(
     "/me",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=errors(401, 403),
+    responses=error_responses(401, 403),
 )
-def delete_me(user: CurrentUser, session: SessionDep) -> None:
+def delete_me(user: CurrentUser, session: SessionDep, users: UserServiceDep) -> None:
     users.delete_me(session=session, user_id=user.id)
 
 
-@router.get("", response_model=UserPage, responses=errors(401, 403))
-def list_users(page: Annotated[PageParams, Query()], _: Superuser, session: SessionDep) -> object:
+@router.get("", response_model=UserPage, responses=error_responses(401, 403))
+def list_users(
+    _: CurrentSuperuser,
+    page: Annotated[PageParams, Query()],
+    session: SessionDep,
+    users: UserServiceDep,
+) -> object:
     return users.list_users(session=session, page=page)
 
 
-@router.get("/{user_id}", response_model=UserPublic, responses=errors(401, 403, 404))
-def read_user(user_id: UserIdPath, user: CurrentUser, session: SessionDep) -> object:
+@router.get("/{user_id}", response_model=UserPublic, responses=error_responses(401, 403, 404))
+def read_user(
+    user: CurrentUser, user_id: UserIdPath, session: SessionDep, users: UserServiceDep
+) -> object:
     return users.get_user(session=session, actor=user, user_id=user_id)
 
 
 @router.patch(
     "/{user_id}",
     response_model=UserPublic,
-    dependencies=[JSONBody],
-    responses=errors(401, 403, 404, 409, *JSON_BODY_ERRORS),
+    dependencies=[JSONContentType],
+    responses=error_responses(401, 403, 404, 409, *JSON_BODY_ERRORS),
 )
 def update_user(
-    user_id: UserIdPath, body: UserUpdate, _: Superuser, session: SessionDep, runtime: RuntimeDep
+    _: CurrentSuperuser,
+    user_id: UserIdPath,
+    body: UserUpdate,
+    session: SessionDep,
+    users: UserServiceDep,
 ) -> object:
-    return users.update_user(
-        session=session,
-        passwords=runtime.passwords,
-        policy=runtime.policy,
-        user_id=user_id,
-        data=body,
-    )
+    return users.update_user(session=session, user_id=user_id, data=body)
 
 
 @router.delete(
     "/{user_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=errors(401, 403, 404),
+    responses=error_responses(401, 403, 404),
 )
-def delete_user(user_id: UserIdPath, user: Superuser, session: SessionDep) -> None:
+def delete_user(
+    user: CurrentSuperuser, user_id: UserIdPath, session: SessionDep, users: UserServiceDep
+) -> None:
     users.delete_user(session=session, actor=user, user_id=user_id)

@@ -3,7 +3,7 @@
 from fastapi import APIRouter
 
 from fastapi_app.deps import RuntimeDep
-from shared.schemas import JsonWebKeySet
+from shared.domain.schemas import JsonWebKeySet
 
 router = APIRouter(prefix="/.well-known", tags=["keys"])
 

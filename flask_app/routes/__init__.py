@@ -1,10 +1,11 @@
-"""All blueprints under one parent, mounted at ``/api/v1`` (FastAPI's ``api_router``)."""
+"""All blueprints under one parent, mounted at ``/api/v1`` by the factory (FastAPI's
+``api_router``)."""
 
 from flask import Blueprint
 
 from flask_app.routes import auth, health, users
 
-api_bp = Blueprint("api", __name__, url_prefix="/api/v1")
+api_bp = Blueprint("api", __name__)
 api_bp.register_blueprint(auth.bp)
 api_bp.register_blueprint(users.bp)
 api_bp.register_blueprint(health.bp)

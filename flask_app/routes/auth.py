@@ -4,17 +4,15 @@ from flask import Blueprint, request
 from flask.typing import ResponseReturnValue
 
 from flask_app.deps import (
-    access_claims,
-    current_user,
+    get_access_claims,
+    get_auth_service,
     get_client_ip,
-    get_runtime,
+    get_current_user,
     get_session,
-    json_body,
     rate_limited,
 )
-from flask_app.responses import no_content, serialize
-from shared.schemas import LoginRequest, RefreshRequest, TokenPair, UserCreate, UserPublic
-from shared.services import auth
+from flask_app.validation import json_body, no_content, serialize
+from shared.domain.schemas import LoginRequest, RefreshRequest, TokenPair, UserCreate, UserPublic
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 
@@ -23,28 +21,17 @@ bp = Blueprint("auth", __name__, url_prefix="/auth")
 @rate_limited("signup")
 def signup() -> ResponseReturnValue:
     body = json_body(UserCreate)
-    runtime = get_runtime()
-    user = auth.signup(
-        session=get_session(),
-        passwords=runtime.passwords,
-        policy=runtime.policy,
-        data=body,
-        client_ip=get_client_ip(),
-    )
+    user = get_auth_service().signup(session=get_session(), data=body, client_ip=get_client_ip())
     return serialize(UserPublic, user), 201
 
 
 @bp.post("/token")
 @rate_limited("token")
 def issue_token() -> ResponseReturnValue:
-    runtime = get_runtime()
-    pair = auth.token_from_form(
-        session=get_session(),
-        passwords=runtime.passwords,
-        tokens=runtime.tokens,
-        throttle=runtime.throttle,
-        fields=list(request.form.items(multi=True)),
-        client_ip=get_client_ip(),
+    # Werkzeug parses the form (within MAX_CONTENT_LENGTH); repeats are kept for the service.
+    fields = list(request.form.items(multi=True))
+    pair = get_auth_service().token_from_form(
+        session=get_session(), fields=fields, client_ip=get_client_ip()
     )
     return serialize(TokenPair, pair)
 
@@ -53,15 +40,8 @@ def issue_token() -> ResponseReturnValue:
 @rate_limited("login")
 def login() -> ResponseReturnValue:
     body = json_body(LoginRequest)
-    runtime = get_runtime()
-    pair = auth.login(
-        session=get_session(),
-        passwords=runtime.passwords,
-        tokens=runtime.tokens,
-        throttle=runtime.throttle,
-        email=body.email,
-        password=body.password,
-        client_ip=get_client_ip(),
+    pair = get_auth_service().login(
+        session=get_session(), email=body.email, password=body.password, client_ip=get_client_ip()
     )
     return serialize(TokenPair, pair)
 
@@ -70,24 +50,21 @@ def login() -> ResponseReturnValue:
 @rate_limited("refresh")
 def refresh() -> ResponseReturnValue:
     body = json_body(RefreshRequest)
-    pair = auth.refresh(
-        session=get_session(),
-        tokens=get_runtime().tokens,
-        refresh_token=body.refresh_token,
-        client_ip=get_client_ip(),
+    pair = get_auth_service().refresh(
+        session=get_session(), refresh_token=body.refresh_token, client_ip=get_client_ip()
     )
     return serialize(TokenPair, pair)
 
 
 @bp.post("/logout")
 def logout() -> ResponseReturnValue:
-    user = current_user()
+    user = get_current_user()
+    access = get_access_claims()
     body = json_body(RefreshRequest)
-    auth.logout(
+    get_auth_service().logout(
         session=get_session(),
-        tokens=get_runtime().tokens,
         actor=user,
-        access=access_claims(),
+        access=access,
         refresh_token=body.refresh_token,
         client_ip=get_client_ip(),
     )

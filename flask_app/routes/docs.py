@@ -10,8 +10,8 @@ checks this app's routes against its operations and the FastAPI twin's document 
 from flask import Blueprint, Response, abort
 from flask.typing import ResponseReturnValue
 
-from shared.contract import openapi_document
-from shared.docs import REDOC_PAGE, SWAGGER_UI_PAGE, asset
+from shared.web.contract import openapi_document
+from shared.web.docs import REDOC_PAGE, SWAGGER_UI_PAGE, asset
 
 bp = Blueprint("docs", __name__)
 

@@ -4,8 +4,8 @@ from flask import Blueprint
 from flask.typing import ResponseReturnValue
 
 from flask_app.deps import get_runtime
-from flask_app.responses import serialize
-from shared.schemas import Health
+from flask_app.validation import serialize
+from shared.domain.schemas import Health
 from shared.services import health as health_service
 
 bp = Blueprint("health", __name__)

@@ -4,18 +4,21 @@ from flask import Blueprint
 from flask.typing import ResponseReturnValue
 
 from flask_app.deps import (
-    current_superuser,
-    current_user,
     get_client_ip,
-    get_runtime,
+    get_current_superuser,
+    get_current_user,
     get_session,
+    get_user_service,
+)
+from flask_app.validation import (
     json_body,
+    no_content,
     path_user_id,
     path_user_id_and_body,
     query_params,
+    serialize,
 )
-from flask_app.responses import no_content, serialize
-from shared.schemas import (
+from shared.domain.schemas import (
     PageParams,
     PasswordChange,
     UserPage,
@@ -23,43 +26,32 @@ from shared.schemas import (
     UserUpdate,
     UserUpdateMe,
 )
-from shared.services import users
 
 bp = Blueprint("users", __name__, url_prefix="/users")
 
 
 @bp.get("/me")
 def read_me() -> ResponseReturnValue:
-    user = current_user()
+    user = get_current_user()
     return serialize(UserPublic, user)
 
 
 @bp.patch("/me")
 def update_me() -> ResponseReturnValue:
-    user = current_user()
+    user = get_current_user()
     body = json_body(UserUpdateMe)
-    runtime = get_runtime()
-    updated = users.update_me(
-        session=get_session(),
-        passwords=runtime.passwords,
-        throttle=runtime.throttle,
-        user_id=user.id,
-        data=body,
-        client_ip=get_client_ip(),
+    updated = get_user_service().update_me(
+        session=get_session(), user_id=user.id, data=body, client_ip=get_client_ip()
     )
     return serialize(UserPublic, updated)
 
 
 @bp.put("/me/password")
 def change_password() -> ResponseReturnValue:
-    user = current_user()
+    user = get_current_user()
     body = json_body(PasswordChange)
-    runtime = get_runtime()
-    users.change_password(
+    get_user_service().change_password(
         session=get_session(),
-        passwords=runtime.passwords,
-        policy=runtime.policy,
-        throttle=runtime.throttle,
         user_id=user.id,
         current=body.current_password,
         new=body.new_password,
@@ -70,42 +62,37 @@ def change_password() -> ResponseReturnValue:
 
 @bp.delete("/me")
 def delete_me() -> ResponseReturnValue:
-    user = current_user()
-    users.delete_me(session=get_session(), user_id=user.id)
+    user = get_current_user()
+    get_user_service().delete_me(session=get_session(), user_id=user.id)
     return no_content()
 
 
 @bp.get("")
 def list_users() -> ResponseReturnValue:
-    current_superuser()
+    get_current_superuser()
     page = query_params(PageParams)
-    return serialize(UserPage, users.list_users(session=get_session(), page=page))
+    return serialize(UserPage, get_user_service().list_users(session=get_session(), page=page))
 
 
 @bp.get("/<user_id>")
 def read_user(user_id: str) -> ResponseReturnValue:
-    user = current_user()
-    found = users.get_user(session=get_session(), actor=user, user_id=path_user_id(user_id))
+    user = get_current_user()
+    target = path_user_id(user_id)
+    found = get_user_service().get_user(session=get_session(), actor=user, user_id=target)
     return serialize(UserPublic, found)
 
 
 @bp.patch("/<user_id>")
 def update_user(user_id: str) -> ResponseReturnValue:
-    current_superuser()
+    get_current_superuser()
     target, body = path_user_id_and_body(user_id, UserUpdate)
-    runtime = get_runtime()
-    updated = users.update_user(
-        session=get_session(),
-        passwords=runtime.passwords,
-        policy=runtime.policy,
-        user_id=target,
-        data=body,
-    )
+    updated = get_user_service().update_user(session=get_session(), user_id=target, data=body)
     return serialize(UserPublic, updated)
 
 
 @bp.delete("/<user_id>")
 def delete_user(user_id: str) -> ResponseReturnValue:
-    user = current_superuser()
-    users.delete_user(session=get_session(), actor=user, user_id=path_user_id(user_id))
+    user = get_current_superuser()
+    target = path_user_id(user_id)
+    get_user_service().delete_user(session=get_session(), actor=user, user_id=target)
     return no_content()

@@ -1,5 +1,6 @@
-"""Use cases: plain functions over a SQLAlchemy ``Session`` that raise ``shared.errors``.
+"""Use cases, as objects built once per app that hold their collaborators.
 
-Each owns its transaction (it commits), takes keyword-only arguments, and knows nothing of
-HTTP; both apps call the very same functions.
+``AuthService`` and ``UserService`` take the request's SQLAlchemy ``Session`` and its
+validated input as keyword arguments, raise ``shared.domain.errors``, own their transaction
+(they commit) and know nothing of HTTP; both apps call the very same methods.
 """

@@ -4,9 +4,9 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared import errors
-from shared.db import retry_once_if_disconnected, retry_once_if_disconnected_async
-from shared.schemas import Health
+from shared.domain import errors
+from shared.domain.schemas import Health
+from shared.infrastructure.db import retry_once_if_disconnected, retry_once_if_disconnected_async
 
 
 def check(*, engine: Engine) -> Health:

@@ -4,201 +4,186 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from shared import errors
-from shared.audit import auth_event
-from shared.models import RefreshToken, User
-from shared.password_policy import PasswordPolicy
-from shared.passwords import PasswordHasher
-from shared.schemas import PageParams, UserCreate, UserPage, UserPublic, UserUpdate, UserUpdateMe
-from shared.services import refresh_tokens
-from shared.throttle import Throttle
+from shared.domain import errors
+from shared.domain.models import RefreshToken, User
+from shared.domain.schemas import (
+    PageParams,
+    UserCreate,
+    UserPage,
+    UserPublic,
+    UserUpdate,
+    UserUpdateMe,
+)
+from shared.infrastructure.audit import auth_event
+from shared.security.password_policy import PasswordPolicy
+from shared.security.passwords import PasswordHasher
+from shared.security.throttle import Throttle
+from shared.services.token_store import TokenStore
 
 
-def create_user(
-    *, session: Session, passwords: PasswordHasher, data: UserCreate, is_superuser: bool = False
-) -> User:
-    """Insert a user; the unique index, not a prior SELECT, decides who wins a race."""
-    user = User(
-        email=data.email,
-        hashed_password=passwords.hash(data.password),
-        full_name=data.full_name,
-        is_superuser=is_superuser,
-    )
-    session.add(user)
-    _commit_or_email_taken(session)
-    return user
+class UserService:
+    """Every use case on accounts, holding what they need (fastapi-users' ``UserManager``).
 
-
-def ensure_superuser(
-    *, session: Session, passwords: PasswordHasher, email: str, password: str
-) -> User:
-    """Create a superuser, or promote the existing account: an operator's explicit act (CLI)."""
-    data = UserCreate(email=email, password=password)
-    user = session.scalar(select(User).where(User.email == data.email))
-    if user is None:
-        try:
-            return create_user(session=session, passwords=passwords, data=data, is_superuser=True)
-        except errors.EmailTaken:  # created a moment ago by someone else
-            user = session.scalars(select(User).where(User.email == data.email)).one()
-    user.is_superuser, user.is_active = True, True
-    session.commit()
-    return user
-
-
-def create_first_superuser(
-    *, session: Session, passwords: PasswordHasher, email: str, password: str
-) -> bool:
-    """Create the configured superuser if no account has that email; True if it did.
-
-    Only ever creates. Promoting an existing account at every start would hand superuser
-    rights to whoever signed up with that address after the first one was deleted, and undo
-    a deliberate deactivation; promotion is the CLI's job.
+    Built once per app by ``shared.runtime.Runtime``; each call gets the request's session.
     """
-    data = UserCreate(email=email, password=password)
-    if session.scalar(select(User.id).where(User.email == data.email)) is not None:
-        return False
-    try:
-        create_user(session=session, passwords=passwords, data=data, is_superuser=True)
-    except errors.EmailTaken:  # another worker, starting at the same moment, created it
-        return False
-    return True
 
+    def __init__(
+        self,
+        *,
+        passwords: PasswordHasher,
+        policy: PasswordPolicy,
+        throttle: Throttle,
+        token_store: TokenStore,
+    ) -> None:
+        self._passwords = passwords
+        self._policy = policy
+        self._throttle = throttle
+        self._token_store = token_store
 
-def get_user(*, session: Session, actor: UserPublic, user_id: int) -> User:
-    """A user by id, for superusers or the user themself."""
-    if not actor.is_superuser and actor.id != user_id:
-        raise errors.PermissionDenied  # before the lookup: others' ids do not leak existence
-    return _load(session, user_id)
-
-
-def list_users(*, session: Session, page: PageParams) -> UserPage:
-    total = session.scalar(select(func.count()).select_from(User)) or 0
-    users = session.scalars(select(User).order_by(User.id).offset(page.offset).limit(page.limit))
-    items = [UserPublic.model_validate(user) for user in users]
-    return UserPage(items=items, total=total, offset=page.offset, limit=page.limit)
-
-
-def update_me(
-    *,
-    session: Session,
-    passwords: PasswordHasher,
-    throttle: Throttle,
-    user_id: int,
-    data: UserUpdateMe,
-    client_ip: str,
-) -> User:
-    user = _load(session, user_id)
-    if data.current_password is not None:
-        _check_current_password(
-            passwords, throttle, user, data.current_password, client_ip=client_ip, event="update_me"
+    def create_user(
+        self, *, session: Session, data: UserCreate, is_superuser: bool = False
+    ) -> User:
+        """Insert a user; the unique index, not a prior SELECT, decides who wins a race."""
+        user = User(
+            email=data.email,
+            hashed_password=self._passwords.hash(data.password),
+            full_name=data.full_name,
+            is_superuser=is_superuser,
         )
-    if "full_name" in data.model_fields_set:
-        user.full_name = data.full_name
-    if data.email is not None:
-        user.email = data.email
-    _commit_or_email_taken(session)
-    return user
+        session.add(user)
+        _commit_or_email_taken(session)
+        return user
 
+    def ensure_superuser(self, *, session: Session, email: str, password: str) -> User:
+        """Create a superuser, or promote the existing account: an operator's explicit act (CLI)."""
+        data = UserCreate(email=email, password=password)
+        user = session.scalar(select(User).where(User.email == data.email))
+        if user is None:
+            try:
+                return self.create_user(session=session, data=data, is_superuser=True)
+            except errors.EmailTaken:  # created a moment ago by someone else
+                user = session.scalars(select(User).where(User.email == data.email)).one()
+        user.is_superuser, user.is_active = True, True
+        session.commit()
+        return user
 
-def check_new_password(
-    policy: PasswordPolicy, password: str, *, email: str | None, field: str
-) -> None:
-    """422 at ``["body", field]`` for a password the policy refuses, with its reason."""
-    if (problem := policy.problem(password, email=email)) is not None:
-        raise errors.RequestValidationFailed(
-            [{"type": "password_policy", "loc": ["body", field], "msg": problem}]
+    def create_first_superuser(self, *, session: Session, email: str, password: str) -> bool:
+        """Create the configured superuser if no account has that email; True if it did.
+
+        Only ever creates. Promoting an existing account at every start would hand superuser
+        rights to whoever signed up with that address after the first one was deleted, and
+        undo a deliberate deactivation; promotion is the CLI's job.
+        """
+        data = UserCreate(email=email, password=password)
+        if session.scalar(select(User.id).where(User.email == data.email)) is not None:
+            return False
+        try:
+            self.create_user(session=session, data=data, is_superuser=True)
+        except errors.EmailTaken:  # another worker, starting at the same moment, created it
+            return False
+        return True
+
+    @staticmethod
+    def get_user(*, session: Session, actor: UserPublic, user_id: int) -> User:
+        """A user by id, for superusers or the user themself."""
+        if not actor.is_superuser and actor.id != user_id:
+            raise errors.PermissionDenied  # before the lookup: others' ids do not leak existence
+        return _load(session, user_id)
+
+    @staticmethod
+    def list_users(*, session: Session, page: PageParams) -> UserPage:
+        total = session.scalar(select(func.count()).select_from(User)) or 0
+        found = session.scalars(
+            select(User).order_by(User.id).offset(page.offset).limit(page.limit)
         )
+        items = [UserPublic.model_validate(user) for user in found]
+        return UserPage(items=items, total=total, offset=page.offset, limit=page.limit)
 
+    def update_me(
+        self, *, session: Session, user_id: int, data: UserUpdateMe, client_ip: str
+    ) -> User:
+        user = _load(session, user_id)
+        if data.current_password is not None:
+            self._check_current_password(
+                user, data.current_password, client_ip=client_ip, event="update_me"
+            )
+        if "full_name" in data.model_fields_set:
+            user.full_name = data.full_name
+        if data.email is not None:
+            user.email = data.email
+        _commit_or_email_taken(session)
+        return user
 
-def change_password(
-    *,
-    session: Session,
-    passwords: PasswordHasher,
-    policy: PasswordPolicy,
-    throttle: Throttle,
-    user_id: int,
-    current: str,
-    new: str,
-    client_ip: str,
-) -> None:
-    """Set a new password and end every session: a changed password may mean a stolen one."""
-    user = _load(session, user_id)
-    _check_current_password(
-        passwords, throttle, user, current, client_ip=client_ip, event="password_change"
-    )
-    check_new_password(policy, new, email=user.email, field="new_password")
-    user.hashed_password = passwords.hash(new)
-    _end_every_session(session, user)
-    session.commit()
-    auth_event("password_change", "success", client_ip=client_ip, user_id=user_id)
+    def check_new_password(self, password: str, *, email: str | None, field: str) -> None:
+        """422 at ``["body", field]`` for a password the policy refuses, with its reason."""
+        if (problem := self._policy.problem(password, email=email)) is not None:
+            raise errors.RequestValidationFailed(
+                [{"type": "password_policy", "loc": ["body", field], "msg": problem}]
+            )
 
+    def change_password(
+        self, *, session: Session, user_id: int, current: str, new: str, client_ip: str
+    ) -> None:
+        """Set a new password and end every session: a changed password may mean a stolen one."""
+        user = _load(session, user_id)
+        self._check_current_password(user, current, client_ip=client_ip, event="password_change")
+        self.check_new_password(new, email=user.email, field="new_password")
+        user.hashed_password = self._passwords.hash(new)
+        self._end_every_session(session, user)
+        session.commit()
+        auth_event("password_change", "success", client_ip=client_ip, user_id=user_id)
 
-def update_user(
-    *,
-    session: Session,
-    passwords: PasswordHasher,
-    policy: PasswordPolicy,
-    user_id: int,
-    data: UserUpdate,
-) -> User:
-    """A superuser's change to any account. ``null`` leaves a non-nullable field as it is."""
-    user = _load(session, user_id)
-    demoting = data.is_superuser is False or data.is_active is False
-    if demoting and user.is_superuser and user.is_active:
-        _keep_one_superuser(session, user)
-    if data.password is not None:
-        check_new_password(policy, data.password, email=data.email or user.email, field="password")
-        user.hashed_password = passwords.hash(data.password)
-    if data.password is not None or (data.is_active is False and user.is_active):
-        _end_every_session(session, user)
-    if "full_name" in data.model_fields_set:
-        user.full_name = data.full_name
-    for field in ("email", "is_active", "is_superuser"):
-        if (value := getattr(data, field)) is not None:
-            setattr(user, field, value)
-    _commit_or_email_taken(session)
-    return user
+    def update_user(self, *, session: Session, user_id: int, data: UserUpdate) -> User:
+        """A superuser's change to any account. ``null`` leaves a non-nullable field as it is."""
+        user = _load(session, user_id)
+        demoting = data.is_superuser is False or data.is_active is False
+        if demoting and user.is_superuser and user.is_active:
+            _keep_one_superuser(session, user)
+        if data.password is not None:
+            self.check_new_password(data.password, email=data.email or user.email, field="password")
+            user.hashed_password = self._passwords.hash(data.password)
+        if data.password is not None or (data.is_active is False and user.is_active):
+            self._end_every_session(session, user)
+        if "full_name" in data.model_fields_set:
+            user.full_name = data.full_name
+        for field in ("email", "is_active", "is_superuser"):
+            if (value := getattr(data, field)) is not None:
+                setattr(user, field, value)
+        _commit_or_email_taken(session)
+        return user
 
+    @staticmethod
+    def delete_me(*, session: Session, user_id: int) -> None:
+        user = _load(session, user_id)
+        if user.is_superuser and user.is_active:
+            _keep_one_superuser(session, user)
+        _delete(session, user)
 
-def _check_current_password(
-    passwords: PasswordHasher,
-    throttle: Throttle,
-    user: User,
-    password: str,
-    *,
-    client_ip: str,
-    event: str,
-) -> None:
-    """Re-authentication counts towards the login lockout: a stolen access token must not
-    buy unlimited guesses at the password through these routes instead of /auth/login."""
-    throttle.count_login_attempt(user.email)
-    if not passwords.verify(password, user.hashed_password).ok:
-        auth_event(event, "failure", client_ip=client_ip, user_id=user.id, reason="current")
-        raise errors.IncorrectPassword
-    throttle.record_success(user.email)
+    @staticmethod
+    def delete_user(*, session: Session, actor: UserPublic, user_id: int) -> None:
+        if actor.id == user_id:
+            raise errors.CannotDeleteSelf
+        user = _load(session, user_id)
+        if user.is_superuser and user.is_active:
+            _keep_one_superuser(session, user)
+        _delete(session, user)
 
+    def _check_current_password(
+        self, user: User, password: str, *, client_ip: str, event: str
+    ) -> None:
+        """Re-authentication counts towards the login lockout: a stolen access token must not
+        buy unlimited guesses at the password through these routes instead of /auth/login."""
+        self._throttle.count_login_attempt(user.email)
+        if not self._passwords.verify(password, user.hashed_password).ok:
+            auth_event(event, "failure", client_ip=client_ip, user_id=user.id, reason="current")
+            raise errors.IncorrectPassword
+        self._throttle.record_success(user.email)
 
-def _end_every_session(session: Session, user: User) -> None:
-    """Every token of ``user`` stops working: access tokens by generation, refresh by row."""
-    # Incremented by the database, not in Python: two concurrent changes each move it on.
-    user.token_generation = User.token_generation + 1
-    refresh_tokens.revoke_all(session=session, user_id=user.id)
-
-
-def delete_me(*, session: Session, user_id: int) -> None:
-    user = _load(session, user_id)
-    if user.is_superuser and user.is_active:
-        _keep_one_superuser(session, user)
-    _delete(session, user)
-
-
-def delete_user(*, session: Session, actor: UserPublic, user_id: int) -> None:
-    if actor.id == user_id:
-        raise errors.CannotDeleteSelf
-    user = _load(session, user_id)
-    if user.is_superuser and user.is_active:
-        _keep_one_superuser(session, user)
-    _delete(session, user)
+    def _end_every_session(self, session: Session, user: User) -> None:
+        """Every token of ``user`` stops working: access tokens by generation, refresh by row."""
+        # Incremented by the database, not in Python: two concurrent changes each move it on.
+        user.token_generation = User.token_generation + 1
+        self._token_store.revoke_all(session=session, user_id=user.id)
 
 
 def _load(session: Session, user_id: int) -> User:

@@ -23,8 +23,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jose import jwk, jwt
 from jose.exceptions import JOSEError
 
-from shared.errors import InvalidToken
-from shared.schemas import MAX_DB_INT
+from shared.domain.errors import InvalidToken
+from shared.domain.schemas import MAX_DB_INT
 
 TokenType = Literal["access", "refresh"]
 HEADER_TYPES: dict[TokenType, str] = {"access": "at+jwt", "refresh": "rt+jwt"}

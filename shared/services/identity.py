@@ -11,23 +11,11 @@ from typing import Final
 from sqlalchemy import Engine, Row, bindparam, exists, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared.db import retry_once_if_disconnected, retry_once_if_disconnected_async
-from shared.errors import InvalidToken
-from shared.models import RevokedAccessToken, User
-from shared.schemas import UserPublic
-from shared.tokens import TokenClaims
-
-
-def bearer_token(authorization: str | None) -> str | None:
-    """The token of an ``Authorization: Bearer <token>`` header (RFC 6750 §2.1), else None.
-
-    Parsed exactly as FastAPI's ``OAuth2PasswordBearer`` does, so the twins agree on odd headers.
-    """
-    if not authorization:
-        return None
-    scheme, _, token = authorization.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" else None
-
+from shared.domain.errors import InvalidToken
+from shared.domain.models import RevokedAccessToken, User
+from shared.domain.schemas import UserPublic
+from shared.infrastructure.db import retry_once_if_disconnected, retry_once_if_disconnected_async
+from shared.security.tokens import TokenClaims
 
 UserRow = Row[int, str, str | None, bool, bool, datetime]
 
@@ -62,7 +50,7 @@ def principal_from_row(row: UserRow | None) -> UserPublic:
 
 @retry_once_if_disconnected
 def find_principal(engine: Engine, claims: TokenClaims) -> UserPublic:
-    """The caller, through a read engine (:func:`shared.db.make_read_engine`)."""
+    """The caller, through a read engine (:func:`shared.infrastructure.db.make_read_engine`)."""
     with engine.connect() as connection:
         row = connection.execute(ACTIVE_USER, active_user_parameters(claims)).one_or_none()
     return principal_from_row(row)

@@ -5,7 +5,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.db import Base, UTCDateTime, utcnow
+from shared.infrastructure.db import Base, UTCDateTime, utcnow
 
 EMAIL_MAX_LENGTH = 254  # RFC 5321's limit on a forward path, which email-validator enforces.
 NAME_MAX_LENGTH = 255

@@ -7,7 +7,7 @@ client. Anything else would let a client pick a fresh address for every guess.
 """
 
 from collections.abc import Iterable
-from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
+from ipaddress import IPv4Network, IPv6Network, ip_address
 
 Networks = Iterable[IPv4Network | IPv6Network]
 
@@ -27,18 +27,6 @@ def client_ip(peer: str | None, forwarded_for: Iterable[str], trusted: Networks)
         if not _is_trusted(hop, trusted):
             return hop
     return address
-
-
-def rate_limit_key(address: str) -> str:
-    """What one client is, for counting: an IPv4 address, or an IPv6 /64 — one subscriber
-    usually holds a whole /64, and could otherwise take a fresh address for every request."""
-    try:
-        ip = ip_address(address)
-    except ValueError:
-        return address
-    if ip.version == 6:
-        return str(ip_network(f"{ip}/64", strict=False))
-    return str(ip)
 
 
 def _unmapped(address: str) -> str:

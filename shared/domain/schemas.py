@@ -14,7 +14,7 @@ from pydantic import (
     model_validator,
 )
 
-from shared.models import NAME_MAX_LENGTH
+from shared.domain.models import NAME_MAX_LENGTH
 
 PASSWORD_MIN_LENGTH = 8  # NIST SP 800-63B §3.1.1.2; no composition rules.
 PASSWORD_MAX_LENGTH = 128

@@ -15,6 +15,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from ipaddress import ip_address, ip_network
 from typing import Literal, ParamSpec, TypeVar
 
 from limits import RateLimitItem, RateLimitItemPerSecond, parse
@@ -22,10 +23,9 @@ from limits.errors import StorageError
 from limits.storage import MemoryStorage, RedisStorage, Storage
 from limits.strategies import MovingWindowRateLimiter
 
-from shared import errors
-from shared.audit import auth_event
-from shared.client_ip import rate_limit_key
-from shared.config import Settings
+from shared.domain import errors
+from shared.infrastructure.audit import auth_event
+from shared.infrastructure.config import Settings
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -103,3 +103,15 @@ def _storage(settings: Settings) -> Storage:
         socket_connect_timeout=2,
         socket_timeout=2,
     )
+
+
+def rate_limit_key(address: str) -> str:
+    """What one client is, for counting: an IPv4 address, or an IPv6 /64 — one subscriber
+    usually holds a whole /64, and could otherwise take a fresh address for every request."""
+    try:
+        ip = ip_address(address)
+    except ValueError:
+        return address
+    if ip.version == 6:
+        return str(ip_network(f"{ip}/64", strict=False))
+    return str(ip)

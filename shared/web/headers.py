@@ -1,6 +1,4 @@
-"""HTTP-level conventions both twins apply identically (framework-free helpers)."""
-
-from email.message import Message
+"""The headers every response carries, so both twins answer alike (OWASP REST Security)."""
 
 # OWASP REST Security Cheat Sheet, "Security headers". An auth API's responses are personal
 # or secret (tokens, profiles): never cache them (also RFC 6749 §5.1 for tokens). JSON is
@@ -16,7 +14,7 @@ RESPONSE_HEADERS = {
 }
 
 # The interactive docs are pages: they run Swagger UI / ReDoc from this server's own assets
-# (shared/docs.py), which set inline styles and start ReDoc's search worker from a blob.
+# (shared/web/docs.py), which set inline styles and start ReDoc's search worker from a blob.
 DOCS_PATHS = frozenset({"/docs", "/redoc"})
 DOCS_CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -30,22 +28,3 @@ def response_headers(path: str) -> dict[str, str]:
     if path in DOCS_PATHS:
         return {**RESPONSE_HEADERS, "Content-Security-Policy": DOCS_CONTENT_SECURITY_POLICY}
     return RESPONSE_HEADERS
-
-
-# Methods whose requests carry a body this API reads.
-BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
-
-# RFC 9110's name for 413 (Python 3.11's http.HTTPStatus still says "Request Entity Too Large").
-CONTENT_TOO_LARGE = "Content Too Large"
-
-
-def is_json_media_type(content_type: str | None) -> bool:
-    """``application/json`` or ``application/*+json``, with any parameters (RFC 6839)."""
-    if not content_type:
-        return False
-    message = Message()
-    message["content-type"] = content_type
-    subtype = message.get_content_subtype()
-    return message.get_content_maintype() == "application" and (
-        subtype == "json" or subtype.endswith("+json")
-    )

@@ -5,7 +5,7 @@ length, check new passwords against values known to be commonly used or compromi
 against context-specific words (the service's name, the user's own email), and impose no
 rules about character classes, which push people towards ``Password1!`` and add nothing.
 
-Lengths are counted in code points of the NFKC form, which is what shared/passwords.py
+Lengths are counted in code points of the NFKC form, which is what shared/security/passwords.py
 hashes, so the password checked here is the password stored.
 """
 
@@ -18,7 +18,7 @@ SERVICE_NAME = "authtwin"
 # A floor, not a default: the common list leaves out shorter entries (they fail on length
 # first), so a lower minimum would let through every short common password.
 MIN_LENGTH_FLOOR = 8
-MAX_LENGTH = 128  # shared/schemas.py's limit too; repeated so the policy holds on its own.
+MAX_LENGTH = 128  # shared/domain/schemas.py's limit too; repeated so the policy holds on its own.
 
 COMMON_PASSWORDS_SOURCE = (
     "the 30,000 most common passwords from Mark Burnett's 10 million leaked passwords, "

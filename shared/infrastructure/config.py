@@ -52,9 +52,9 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///./authtwin.db"
     # Per-process pool; size it to the process's concurrency (threads, or in-flight requests).
     db_pool_size: int = Field(default=20, ge=1, le=500)
-    # The read-only pool for token lookups and /health (shared/db.py): one short SELECT each,
-    # fewer than one in flight per worker on average even at 2k requests/s. More connections
-    # only add PostgreSQL backends competing for the same cores (bench/README.md).
+    # The read-only pool for token lookups and /health (infrastructure/db.py): one short
+    # SELECT each, fewer than one in flight per worker on average even at 2k requests/s. More
+    # connections only add PostgreSQL backends competing for the same cores (bench/README.md).
     db_read_pool_size: int = Field(default=4, ge=1, le=500)
     create_tables: bool = True
 
@@ -74,7 +74,7 @@ class Settings(BaseSettings):
     # NIST SP 800-63B §3.1.1.2: at least 8 characters. Raise it if you like; never lower it.
     password_min_length: int = Field(default=8, ge=8, le=64)
 
-    # Per-account lockout (shared/throttle.py): always on, whatever rate_limit_enabled says.
+    # Per-account lockout (security/throttle.py): always on, whatever rate_limit_enabled says.
     login_max_failures: int = Field(default=10, ge=1, le=100)
     login_lockout_seconds: int = Field(default=900, ge=1, le=86_400)
     # Per-client-IP limit on each of signup, login, token and refresh, in `limits` notation.

@@ -1,0 +1,1 @@
+"""Settings, database engines and sessions, and logging: the plumbing, which knows no user."""
