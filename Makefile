@@ -10,7 +10,7 @@ export AUTHTWIN_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:543
 # The Redis that throttling counters use on the PostgreSQL targets and the live servers.
 export AUTHTWIN_TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: install wrk run run-flask test fuzz bench bench-quick contract-fastapi contract-flask openapi lint fmt clean
+.PHONY: install wrk run run-flask dev dev-flask test fuzz bench bench-quick contract-fastapi contract-flask openapi compare lint fmt clean
 
 install: $(STAMP)
 
@@ -25,6 +25,30 @@ run: install  ## the FastAPI twin on SQLite at http://127.0.0.1:8000 (docs at /d
 
 run-flask: install  ## the Flask twin on SQLite at http://127.0.0.1:5000, under gunicorn
 	$(BIN)/gunicorn --bind 127.0.0.1:5000 --workers 1 'flask_app:create_app()'
+
+# Development servers: each twin restarted when its code changes. AUTHTWIN_ENV is set rather
+# than left to its default, so a change of default cannot make them refuse to start for want
+# of a secret. The ports are variables (make dev DEV_PORT=8001) so that
+# tests/test_dev_reload.py can run these very recipes.
+DEV_PORT       ?= 8000
+DEV_FLASK_PORT ?= 5000
+
+# --reload-dir: the code only. uvicorn's default, the whole directory, takes in .venv
+# (thousands of files to watch, and `make install` rewriting .py files there would restart
+# the server mid-install) and ./authtwin.db, which every signup and login writes: each write
+# would wake the reloader, to find no .py file changed.
+dev: install  ## the FastAPI twin on SQLite at http://127.0.0.1:8000, reloaded on code change
+	AUTHTWIN_ENV=development $(BIN)/uvicorn --factory fastapi_app:create_app \
+		--reload --reload-dir shared --reload-dir fastapi_app \
+		--host 127.0.0.1 --port $(DEV_PORT) --no-server-header --no-proxy-headers
+
+# --debug: Flask's reloader, and Werkzeug's debugger, which runs Python typed into a browser
+# page once given the PIN printed in the terminal. --host 127.0.0.1 keeps the debugger and its
+# PIN off the network (given explicitly, so FLASK_RUN_HOST cannot widen it). FLASK_SKIP_DOTENV:
+# the flask command would load a .env or .flaskenv file, which uvicorn and gunicorn never do.
+dev-flask: install  ## the Flask twin on SQLite at http://127.0.0.1:5000, Flask's debug mode
+	AUTHTWIN_ENV=development FLASK_SKIP_DOTENV=1 $(BIN)/flask --app flask_app run --debug \
+		--host 127.0.0.1 --port $(DEV_FLASK_PORT)
 
 test: install  ## in-process: both apps x SQLite and PostgreSQL; then both real servers over HTTP
 	$(BIN)/python -m pytest -n 2
@@ -56,10 +80,13 @@ contract-flask: install  ## the contract suite over HTTP against gunicorn
 openapi: install  ## accept the FastAPI twin's generated OpenAPI document as the contract
 	$(BIN)/python -m tests.openapi_contract
 
+compare: install  ## docs/side-by-side.html and .md, and README's map, from docs/concerns.py
+	$(BIN)/python -m docs.side_by_side
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy shared fastapi_app flask_app tests bench
+	$(BIN)/mypy shared fastapi_app flask_app tests bench docs
 
 fmt: install
 	$(BIN)/ruff format .

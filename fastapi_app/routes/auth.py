@@ -24,7 +24,7 @@ from shared.domain.schemas import (
 )
 
 router = APIRouter(prefix="/auth", tags=["auth"])
-# 204 routes answer with a bare Response (see routes/users.py).
+
 # The form issue_token reads by hand, described for OpenAPI (and Swagger UI) all the same.
 TOKEN_FORM_DOCS = {
     "requestBody": {
@@ -98,7 +98,7 @@ def refresh(
 @router.post(
     "/logout",
     status_code=status.HTTP_204_NO_CONTENT,
-    response_class=Response,
+    response_class=Response,  # an empty 204 with no Content-Type (see routes/users.py)
     dependencies=[JSONContentType],
     responses=error_responses(401, *JSON_BODY_ERRORS),
 )

@@ -1,0 +1,497 @@
+"""What the side-by-side pages show: each concern, and where its code lives in each twin.
+
+Code is named here, never copied: ``make compare`` finds every ``Ref`` in its file and
+writes the pages from it. When a definition moves or is renamed, edit its ``Ref`` and run
+``make compare`` again; a name that no longer exists fails ``tests/test_side_by_side.py``.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A definition in ``path`` (from the repository root): a module-level function, class
+    or assignment (``SessionDep``), or a method as ``Class.method``."""
+
+    path: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Concern:
+    title: str
+    slug: str  # the section's id, which every link to the concern points at
+    notes: str  # what differs between the twins, and why; `backticks` mark code
+    fastapi: Sequence[Ref] = ()
+    flask: Sequence[Ref] = ()
+    shared: Sequence[Ref] = ()  # the shared core the twins call for this concern
+
+
+CONCERNS: list[Concern] = [
+    Concern(
+        title="App factory",
+        slug="app-factory",
+        notes=(
+            "Both factories build the same `Runtime` from the settings, then install error "
+            "handlers, middleware and routes; what differs is when start-up runs. FastAPI has a "
+            "`lifespan`: `prepare` (tables, the first superuser's password hash) runs when the "
+            "server starts the app, in the threadpool because it blocks, and `dispose` at "
+            "shutdown. WSGI has no lifespan, so the Flask factory calls `prepare` itself, once "
+            "per process, and no hook calls `dispose`: the pools end with the process."
+        ),
+        fastapi=[
+            Ref("fastapi_app/app.py", "SYNC_ROUTE_THREADS"),
+            Ref("fastapi_app/app.py", "create_app"),
+        ],
+        flask=[Ref("flask_app/app.py", "create_app")],
+        shared=[
+            Ref("shared/runtime.py", "Runtime.build"),
+            Ref("shared/runtime.py", "Runtime.prepare"),
+            Ref("shared/runtime.py", "Runtime.dispose"),
+        ],
+    ),
+    Concern(
+        title="Settings",
+        slug="settings",
+        notes=(
+            "Settings are read from the environment once, by the factory (`Settings()`), or "
+            "passed in by a test; no module reads them at import. The factory keeps them in "
+            "the `Runtime`: FastAPI keeps that on `app.state` and injects it as `RuntimeDep`, "
+            "Flask keeps it in `app.extensions` and reads it through `current_app`, the proxy "
+            "to the app serving the request. FastAPI's `get_runtime` and `get_settings` are "
+            "`async def` only so that reading an attribute costs no trip through the threadpool."
+        ),
+        fastapi=[
+            Ref("fastapi_app/deps.py", "get_runtime"),
+            Ref("fastapi_app/deps.py", "RuntimeDep"),
+            Ref("fastapi_app/deps.py", "get_settings"),
+            Ref("fastapi_app/deps.py", "SettingsDep"),
+        ],
+        flask=[
+            Ref("flask_app/deps.py", "get_runtime"),
+            Ref("flask_app/deps.py", "get_settings"),
+        ],
+        shared=[Ref("shared/infrastructure/config.py", "Settings")],
+    ),
+    Concern(
+        title="Database session",
+        slug="database-session",
+        notes=(
+            "FastAPI's `get_session` is a generator dependency: a route that declares "
+            "`SessionDep` gets a session, and the `with` block closes it when the request is "
+            "done. Flask has no dependency to clean up after, so `get_session` opens the "
+            "session at the first call, keeps it on `g` for the rest of the request, and a "
+            "`teardown_appcontext` hook closes it. On both, a route that never asks for a "
+            "session opens none."
+        ),
+        fastapi=[
+            Ref("fastapi_app/deps.py", "get_session"),
+            Ref("fastapi_app/deps.py", "SessionDep"),
+        ],
+        flask=[
+            Ref("flask_app/deps.py", "get_session"),
+            Ref("flask_app/deps.py", "close_session"),
+        ],
+        shared=[
+            Ref("shared/infrastructure/db.py", "make_engine"),
+            Ref("shared/infrastructure/db.py", "make_session_factory"),
+        ],
+    ),
+    Concern(
+        title="Services",
+        slug="services",
+        notes=(
+            "The use cases are objects built once per app by `Runtime.build`, each holding "
+            "the collaborators it needs (hasher, token codec, throttle, token store), in the "
+            "shape of fastapi-users' `UserManager`. Routes ask for a service under the same "
+            "name on both twins: an `Annotated` dependency in FastAPI, a function reading "
+            "`current_app` in Flask. A new collaborator is one more constructor argument in "
+            "`shared/runtime.py`, and no route changes."
+        ),
+        fastapi=[
+            Ref("fastapi_app/deps.py", "get_auth_service"),
+            Ref("fastapi_app/deps.py", "AuthServiceDep"),
+            Ref("fastapi_app/deps.py", "get_user_service"),
+            Ref("fastapi_app/deps.py", "UserServiceDep"),
+        ],
+        flask=[
+            Ref("flask_app/deps.py", "get_auth_service"),
+            Ref("flask_app/deps.py", "get_user_service"),
+        ],
+        shared=[
+            Ref("shared/services/auth.py", "AuthService.__init__"),
+            Ref("shared/services/users.py", "UserService.__init__"),
+        ],
+    ),
+    Concern(
+        title="Current user",
+        slug="current-user",
+        notes=(
+            "The same two steps on both twins: decode the bearer token, then look the user up "
+            "with one prebuilt statement. FastAPI's dependencies are `async`: the decode runs on "
+            "the event loop and the lookup is awaited through the reader (an asyncio engine "
+            "on PostgreSQL, one reader thread on SQLite); and since FastAPI solves a dependency "
+            "once per request, `AccessClaims` and `CurrentUser` share one decode. Flask calls "
+            "`find_principal` synchronously on its worker thread, and caches both results on "
+            "`g` for the same effect. Reading the token is FastAPI's `OAuth2PasswordBearer`, "
+            "which also puts the password flow in the OpenAPI document; Flask's "
+            "`bearer_token` parses the header the same way."
+        ),
+        fastapi=[
+            Ref("fastapi_app/deps.py", "bearer_token"),
+            Ref("fastapi_app/deps.py", "get_access_claims"),
+            Ref("fastapi_app/deps.py", "AccessClaims"),
+            Ref("fastapi_app/deps.py", "get_current_user"),
+            Ref("fastapi_app/deps.py", "CurrentUser"),
+            Ref("fastapi_app/readers.py", "make_reader"),
+        ],
+        flask=[
+            Ref("flask_app/deps.py", "bearer_token"),
+            Ref("flask_app/deps.py", "get_access_claims"),
+            Ref("flask_app/deps.py", "get_current_user"),
+        ],
+        shared=[
+            Ref("shared/services/identity.py", "ACTIVE_USER"),
+            Ref("shared/services/identity.py", "find_principal"),
+            Ref("shared/services/identity.py", "find_principal_async"),
+        ],
+    ),
+    Concern(
+        title="Serialising a response",
+        slug="serialising-responses",
+        notes=(
+            "FastAPI filters and serialises what a route returns through `response_model`. "
+            "Flask has no such step, so `serialize` validates the value as the same pydantic "
+            "model (`from_attributes=True`, for ORM objects too), and `ContractJSONProvider` "
+            "writes JSON the way FastAPI's `JSONResponse` does: keys in model order, UTF-8 as "
+            "is, no trailing newline. FastAPI's `read_me` can be `async`: it only returns the "
+            "user its async dependency found."
+        ),
+        fastapi=[Ref("fastapi_app/routes/users.py", "read_me")],
+        flask=[
+            Ref("flask_app/routes/users.py", "read_me"),
+            Ref("flask_app/validation.py", "serialize"),
+            Ref("flask_app/validation.py", "ContractJSONProvider"),
+        ],
+        shared=[Ref("shared/domain/schemas.py", "UserPublic")],
+    ),
+    Concern(
+        title="Signup",
+        slug="signup",
+        notes=(
+            "FastAPI reads the status, the response model and the route's checks "
+            "(`JSONContentType` for 415, the rate limit) from the decorator, and validates the "
+            "body from the parameter's type; `responses=` only feeds the OpenAPI document, which "
+            "the Flask "
+            "twin serves from the committed file instead. The Flask view makes the same steps "
+            "as calls. Both routes are plain `def`: argon2 blocks, so FastAPI runs this one in "
+            "its threadpool, as Flask runs every view on a worker thread. Either way the route "
+            "hands the service only what came with the request."
+        ),
+        fastapi=[Ref("fastapi_app/routes/auth.py", "signup")],
+        flask=[Ref("flask_app/routes/auth.py", "signup")],
+        shared=[Ref("shared/services/auth.py", "AuthService.signup")],
+    ),
+    Concern(
+        title="Login",
+        slug="login",
+        notes=(
+            "The shape of signup, with another service call and `TokenPair` out. Flask's "
+            "`@rate_limited` sits under `@bp.post`, so the blueprint registers the limited "
+            "view; the other way round it would register the bare one. Neither route knows "
+            "about the per-account lockout: `authenticate` counts it in the shared service, so "
+            "both twins lock an account after the same failures."
+        ),
+        fastapi=[Ref("fastapi_app/routes/auth.py", "login")],
+        flask=[Ref("flask_app/routes/auth.py", "login")],
+        shared=[
+            Ref("shared/services/auth.py", "AuthService.login"),
+            Ref("shared/services/auth.py", "AuthService.authenticate"),
+        ],
+    ),
+    Concern(
+        title="Token form (OAuth2 password grant)",
+        slug="token-form",
+        notes=(
+            "The one `async def` route of FastAPI's `/auth`: it reads the form itself, because "
+            "`Form()` parameters would keep one of two repeated fields and answer a missing "
+            "one with 422, where RFC 6749 wants 400 `invalid_request`. Starlette's "
+            "`request.form()` is awaited, so the route hands the sync service to the "
+            "threadpool itself (`run_in_threadpool`), and `TOKEN_FORM_DOCS` describes the "
+            "undeclared form for OpenAPI. Flask reads `request.form` with repeats kept, and "
+            "`FORM_ENDPOINTS` keeps its JSON body hook away from this endpoint."
+        ),
+        fastapi=[
+            Ref("fastapi_app/routes/auth.py", "TOKEN_FORM_DOCS"),
+            Ref("fastapi_app/routes/auth.py", "issue_token"),
+        ],
+        flask=[
+            Ref("flask_app/validation.py", "FORM_ENDPOINTS"),
+            Ref("flask_app/routes/auth.py", "issue_token"),
+        ],
+        shared=[
+            Ref("shared/services/auth.py", "AuthService.token_from_form"),
+            Ref("shared/services/auth.py", "_password_grant"),
+        ],
+    ),
+    Concern(
+        title="Refresh",
+        slug="refresh",
+        notes=(
+            "The plainest view of the two idioms: FastAPI receives body, session, address and "
+            "service as parameters; Flask asks for each with a call. Everything that makes a "
+            "refresh safe (single use, a replay revoking the whole family, a conditional "
+            "`UPDATE` so two concurrent refreshes cannot both win) is in the shared service, "
+            "once."
+        ),
+        fastapi=[Ref("fastapi_app/routes/auth.py", "refresh")],
+        flask=[Ref("flask_app/routes/auth.py", "refresh")],
+        shared=[
+            Ref("shared/services/auth.py", "AuthService.refresh"),
+            Ref("shared/services/token_store.py", "TokenStore.rotate"),
+        ],
+    ),
+    Concern(
+        title="Logout",
+        slug="logout",
+        notes=(
+            "Logout needs the caller and the access token's own claims, whose `jti` goes on the "
+            "denylist. FastAPI declares both, `CurrentUser` and `AccessClaims`, and decodes the "
+            "token once; Flask's `get_access_claims()` returns what `get_current_user()` already "
+            "put on `g`. The empty 204: FastAPI's `response_class=Response` sends no "
+            "Content-Type, and Flask's `no_content()` deletes the one Werkzeug adds."
+        ),
+        fastapi=[Ref("fastapi_app/routes/auth.py", "logout")],
+        flask=[
+            Ref("flask_app/routes/auth.py", "logout"),
+            Ref("flask_app/validation.py", "no_content"),
+        ],
+        shared=[
+            Ref("shared/services/auth.py", "AuthService.logout"),
+            Ref("shared/services/token_store.py", "TokenStore.deny_access_token"),
+        ],
+    ),
+    Concern(
+        title="Updating your account (PATCH /users/me)",
+        slug="update-me",
+        notes=(
+            "Flask calls `get_current_user()` before `json_body(...)` because that is FastAPI's "
+            "order: dependencies, the token among them, are resolved before the body is "
+            "validated, so an invalid body without a token is a 401 on both. No rate limit "
+            "here: a wrong `current_password` counts towards the account lockout inside the "
+            "shared service."
+        ),
+        fastapi=[Ref("fastapi_app/routes/users.py", "update_me")],
+        flask=[Ref("flask_app/routes/users.py", "update_me")],
+        shared=[Ref("shared/services/users.py", "UserService.update_me")],
+    ),
+    Concern(
+        title="Validation errors",
+        slug="validation-errors",
+        notes=(
+            "FastAPI validates declared parameters itself and raises `RequestValidationError`; "
+            "its handler keeps FastAPI's 422 shape minus `input` and `ctx`, since a rejected "
+            "value may be a password. The Flask twin validates the same pydantic models with "
+            "FastAPI's options (`from_attributes=True`) and locates errors the same way, so "
+            "types and messages match. It parses the JSON body in a `before_request` hook, "
+            "because FastAPI parses it before any dependency: a malformed body is a 422 even "
+            "without a token. All of that is one module, `flask_app/validation.py`, which the "
+            "FastAPI twin does not need."
+        ),
+        fastapi=[
+            Ref("fastapi_app/errors.py", "validation_error"),
+            Ref("fastapi_app/deps.py", "require_json_content_type"),
+            Ref("fastapi_app/deps.py", "JSONContentType"),
+        ],
+        flask=[
+            Ref("flask_app/validation.py", "parse_json_body"),
+            Ref("flask_app/validation.py", "json_body"),
+            Ref("flask_app/validation.py", "path_user_id"),
+            Ref("flask_app/validation.py", "_validated"),
+            Ref("flask_app/deps.py", "require_json_content_type"),
+        ],
+        shared=[
+            Ref("shared/domain/errors.py", "RequestValidationFailed"),
+            Ref("shared/domain/errors.py", "public_validation_errors"),
+            Ref("shared/domain/errors.py", "located"),
+            Ref("shared/web/bodies.py", "is_json_media_type"),
+        ],
+    ),
+    Concern(
+        title="Error translation",
+        slug="error-translation",
+        notes=(
+            "One handler per twin renders every `DomainError` from the class's own status, "
+            "body and headers, so the twins cannot disagree about a domain error. Framework "
+            "errors need more work on each side: Werkzeug's are HTML pages, made JSON here; "
+            "Starlette's `Allow` names only the first route that matched, so the FastAPI twin "
+            "lists every method itself. A bug: Flask's handler for `Exception` answers before "
+            "the `after_request` hooks, which add their headers to the 500. Starlette runs its "
+            "handler for `Exception` outside every middleware and then re-raises to the server, "
+            "which logs the bug again as plain text; so the FastAPI twin catches bugs in a "
+            "middleware of its own, innermost, and both log the same JSON record once."
+        ),
+        fastapi=[
+            Ref("fastapi_app/errors.py", "domain_error"),
+            Ref("fastapi_app/errors.py", "http_error"),
+            Ref("fastapi_app/errors.py", "allowed_methods"),
+            Ref("fastapi_app/errors.py", "UnexpectedErrorMiddleware"),
+            Ref("fastapi_app/errors.py", "install_error_handlers"),
+        ],
+        flask=[
+            Ref("flask_app/errors.py", "domain_error"),
+            Ref("flask_app/errors.py", "http_error"),
+            Ref("flask_app/errors.py", "unexpected_error"),
+            Ref("flask_app/errors.py", "install_error_handlers"),
+        ],
+        shared=[
+            Ref("shared/domain/errors.py", "DomainError"),
+            Ref("shared/domain/errors.py", "InvalidToken"),
+            Ref("shared/domain/errors.py", "TooManyRequests"),
+            Ref("shared/infrastructure/logs.py", "log_unexpected_error"),
+        ],
+    ),
+    Concern(
+        title="Rate limiting",
+        slug="rate-limiting",
+        notes=(
+            "Both count the operation per client address in the shared `Throttle` before the "
+            "route runs. FastAPI's `rate_limited` returns a `Depends` for the route's "
+            "`dependencies=[...]`, run for its effect (a 429) and never for a value; it is a "
+            "plain `def` because with Redis the count is network I/O, which must stay off the "
+            "event loop. Flask's is a view decorator, typed with `ParamSpec` so the view keeps "
+            "its signature."
+        ),
+        fastapi=[
+            Ref("fastapi_app/deps.py", "get_client_ip"),
+            Ref("fastapi_app/deps.py", "ClientIP"),
+            Ref("fastapi_app/deps.py", "rate_limited"),
+        ],
+        flask=[
+            Ref("flask_app/deps.py", "get_client_ip"),
+            Ref("flask_app/deps.py", "rate_limited"),
+        ],
+        shared=[
+            Ref("shared/security/throttle.py", "Throttle.limit_client"),
+            Ref("shared/security/throttle.py", "rate_limit_key"),
+            Ref("shared/web/client_ip.py", "client_ip"),
+        ],
+    ),
+    Concern(
+        title="Response headers",
+        slug="response-headers",
+        notes=(
+            "The same loop over the same shared headers, with `setdefault` so a route's own "
+            "header wins. FastAPI's is pure ASGI middleware that rewrites the "
+            "`http.response.start` message (no `BaseHTTPMiddleware`: no extra task, no body "
+            "buffering); Flask's is an `after_request` hook on the `Response` object. Both "
+            "also reach the 500 of a bug (see Error translation)."
+        ),
+        fastapi=[Ref("fastapi_app/middleware.py", "ResponseHeadersMiddleware")],
+        flask=[Ref("flask_app/middleware.py", "add_response_headers")],
+        shared=[
+            Ref("shared/web/headers.py", "RESPONSE_HEADERS"),
+            Ref("shared/web/headers.py", "DOCS_CONTENT_SECURITY_POLICY"),
+            Ref("shared/web/headers.py", "response_headers"),
+        ],
+    ),
+    Concern(
+        title="Body size limit",
+        slug="body-size-limit",
+        notes=(
+            "Werkzeug has a limit built in (`MAX_CONTENT_LENGTH`, set with the hooks) but "
+            "objects only when a body is read, and cuts a chunked body short without a word; "
+            "the Flask hook checks a declared length before routing and reads a chunked body "
+            "to see whether it went past. FastAPI's own `max_body_size` answers in plain text, "
+            "so the middleware checks `Content-Length` and reads a chunked body within the "
+            "limit, then replays it to the app."
+        ),
+        fastapi=[
+            Ref("fastapi_app/middleware.py", "BodyLimitMiddleware"),
+            Ref("fastapi_app/middleware.py", "replay"),
+        ],
+        flask=[Ref("flask_app/middleware.py", "reject_oversized_body")],
+        shared=[
+            Ref("shared/web/bodies.py", "BODY_METHODS"),
+            Ref("shared/web/bodies.py", "CONTENT_TOO_LARGE"),
+        ],
+    ),
+    Concern(
+        title="CORS",
+        slug="cors",
+        notes=(
+            "Neither Starlette's `CORSMiddleware` nor flask-cors: they answer a refused "
+            "preflight differently, so one shared `CorsPolicy` decides and each twin only "
+            "copies its headers. FastAPI answers an allowed preflight in the middleware, "
+            "before routing would 405 the `OPTIONS`; Flask answers it in its first "
+            "`before_request` hook, whose returned response ends the request before the view."
+        ),
+        fastapi=[Ref("fastapi_app/middleware.py", "CorsMiddleware")],
+        flask=[
+            Ref("flask_app/middleware.py", "cors_policy"),
+            Ref("flask_app/middleware.py", "answer_preflight"),
+            Ref("flask_app/middleware.py", "add_cors_headers"),
+            Ref("flask_app/middleware.py", "install_middleware"),
+        ],
+        shared=[
+            Ref("shared/web/cors.py", "CorsPolicy"),
+            Ref("shared/web/cors.py", "is_preflight"),
+            Ref("shared/web/cors.py", "merged_vary"),
+        ],
+    ),
+    Concern(
+        title="Docs pages",
+        slug="docs-pages",
+        notes=(
+            "FastAPI generates `/openapi.json` from its routes, but its own `/docs` and "
+            "`/redoc` load from a CDN, so the factory turns them off and these routes serve "
+            "the pages from the shared assets (`include_in_schema=False` keeps them out of the "
+            "document). Flask has no generator: it serves the committed contract file, which "
+            "tests keep equal to its routes and to FastAPI's generated document."
+        ),
+        fastapi=[
+            Ref("fastapi_app/routes/docs.py", "swagger_ui"),
+            Ref("fastapi_app/routes/docs.py", "redoc"),
+            Ref("fastapi_app/routes/docs.py", "docs_asset"),
+        ],
+        flask=[
+            Ref("flask_app/routes/docs.py", "openapi"),
+            Ref("flask_app/routes/docs.py", "swagger_ui"),
+            Ref("flask_app/routes/docs.py", "redoc"),
+            Ref("flask_app/routes/docs.py", "docs_asset"),
+        ],
+        shared=[
+            Ref("shared/web/docs.py", "asset"),
+            Ref("shared/web/contract.py", "openapi_document"),
+        ],
+    ),
+    Concern(
+        title="Public signing key",
+        slug="jwks",
+        notes=(
+            "The same one-liner at the root, outside `/api/v1` (RFC 8615). FastAPI checks the "
+            "returned dict against `response_model=JsonWebKeySet` before sending it; Flask "
+            "sends the dict as it is, through its JSON provider."
+        ),
+        fastapi=[Ref("fastapi_app/routes/well_known.py", "jwks")],
+        flask=[Ref("flask_app/routes/well_known.py", "jwks")],
+        shared=[Ref("shared/security/tokens.py", "SigningKey.jwks")],
+    ),
+    Concern(
+        title="Health",
+        slug="health",
+        notes=(
+            "The FastAPI probe is `async` and goes through the reader, like the token lookup, "
+            "so a burst of logins filling the threadpool cannot make a healthy process look "
+            "dead. Flask runs the same `SELECT 1` through the same kind of read pool on its "
+            "worker thread, where it waits for a free thread like any other request."
+        ),
+        fastapi=[Ref("fastapi_app/routes/health.py", "health")],
+        flask=[Ref("flask_app/routes/health.py", "health")],
+        shared=[
+            Ref("shared/services/health.py", "check"),
+            Ref("shared/services/health.py", "check_async"),
+        ],
+    ),
+]
