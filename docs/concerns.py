@@ -34,7 +34,9 @@ CONCERNS: list[Concern] = [
         slug="app-factory",
         notes=(
             "Both factories build the same `Runtime` from the settings, then install error "
-            "handlers, middleware and routes; what differs is when start-up runs. FastAPI has a "
+            "handlers, middleware and routes (Flask adds its validation hook and the session "
+            "teardown, which FastAPI does not need, and FastAPI builds the reader of its async "
+            "read path); what differs most is when start-up runs. FastAPI has a "
             "`lifespan`: `prepare` (tables, the first superuser's password hash) runs when the "
             "server starts the app, in the threadpool because it blocks, and `dispose` at "
             "shutdown. WSGI has no lifespan, so the Flask factory calls `prepare` itself, once "
@@ -102,9 +104,10 @@ CONCERNS: list[Concern] = [
         title="Services",
         slug="services",
         notes=(
-            "The use cases are objects built once per app by `Runtime.build`, each holding "
-            "the collaborators it needs (hasher, token codec, throttle, token store), in the "
-            "shape of fastapi-users' `UserManager`. Routes ask for a service under the same "
+            "The use cases are methods of objects built once per app by `Runtime.build`, each "
+            "holding the collaborators it needs (hasher, policy, token codec, throttle, token "
+            "store), like fastapi-users' `UserManager` but handed the session on each call "
+            "rather than built per request. Routes ask for a service under the same "
             "name on both twins: an `Annotated` dependency in FastAPI, a function reading "
             "`current_app` in Flask. A new collaborator is one more constructor argument in "
             "`shared/runtime.py`, and no route changes."
@@ -144,7 +147,10 @@ CONCERNS: list[Concern] = [
             Ref("fastapi_app/deps.py", "AccessClaims"),
             Ref("fastapi_app/deps.py", "get_current_user"),
             Ref("fastapi_app/deps.py", "CurrentUser"),
-            Ref("fastapi_app/readers.py", "make_reader"),
+            Ref("fastapi_app/deps.py", "get_reader"),
+            Ref("fastapi_app/deps.py", "ReaderDep"),
+            Ref("fastapi_app/readers.py", "AsyncEngineReader.principal"),
+            Ref("fastapi_app/readers.py", "ThreadReader.principal"),
         ],
         flask=[
             Ref("flask_app/deps.py", "bearer_token"),
@@ -183,11 +189,12 @@ CONCERNS: list[Concern] = [
             "FastAPI reads the status, the response model and the route's checks "
             "(`JSONContentType` for 415, the rate limit) from the decorator, and validates the "
             "body from the parameter's type; `responses=` only feeds the OpenAPI document, which "
-            "the Flask "
-            "twin serves from the committed file instead. The Flask view makes the same steps "
-            "as calls. Both routes are plain `def`: argon2 blocks, so FastAPI runs this one in "
-            "its threadpool, as Flask runs every view on a worker thread. Either way the route "
-            "hands the service only what came with the request."
+            "the Flask twin serves from the committed file instead. The Flask view makes the "
+            "same steps as calls, but for the 415, which its `before_request` hook checks for "
+            "every JSON endpoint (see Validation errors). Both routes are plain `def`: argon2 "
+            "blocks, so FastAPI runs this one in its threadpool, as Flask runs every view on a "
+            "worker thread. Either way the route hands the service only what came with the "
+            "request."
         ),
         fastapi=[Ref("fastapi_app/routes/auth.py", "signup")],
         flask=[Ref("flask_app/routes/auth.py", "signup")],
@@ -294,17 +301,19 @@ CONCERNS: list[Concern] = [
             "its handler keeps FastAPI's 422 shape minus `input` and `ctx`, since a rejected "
             "value may be a password. The Flask twin validates the same pydantic models with "
             "FastAPI's options (`from_attributes=True`) and locates errors the same way, so "
-            "types and messages match. It parses the JSON body in a `before_request` hook, "
-            "because FastAPI parses it before any dependency: a malformed body is a 422 even "
-            "without a token. All of that is one module, `flask_app/validation.py`, which the "
-            "FastAPI twin does not need."
+            "types and messages match. It checks the media type and parses the JSON body in a "
+            "`before_request` hook, because FastAPI parses a body declared JSON before any "
+            "dependency: a malformed body is a 422 even without a token. All of that is one "
+            "module, `flask_app/validation.py`, which the FastAPI twin does not need."
         ),
         fastapi=[
             Ref("fastapi_app/errors.py", "validation_error"),
             Ref("fastapi_app/deps.py", "require_json_content_type"),
             Ref("fastapi_app/deps.py", "JSONContentType"),
+            Ref("fastapi_app/routes/users.py", "UserIdPath"),
         ],
         flask=[
+            Ref("flask_app/validation.py", "install_validation"),
             Ref("flask_app/validation.py", "parse_json_body"),
             Ref("flask_app/validation.py", "json_body"),
             Ref("flask_app/validation.py", "path_user_id"),
@@ -379,6 +388,21 @@ CONCERNS: list[Concern] = [
         ],
     ),
     Concern(
+        title="Middleware, in order",
+        slug="middleware",
+        notes=(
+            "What every request passes through, installed in one function on each side. "
+            "FastAPI wraps the app in pure ASGI middleware, and the last one added runs first; "
+            "Flask registers hooks, `before_request` ones running in the order added and "
+            "`after_request` ones in reverse. Both check the body size after answering an "
+            "allowed CORS preflight (whose body nobody reads), so a 413 to an allowed origin "
+            "still carries its CORS headers. `HeadMiddleware` exists on one side only: "
+            "Werkzeug answers HEAD like GET by itself."
+        ),
+        fastapi=[Ref("fastapi_app/middleware.py", "install_middleware")],
+        flask=[Ref("flask_app/middleware.py", "install_middleware")],
+    ),
+    Concern(
         title="Response headers",
         slug="response-headers",
         notes=(
@@ -432,7 +456,6 @@ CONCERNS: list[Concern] = [
             Ref("flask_app/middleware.py", "cors_policy"),
             Ref("flask_app/middleware.py", "answer_preflight"),
             Ref("flask_app/middleware.py", "add_cors_headers"),
-            Ref("flask_app/middleware.py", "install_middleware"),
         ],
         shared=[
             Ref("shared/web/cors.py", "CorsPolicy"),

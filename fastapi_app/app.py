@@ -30,6 +30,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         # Start-up work (tables, hashing the first superuser's password) blocks: keep it off
         # the event loop even here. The Flask twin, which has no lifespan, runs it in the factory.
+        # The limiter belongs to the running event loop, so it is sized here, not at import.
         to_thread.current_default_thread_limiter().total_tokens = SYNC_ROUTE_THREADS
         await run_in_threadpool(runtime.prepare)
         yield
@@ -41,7 +42,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         summary="JWT auth API: one contract, served by a FastAPI and a Flask twin",
         lifespan=lifespan,
-        redirect_slashes=False,  # a trailing slash is a 404 on both twins, not a redirect
+        # A trailing slash is a 404 on both twins, not a redirect. (Repeated slashes need no
+        # setting: Starlette never merges them, so /users//me is a 404.)
+        redirect_slashes=False,
         docs_url=None,  # FastAPI's own pages load Swagger UI and ReDoc from a CDN;
         redoc_url=None,  # routes/docs.py serves them from this package instead
     )

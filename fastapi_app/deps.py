@@ -130,7 +130,7 @@ CurrentSuperuser = Annotated[UserPublic, Depends(get_current_superuser)]
 async def require_json_content_type(request: Request) -> None:
     """415 for a body that is not declared JSON (FastAPI alone would answer 422)."""
     declared = request.headers.getlist("content-type")
-    # Two Content-Type headers: WSGI servers join them into one invalid value; refuse alike.
+    # Two Content-Type headers: refuse rather than pick one (gunicorn refuses such a request).
     if len(declared) != 1 or not is_json_media_type(declared[0]):
         raise errors.UnsupportedMediaType
 
@@ -140,6 +140,8 @@ JSONContentType = Depends(require_json_content_type)
 
 def rate_limited(operation: Operation) -> Any:
     """A route dependency counting ``operation`` per client address (429 over the limit).
+
+    List it after ``JSONContentType``: route dependencies run in order, and a 415 comes first.
 
     A plain ``def``: with Redis the check is network I/O, so it runs in the threadpool.
     """

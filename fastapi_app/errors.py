@@ -1,4 +1,5 @@
-"""Domain errors, framework errors and bugs → the JSON bodies of the contract."""
+"""Domain errors, framework errors and bugs → the JSON bodies of the contract
+(flask_app/errors.py: Flask's error handlers)."""
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -21,7 +22,7 @@ async def validation_error(_request: Request, exc: RequestValidationError) -> JS
 
 
 async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-    """Routing and parsing errors (404, 405, 413, 400): ``{"detail": <reason>}``."""
+    """Routing and parsing errors (404, 405, 400): ``{"detail": <reason>}``."""
     headers = dict(exc.headers or {})
     if exc.status_code == 405:
         headers["Allow"] = ", ".join(allowed_methods(request))

@@ -16,7 +16,8 @@ from shared.web.headers import RESPONSE_HEADERS, response_headers
 
 
 def install_middleware(app: FastAPI) -> None:
-    """The last added runs first: Head → ResponseHeaders → Cors → BodyLimit → the app."""
+    """The last added runs first: Head → ResponseHeaders → Cors → BodyLimit → UnexpectedError
+    (errors.py, added before these) → the routes."""
     runtime: Runtime = app.state.runtime  # create_app sets it first
     app.add_middleware(BodyLimitMiddleware, max_bytes=runtime.settings.max_body_bytes)
     # Outside the body limit, so a 413 to an allowed origin carries CORS headers (a browser

@@ -20,7 +20,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask(__name__, static_folder=None)  # an API: no static files
     # No implicit OPTIONS answers: FastAPI has none, and CORS is a deliberate choice, not a default.
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
-    # /users//me is a 404, as in FastAPI; Werkzeug would redirect it to /users/me.
+    # /users//me is a 404, as in FastAPI; Werkzeug would redirect it to /users/me. (A trailing
+    # slash needs no setting: Werkzeug redirects only to rules that end in one, and none does.)
     app.url_map.merge_slashes = False
     app.extensions["authtwin"] = runtime
 

@@ -53,8 +53,11 @@ def close_session(_exc: BaseException | None) -> None:
 
 
 def get_client_ip() -> str:
-    forwarded = request.headers.getlist("X-Forwarded-For")
-    return client_ip(request.remote_addr, forwarded, get_settings().trusted_proxies)
+    if "client_ip" not in g:
+        forwarded = request.headers.getlist("X-Forwarded-For")
+        g.client_ip = client_ip(request.remote_addr, forwarded, get_settings().trusted_proxies)
+    address: str = g.client_ip
+    return address
 
 
 def get_auth_service() -> AuthService:
@@ -112,7 +115,8 @@ def rate_limited(operation: Operation) -> Callable[[Callable[P, R]], Callable[P,
     """Count ``operation`` per client address before the view runs (429 over the limit).
 
     FastAPI's twin is a route dependency; both run after the body is parsed and before the
-    caller is authenticated or the body validated.
+    caller is authenticated or the body validated. Put it under ``@bp.post(...)``: the
+    blueprint registers the function the decorators above it are given.
     """
 
     def decorate(view: Callable[P, R]) -> Callable[P, R]:

@@ -37,6 +37,8 @@ def unexpected_error(exc: Exception) -> tuple[Response, int]:
 
 
 def install_error_handlers(app: Flask) -> None:
+    """Order does not matter here: Flask picks the handler of the nearest class in the error's
+    MRO (a 422 is ``RequestValidationFailed``, a ``DomainError``)."""
     app.register_error_handler(DomainError, domain_error)
     app.register_error_handler(HTTPException, http_error)
     app.register_error_handler(Exception, unexpected_error)

@@ -4,6 +4,7 @@ pure ASGI middleware)."""
 from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from flask_app.deps import get_runtime
 from shared.runtime import Runtime
 from shared.web.bodies import BODY_METHODS
 from shared.web.cors import CorsPolicy, is_preflight, merged_vary
@@ -11,6 +12,8 @@ from shared.web.headers import response_headers
 
 
 def add_response_headers(response: Response) -> Response:
+    """Adds ``shared.web.headers.response_headers`` to every response (FastAPI:
+    ``ResponseHeadersMiddleware``)."""
     for name, value in response_headers(request.path).items():
         response.headers.setdefault(name, value)
     return response
@@ -32,8 +35,7 @@ def reject_oversized_body() -> None:
 
 
 def cors_policy() -> CorsPolicy:
-    runtime: Runtime = current_app.extensions["authtwin"]
-    return runtime.cors
+    return get_runtime().cors
 
 
 def answer_preflight() -> Response | None:

@@ -29,7 +29,9 @@ def parse_json_body() -> None:
         return
     if request.endpoint in FORM_ENDPOINTS:
         return
-    require_json_content_type()  # FastAPI: the JSONContentType route dependency
+    # Before parsing: FastAPI parses only a body declared JSON, and its JSONContentType route
+    # dependency refuses the rest with 415, so checking first gives the same answers.
+    require_json_content_type()
     raw = request.get_data(cache=True)  # size already checked by reject_oversized_body
     if not raw:
         return

@@ -1,6 +1,6 @@
 """authtwin's framework-free core: everything both twins share, laid out by role.
 
-- ``infrastructure``: settings, the database engines and sessions, logs. Knows no user.
+- ``infrastructure``: settings, the database engines and sessions, logs; no domain.
 - ``domain``: the tables, the contract's models and the errors: the service's vocabulary.
 - ``security``: tokens, password hashing and policy, throttling, over that vocabulary.
 - ``services``: the use cases, as objects that hold the security pieces they need.

@@ -2,8 +2,8 @@
 
 This is where the layers meet (the composition root): infrastructure (engines, sessions),
 security (hasher, policy, token codec, throttle) and the services that hold them. Routes
-never assemble these; they ask for ``runtime.auth`` or ``runtime.users`` and pass only what
-comes with the request.
+never assemble these: they ask their twin's deps for a service (``get_auth_service``,
+``get_user_service``) and pass it only what comes with the request.
 """
 
 import logging

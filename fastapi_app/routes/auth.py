@@ -98,7 +98,7 @@ def refresh(
 @router.post(
     "/logout",
     status_code=status.HTTP_204_NO_CONTENT,
-    response_class=Response,  # an empty 204 with no Content-Type (see routes/users.py)
+    response_class=Response,  # no Content-Type for an empty 204 (see routes/users.py)
     dependencies=[JSONContentType],
     responses=error_responses(401, *JSON_BODY_ERRORS),
 )

@@ -24,8 +24,7 @@ from shared.domain.schemas import (
 )
 
 router = APIRouter(prefix="/users", tags=["users"])
-# 204 routes answer with a bare Response: FastAPI's default JSONResponse would send a
-# Content-Type with the empty body; the Flask twin sends none.
+# An id PostgreSQL's integer can hold, else 422 (Flask: validation.path_user_id).
 UserIdPath = Annotated[int, Path(ge=1, le=MAX_DB_INT)]
 
 
@@ -49,6 +48,8 @@ def update_me(
 @router.put(
     "/me/password",
     status_code=status.HTTP_204_NO_CONTENT,
+    # A bare Response: FastAPI's default JSONResponse would send a Content-Type with the
+    # empty body; the Flask twin sends none.
     response_class=Response,
     dependencies=[JSONContentType],
     responses=error_responses(401, *JSON_BODY_ERRORS, 429),

@@ -74,6 +74,8 @@ def list_users() -> ResponseReturnValue:
     return serialize(UserPage, get_user_service().list_users(session=get_session(), page=page))
 
 
+# No <int:user_id>: the converter would 404 on /users/abc, where FastAPI answers 422, so the
+# id comes as text and is validated (validation.path_user_id).
 @bp.get("/<user_id>")
 def read_user(user_id: str) -> ResponseReturnValue:
     user = get_current_user()

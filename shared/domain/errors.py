@@ -1,7 +1,7 @@
 """Domain errors: each names its HTTP status, message and headers in one place.
 
 Services raise these; each app has one handler that renders ``error.body()`` with
-``error.status_code`` and ``error.headers``, so the twins cannot disagree about an error.
+``error.status_code`` and ``error.response_headers()``, so the twins cannot disagree about an error.
 """
 
 from collections.abc import Iterable, Mapping, Sequence

@@ -1,1 +1,2 @@
-"""Settings, database engines and sessions, and logging: the plumbing, which knows no user."""
+"""Settings, database engines and sessions, and logging: the plumbing, which imports nothing
+of the domain."""

@@ -1,4 +1,6 @@
-"""Use cases, as objects built once per app that hold their collaborators.
+"""Use cases: ``AuthService`` and ``UserService`` (with the ``TokenStore`` they share), built
+once per app and holding their collaborators; and the two reads every request may make,
+``identity`` (token → user) and ``health``, plain functions over a read engine.
 
 ``AuthService`` and ``UserService`` take the request's SQLAlchemy ``Session`` and its
 validated input as keyword arguments, raise ``shared.domain.errors``, own their transaction

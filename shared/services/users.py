@@ -22,9 +22,10 @@ from shared.services.token_store import TokenStore
 
 
 class UserService:
-    """Every use case on accounts, holding what they need (fastapi-users' ``UserManager``).
+    """The use cases on accounts but signing up (``AuthService``), holding what they need.
 
-    Built once per app by ``shared.runtime.Runtime``; each call gets the request's session.
+    A class whose methods are the use cases, like fastapi-users' ``UserManager``, but built
+    once per app by ``shared.runtime.Runtime`` and handed the request's session on each call.
     """
 
     def __init__(

@@ -1,5 +1,5 @@
 """The interactive docs pages (Swagger UI at /docs, ReDoc at /redoc), served by both twins
-from assets in this package, so they work with no internet (see static/docs/README.md)."""
+from assets in this package, so they work with no internet (see shared/static/docs/README.md)."""
 
 from functools import cache
 from importlib.resources import files
