@@ -33,8 +33,8 @@ CONCERNS: list[Concern] = [
         title="App factory",
         slug="app-factory",
         notes=(
-            "Both factories build the same `Runtime` from the settings, then install error "
-            "handlers, middleware and routes (Flask adds its validation hook and the session "
+            "Both factories build the same `Runtime` from the settings, then install "
+            "middleware, error handlers and routes (Flask adds its validation hook and the session "
             "teardown, which FastAPI does not need, and FastAPI builds the reader of its async "
             "read path); what differs most is when start-up runs. FastAPI has a "
             "`lifespan`: `prepare` (tables, the first superuser's password hash) runs when the "
@@ -339,7 +339,8 @@ CONCERNS: list[Concern] = [
             "the `after_request` hooks, which add their headers to the 500. Starlette runs its "
             "handler for `Exception` outside every middleware and then re-raises to the server, "
             "which logs the bug again as plain text; so the FastAPI twin catches bugs in a "
-            "middleware of its own, innermost, and both log the same JSON record once."
+            "middleware of its own, outermost, which adds the headers itself, and both twins "
+            "log the same JSON record once."
         ),
         fastapi=[
             Ref("fastapi_app/errors.py", "domain_error"),

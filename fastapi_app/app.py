@@ -51,8 +51,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.runtime = runtime
     app.state.reader = reader
 
-    install_error_handlers(app)
     install_middleware(app)
+    install_error_handlers(app)
     app.include_router(api_router, prefix="/api/v1")
     app.include_router(well_known.router)  # at the root, where RFC 8615 puts it
     app.include_router(docs.router)

@@ -4,12 +4,17 @@
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.domain.errors import DomainError, public_validation_errors
 from shared.infrastructure.logs import log_unexpected_error
+from shared.runtime import Runtime
+from shared.web.cors import CorsPolicy
+from shared.web.headers import response_headers
 
 
 async def domain_error(_request: Request, exc: DomainError) -> JSONResponse:
@@ -50,14 +55,16 @@ class UnexpectedErrorMiddleware:
     """A bug: logged once, answered with a bare JSON 500 — as the Flask twin's handler does.
 
     Not ``add_exception_handler(Exception, ...)``: Starlette runs that handler outside every
-    middleware (its 500 would lack the security and CORS headers) and then re-raises the
-    error to the server, which logs it a second time, as plain text. Installed innermost,
-    this answers inside the other middleware, as Flask's error handler answers before its
-    ``after_request`` hooks.
+    middleware too, but then re-raises the error to the server, which logs it a second time,
+    as plain text. Outermost, this catches a bug anywhere, in the middleware as in a route,
+    and so adds the security and CORS headers itself: the middleware that adds them to every
+    other answer is behind it. (Flask's handler answers before the ``after_request`` hooks,
+    which add them there.)
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, cors: CorsPolicy) -> None:
         self.app = app
+        self.cors = cors
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -72,18 +79,27 @@ class UnexpectedErrorMiddleware:
 
         try:
             await self.app(scope, receive, watch_start)
+        except ClientDisconnect:
+            return  # the client left mid-body: no one to answer, and no bug to log
         except Exception as exc:
             log_unexpected_error(exc)
-            if started:
-                raise  # half an answer sent: only the server can end it, by closing
-            response = JSONResponse({"detail": "Internal Server Error"}, status_code=500)
-            await response(scope, receive, send)
+            # Once an answer has started, the server ends it by closing the connection;
+            # raising would only have the server log the bug a second time.
+            if not started:
+                await self.answer(scope, receive, send)
+
+    async def answer(self, scope: Scope, receive: Receive, send: Send) -> None:
+        origin = Headers(scope=scope).get("origin")
+        headers = {**response_headers(scope["path"]), **self.cors.response_headers(origin)}
+        response = JSONResponse({"detail": "Internal Server Error"}, 500, headers=headers)
+        await response(scope, receive, send)
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Before ``install_middleware``: the middleware added first runs innermost."""
+    """After ``install_middleware``: the middleware added last runs first, around the rest."""
+    runtime: Runtime = app.state.runtime  # create_app sets it first
     # Starlette types handlers as taking any Exception; each of these gets only its own class.
     app.add_exception_handler(DomainError, domain_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, http_error)  # type: ignore[arg-type]
-    app.add_middleware(UnexpectedErrorMiddleware)
+    app.add_middleware(UnexpectedErrorMiddleware, cors=runtime.cors)

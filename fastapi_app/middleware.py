@@ -16,8 +16,8 @@ from shared.web.headers import RESPONSE_HEADERS, response_headers
 
 
 def install_middleware(app: FastAPI) -> None:
-    """The last added runs first: Head → ResponseHeaders → Cors → BodyLimit → UnexpectedError
-    (errors.py, added before these) → the routes."""
+    """The last added runs first: (UnexpectedError, errors.py) → Head → ResponseHeaders →
+    Cors → BodyLimit → the routes."""
     runtime: Runtime = app.state.runtime  # create_app sets it first
     app.add_middleware(BodyLimitMiddleware, max_bytes=runtime.settings.max_body_bytes)
     # Outside the body limit, so a 413 to an allowed origin carries CORS headers (a browser
@@ -64,7 +64,7 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         declared = Headers(scope=scope).get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_bytes:
+        if declared.isascii() and declared.isdigit() and int(declared) > self.max_bytes:
             await self.too_large(scope, receive, send)
             return
         if not declared and scope["method"] in BODY_METHODS:

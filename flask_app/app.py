@@ -25,8 +25,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.url_map.merge_slashes = False
     app.extensions["authtwin"] = runtime
 
-    install_error_handlers(app)
     install_middleware(app)
+    install_error_handlers(app)
     install_validation(app)  # what FastAPI does by itself: parse and validate, serialise
     app.teardown_appcontext(close_session)  # FastAPI's get_session closes its own session
     app.register_blueprint(api_bp, url_prefix="/api/v1")

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from shared.domain import errors
 from shared.domain.schemas import UserPublic
 from shared.infrastructure.config import Settings
+from shared.infrastructure.logs import log_unexpected_error
 from shared.runtime import Runtime
 from shared.security.throttle import Operation
 from shared.security.tokens import TokenClaims
@@ -49,7 +50,10 @@ def close_session(_exc: BaseException | None) -> None:
     """What the end of FastAPI's ``get_session`` generator does; a teardown hook here."""
     session = g.pop("session", None)
     if session is not None:
-        session.close()
+        try:
+            session.close()
+        except Exception as exc:  # the answer is made: a bug here is logged, not raised
+            log_unexpected_error(exc)
 
 
 def get_client_ip() -> str:

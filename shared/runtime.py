@@ -92,6 +92,14 @@ class Runtime:
 
     def prepare(self) -> None:
         """Start-up work: create tables (until migrations exist) and the first superuser."""
+        try:
+            self._prepare()
+        finally:
+            # Close the connections start-up opened: under gunicorn --preload this runs in
+            # the master, and forked workers must not share its sockets.
+            self.engine.dispose()
+
+    def _prepare(self) -> None:
         if self.settings.create_tables:
             create_tables(self.engine)
         email, secret = (

@@ -217,3 +217,14 @@ def test_start_up_refuses_a_weak_first_superuser_password(tmp_path: Path) -> Non
     with pytest.raises(ValueError, match="too common"):
         runtime.prepare()
     runtime.dispose()
+
+
+def test_start_up_leaves_no_connection_for_forked_workers_to_share(tmp_path: Path) -> None:
+    """gunicorn --preload runs start-up in its master process and then forks the workers: a
+    connection left in the pool would be one socket shared by all of them (on PostgreSQL,
+    about one request in forty then failed with a protocol error)."""
+    runtime = Runtime.build(boot_settings(tmp_path))
+    runtime.prepare()
+    pooled = runtime.engine.pool.checkedin()
+    runtime.dispose()
+    assert pooled == 0

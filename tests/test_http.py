@@ -7,7 +7,9 @@ from pathlib import Path
 
 import httpx2
 import pytest
+from sqlalchemy.orm import Session, sessionmaker
 
+import shared.runtime as runtime_module
 from tests.clients import APPS
 from tests.conftest import in_process_settings
 from tests.support import (
@@ -293,3 +295,42 @@ def test_a_server_error_is_json_with_every_header_and_no_details(
     assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
     assert response.headers["access-control-allow-origin"] == "https://app.example"
     assert "revoked_access_tokens" not in response.text
+
+
+@pytest.mark.in_process
+def test_a_bug_after_the_answer_is_logged_once_and_kept_from_the_server(
+    app_name: str, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug in the request's clean-up (here: closing its database session, which both twins
+    do once the route has answered) is still a bug: logged once, as the service's JSON record,
+    and not handed to the server, which would log it again in plain text (uvicorn) or turn a
+    committed signup into an HTML 500 (gunicorn)."""
+
+    class FailingClose(Session):
+        def close(self) -> None:
+            super().close()
+            if armed:
+                raise RuntimeError("closing the session failed")
+
+    armed = False
+    monkeypatch.setattr(
+        runtime_module,
+        "make_session_factory",
+        lambda engine: sessionmaker(engine, class_=FailingClose, expire_on_commit=False),
+    )
+    settings = in_process_settings(f"sqlite:///{tmp_path / 'teardown.db'}")
+    with APPS[app_name](settings) as client:
+        armed = True
+        with caplog.at_level(logging.ERROR, logger="authtwin"):
+            try:
+                response = client.post(
+                    "/auth/signup", json={"email": unique_email(), "password": PASSWORD}
+                )
+            except RuntimeError as exc:
+                pytest.fail(f"the bug reached the server: {exc!r}")
+        armed = False
+    crashes = [record for record in caplog.records if record.levelno >= logging.ERROR]
+    assert [(record.name, record.getMessage()) for record in crashes] == [
+        ("authtwin", "unhandled error")
+    ]
+    assert response.status_code == 201, response.text

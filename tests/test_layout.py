@@ -9,6 +9,7 @@ you; those exceptions are listed here with the reason.
 """
 
 import ast
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -31,15 +32,27 @@ ONLY_FLASK_DEPS = {"close_session": "a teardown hook; FastAPI's get_session gene
 ONLY_FLASK_ROUTES = {"openapi": "FastAPI serves its generated /openapi.json itself"}
 
 
-def imported_modules(path: Path) -> set[str]:
+def imported_modules(path: Path, source: str | None = None) -> set[str]:
+    """Every module ``path`` (or ``source`` placed there) imports, by its absolute name:
+    ``from ..web import cors`` in shared/domain/ names ``shared.web.cors``, as the absolute
+    import would, and is held to the same rules."""
+    tree = ast.parse(path.read_text(encoding="utf-8") if source is None else source)
     modules: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             modules.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            modules.add(node.module)
-            modules.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if node.level:
+                module = importlib.util.resolve_name("." * node.level + module, package_of(path))
+            modules.add(module)
+            modules.update(f"{module}.{alias.name}" for alias in node.names)
     return modules
+
+
+def package_of(path: Path) -> str:
+    """The package a module file is in: shared/domain/errors.py → ``shared.domain``."""
+    return ".".join(path.relative_to(ROOT).parent.parts)
 
 
 def part(module: str) -> str:
@@ -59,6 +72,14 @@ def test_the_core_imports_no_web_framework() -> None:
         for path in shared_modules()
     }
     assert {path: names for path, names in offenders.items() if names} == {}
+
+
+def test_a_relative_import_is_named_as_the_module_it_imports() -> None:
+    """The layering rule must see ``from ..web import cors`` in the domain layer as it sees
+    ``from shared.web import cors``; read by its dotted name only, it would slip through."""
+    in_domain = SHARED / "domain" / "errors.py"
+    relative = "from ..web import cors\nfrom .. import runtime\n"
+    assert imported_modules(in_domain, relative) >= {"shared.web.cors", "shared.runtime"}
 
 
 @pytest.mark.parametrize("path", shared_modules(), ids=lambda path: str(path.relative_to(ROOT)))
@@ -106,7 +127,7 @@ def test_what_routes_need_has_the_same_names_on_both_twins() -> None:
 
 
 @pytest.mark.parametrize("module", sorted(module_names("flask_app/routes") - {"__init__.py"}))
-def test_route_modules_define_the_same_routes(module: str) -> None:
+def test_route_modules_define_the_same_view_functions(module: str) -> None:
     fastapi = functions(ROOT / "fastapi_app" / "routes" / module)
     flask = functions(ROOT / "flask_app" / "routes" / module)
     assert fastapi == flask - set(ONLY_FLASK_ROUTES)
