@@ -24,7 +24,7 @@ run: install  ## the FastAPI twin on SQLite at http://127.0.0.1:8000 (docs at /d
 	$(BIN)/uvicorn --factory fastapi_app:create_app --host 127.0.0.1 --port 8000 --no-server-header --no-proxy-headers
 
 run-flask: install  ## the Flask twin on SQLite at http://127.0.0.1:5000, under gunicorn
-	$(BIN)/gunicorn --bind 127.0.0.1:5000 --workers 1 'flask_app:create_app()'
+	$(BIN)/gunicorn --bind 127.0.0.1:5000 --workers 1 --no-control-socket 'flask_app:create_app()'
 
 # Development servers: each twin restarted when its code changes. AUTHTWIN_ENV is set rather
 # than left to its default, so a change of default cannot make them refuse to start for want

@@ -67,7 +67,10 @@ def command(app: str, port: int, workers: int = WORKERS) -> list[str]:
         # must all fit on the workers there are.
         "--worker-connections", "2000",
         "--backlog", str(BACKLOG), "--keep-alive", str(KEEP_ALIVE_SECONDS),
-        "--timeout", "120", target,
+        "--timeout", "120",
+        # Not the shared $HOME/.gunicorn/gunicorn.ctl, where one gunicorn deletes another's
+        # socket: nothing here uses the control interface (tests/test_server_commands.py).
+        "--no-control-socket", target,
     ]  # fmt: skip
 
 
