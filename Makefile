@@ -86,7 +86,7 @@ compare: install  ## docs/side-by-side.html and .md, and README's map, from docs
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy shared fastapi_app flask_app tests bench docs
+	$(BIN)/mypy shared fastapi_app flask_app tests bench docs deploy
 
 fmt: install
 	$(BIN)/ruff format .

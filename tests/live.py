@@ -27,8 +27,8 @@ from typing import IO
 
 import httpx2
 
-from bench.servers import command as production_command
 from bench.servers import stop as stop_server
+from deploy.servers import command as production_command
 
 __all__ = [
     "ServerNotReady",
