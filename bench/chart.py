@@ -1,4 +1,4 @@
-"""The PNG: throughput and p99 per scenario, the twins side by side, one column per database."""
+"""The PNG: throughput and p99 per scenario, the contenders side by side, a column per database."""
 
 from pathlib import Path
 
@@ -12,7 +12,7 @@ from matplotlib.axes import Axes
 from bench.report import TWIN_NAMES, Row, find
 from bench.run import TWINS
 
-COLOURS = {"fastapi": "#009688", "flask": "#3b3b3b"}
+COLOURS = {"fastapi": "#009688", "flask": "#3b3b3b", "flask-sync": "#9e9e9e"}
 TITLES = {"none": "no database (hello)", "sqlite": "SQLite", "postgresql": "PostgreSQL"}
 
 
@@ -39,11 +39,12 @@ def draw(table: list[Row], databases: list[str], path: Path) -> None:
 def _bars(
     axis: Axes, table: list[Row], database: str, scenarios: list[str], *, throughput: bool
 ) -> None:
-    width = 0.38
+    width = 0.8 / len(TWINS)
     for offset, twin in enumerate(TWINS):
         found = [find(table, database, scenario, twin) for scenario in scenarios]
         rows = [row for row in found if row is not None]
-        xs = [i + (offset - 0.5) * width for i, row in enumerate(found) if row is not None]
+        shift = (offset - (len(TWINS) - 1) / 2) * width
+        xs = [i + shift for i, row in enumerate(found) if row is not None]
         if throughput:
             heights = [row.rps for row in rows]
             spread = [[r.rps - r.rps_min for r in rows], [r.rps_max - r.rps for r in rows]]

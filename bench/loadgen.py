@@ -107,10 +107,15 @@ def locust_ramp(
         requests=int(total["Request Count"]),
         seconds=seconds,
         failures=int(total["Failure Count"]),
-        p50_ms=float(total["50%"]),
-        p95_ms=float(total["95%"]),
-        p99_ms=float(total["99%"]),
+        p50_ms=_percentile(total["50%"]),
+        p95_ms=_percentile(total["95%"]),
+        p99_ms=_percentile(total["99%"]),
     )
+
+
+def _percentile(value: str) -> float:
+    """Locust writes ``N/A`` when no request finished; the request count then says so."""
+    return 0.0 if value == "N/A" else float(value)
 
 
 def paced_probe(url: str, *, seconds: float, interval: float = 0.05) -> Sample:

@@ -1,9 +1,10 @@
-"""One benchmark run: per database, seed both twins, then every scenario, twin by twin in turns.
+"""One benchmark run: per database, seed every contender, then every scenario, in turns.
 
-The twins (and the two hello apps) run side by side, each under its production server with
-the same worker count; only one is under load at a time. Every scenario runs each twin
-once per round, in turns (A B, B A, A B), so drift in the machine (the load generator
-shares its two cores) falls on both alike.
+The contenders are the FastAPI twin and the Flask twin under gunicorn's ``gthread`` and
+``sync`` workers (and their hello apps). They run side by side, each under its production
+server with the same worker count; only one is under load at a time. Every scenario runs
+each contender once per round, in turns (A B C, C B A, ...), so drift in the machine (the
+load generator shares its two cores) falls on all alike.
 """
 
 import os
@@ -31,7 +32,9 @@ from bench.servers import Server, serve
 from shared.domain.schemas import TokenPair
 from shared.infrastructure.config import Settings
 
-TWINS = ("fastapi", "flask")
+# Called twins below for brevity; "flask-sync" is the Flask twin under gunicorn's sync worker.
+TWINS = ("fastapi", "flask", "flask-sync")
+FLASK_TWINS = ("flask", "flask-sync")
 SCENARIOS = ("hello", "me", "login", "refresh", "signup", "journey", "ramp")
 HEALTH = "/api/v1/health"
 
@@ -52,7 +55,9 @@ class Profile:
 PROFILES = {
     "full": Profile("full", ("sqlite", "postgresql"), 3, 4, 64, 2000, 100, 30),
     "quick": Profile("quick", ("sqlite",), 1, 2, 64, 300, 100, 6),
-    "smoke": Profile("smoke", ("sqlite",), 1, 1, 4, 10, 10, 2),
+    # smoke: every user spawned at once, and 4 s for each to send its first request even on a
+    # machine busy with other work (in 2 s, Locust once sent none).
+    "smoke": Profile("smoke", ("sqlite",), 1, 1, 4, 10, 100, 4),
 }
 
 
@@ -109,12 +114,12 @@ def run(profile: Profile, workdir: Path, postgres_url: str | None, redis_url: st
             for twin in TWINS:
                 hash_seconds = _seed(settings[twin])
                 report.hash_seconds = report.hash_seconds or hash_seconds  # the first measured
-            apps = {twin: twin for twin in TWINS}
+            contenders = list(TWINS)
             env = {twin: _environment(overrides[twin]) for twin in TWINS}
             if first := database == profile.databases[0] and "hello" in profile.scenarios:
-                apps.update({f"{twin}-hello": f"{twin}-hello" for twin in TWINS})
+                contenders += [f"{twin}-hello" for twin in TWINS]
                 env.update({f"{twin}-hello": dict(os.environ) for twin in TWINS})
-            servers = stack.enter_context(serve(apps, env, workdir))
+            servers = stack.enter_context(serve(contenders, env, workdir))
             if first:
                 _hello(report, {twin: servers[f"{twin}-hello"] for twin in TWINS}, workdir)
             stage = Stage(database, servers, settings, workdir)
@@ -140,7 +145,7 @@ def _hello(report: Report, servers: dict[str, Server], workdir: Path) -> None:
 
 def _interleave(report: Report, stage: Stage, scenario: Scenario) -> None:
     for round_ in range(report.profile.rounds):
-        # A B, then B A: neither twin always runs first, on a machine just warmed by the other.
+        # A B C, then C B A: no twin always runs first, on a machine just warmed by another.
         for twin in TWINS if round_ % 2 == 0 else TWINS[::-1]:
             samples = scenario(stage, twin, round_)
             rss = stage.servers[twin].peak_rss_mib()
@@ -151,7 +156,7 @@ def _interleave(report: Report, stage: Stage, scenario: Scenario) -> None:
 
 def _print(database: str, name: str, twin: str, round_: int, sample: Sample) -> None:
     print(
-        f"{database:10} {name:22} {twin:8} r{round_} {sample.rps:8.0f} req/s "
+        f"{database:10} {name:22} {twin:10} r{round_} {sample.rps:8.0f} req/s "
         f"p99 {sample.p99_ms:7.1f} ms errors {sample.error_pct:.2f} %",
         flush=True,
     )
@@ -163,8 +168,8 @@ def _overrides(secret: str, database_url: str, redis_url: str | None, twin: str)
         "secret_key": secret,
         "database_url": database_url,
         # The write pool sized to the 8 threads each worker runs sync work on (the read pool
-        # keeps its default); both twins' pools together stay under PostgreSQL's default
-        # max_connections of 100.
+        # keeps its default); every contender's pools together stay under PostgreSQL's
+        # default max_connections of 100 (the sync worker uses one connection at a time).
         "db_pool_size": "8",
         # Every benchmark client is 127.0.0.1; the per-account lockout stays on.
         "rate_limit_enabled": "false",

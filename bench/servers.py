@@ -22,6 +22,17 @@ READY_PATHS = {
     "fastapi-hello": "/hello",
     "flask-hello": "/hello",
 }
+# What is measured: contender -> (app in deploy.servers.APPS, gunicorn worker for Flask).
+# Flask runs under both of gunicorn's thread-free and threaded workers, and the FastAPI
+# twin is compared with the faster of the two (bench/README.md).
+CONTENDERS = {
+    "fastapi": ("fastapi", "gthread"),
+    "flask": ("flask", "gthread"),
+    "flask-sync": ("flask", "sync"),
+    "fastapi-hello": ("fastapi-hello", "gthread"),
+    "flask-hello": ("flask-hello", "gthread"),
+    "flask-sync-hello": ("flask-hello", "sync"),
+}
 
 
 @dataclass
@@ -73,17 +84,18 @@ def _vm_hwm_kib(pid: int) -> int:
 
 @contextlib.contextmanager
 def serve(
-    apps: dict[str, str], env: Mapping[str, Mapping[str, str]], log_dir: Path
+    contenders: list[str], env: Mapping[str, Mapping[str, str]], log_dir: Path
 ) -> Iterator[dict[str, Server]]:
-    """Start every ``name: app`` at once (start-up is the slow part), yield when all answer."""
+    """Start every contender at once (start-up is the slow part), yield when all answer."""
     servers: dict[str, Server] = {}
     try:
-        for name, app in apps.items():
+        for name in contenders:
+            app, worker = CONTENDERS[name]
             port = free_port()
-            with (log_dir / f"{app}-{port}.log").open("wb") as log:
+            with (log_dir / f"{name}-{port}.log").open("wb") as log:
                 process = subprocess.Popen(  # noqa: S603 — our own interpreter and servers
-                    command(app, port), env=dict(env[name]), stdout=log, stderr=log,
-                    start_new_session=True,
+                    command(app, port, flask_worker=worker), env=dict(env[name]),
+                    stdout=log, stderr=log, start_new_session=True,
                 )  # fmt: skip
             servers[name] = Server(app, f"http://127.0.0.1:{port}", process, log.name)
         for server in servers.values():

@@ -33,8 +33,14 @@ APPS = {
 }
 
 
-def command(app: str, port: int, workers: int = WORKERS) -> list[str]:
-    """The production command line of ``app`` on 127.0.0.1:``port``."""
+def command(
+    app: str, port: int, workers: int = WORKERS, *, flask_worker: str = "gthread"
+) -> list[str]:
+    """The production command line of ``app`` on 127.0.0.1:``port``.
+
+    ``flask_worker="sync"``: gunicorn's default worker, one request at a time per process
+    and no keep-alive; the benchmark measures it beside gthread (bench/README.md).
+    """
     server, target = APPS[app]
     if server == "uvicorn":
         return [
@@ -43,12 +49,18 @@ def command(app: str, port: int, workers: int = WORKERS) -> list[str]:
             "--backlog", str(BACKLOG), "--timeout-keep-alive", str(KEEP_ALIVE_SECONDS),
             "--no-server-header", "--no-proxy-headers", "--no-access-log",
         ]  # fmt: skip
+    if flask_worker == "gthread":
+        # gthread holds at most --worker-connections per worker; the ramp's 2000 users must
+        # all fit on the workers there are.
+        worker = ["--worker-class", "gthread", "--threads", str(FLASK_THREADS),
+                  "--worker-connections", "2000"]  # fmt: skip
+    elif flask_worker == "sync":
+        worker = ["--worker-class", "sync"]
+    else:
+        raise ValueError(f"unknown gunicorn worker {flask_worker!r}: gthread or sync")
     return [
         sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
-        "--workers", str(workers), "--worker-class", "gthread", "--threads", str(FLASK_THREADS),
-        # gthread holds at most this many connections per worker; the ramp's 2000 users
-        # must all fit on the workers there are.
-        "--worker-connections", "2000",
+        "--workers", str(workers), *worker,
         "--backlog", str(BACKLOG), "--keep-alive", str(KEEP_ALIVE_SECONDS),
         "--timeout", "120",
         # Not the shared $HOME/.gunicorn/gunicorn.ctl, where one gunicorn deletes another's
