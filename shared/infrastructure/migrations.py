@@ -11,6 +11,7 @@ import functools
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TypedDict
 
 from alembic import command
 from alembic.config import Config
@@ -29,6 +30,17 @@ LOCK_KEY = 0x6175_7468_7477_696E
 # How long a second migration waits on SQLite for the first to finish (the driver's default
 # is 5 s; a migration copying a big table in batch mode takes longer).
 SQLITE_WAIT_SECONDS = 60
+
+
+class CompareOptions(TypedDict):
+    """How Alembic compares the models with a database (autogenerate, and the tests' `alembic
+    check`): column types and server defaults too, not only tables, columns and indexes."""
+
+    compare_type: bool
+    compare_server_default: bool
+
+
+COMPARE_OPTIONS = CompareOptions(compare_type=True, compare_server_default=True)
 
 
 class DatabaseUnreachable(Exception):

@@ -14,6 +14,7 @@ from sqlalchemy.types import TypeDecorator
 
 import shared.domain.models  # noqa: F401 — defining the models puts their tables in TARGET
 from shared.infrastructure.db import Base
+from shared.infrastructure.migrations import COMPARE_OPTIONS
 
 TARGET = Base.metadata
 
@@ -37,10 +38,8 @@ def configure(connection: Connection) -> None:
         # autogenerate writes `with op.batch_alter_table(...)`: on SQLite Alembic then copies
         # the table with the change, on PostgreSQL it runs plain ALTERs.
         render_as_batch=True,
-        # What "models and migrations agree" compares, beyond tables and columns.
-        compare_type=True,
-        compare_server_default=True,
         render_item=render_item,
+        **COMPARE_OPTIONS,
     )
 
 
