@@ -219,6 +219,17 @@ def test_production_start_up_refuses_a_database_behind_the_code(fresh: Fresh) ->
         runtime.dispose()
 
 
+def test_tables_from_before_migrations_are_refused_with_the_reason(fresh: Fresh) -> None:
+    """A database `create_all` made at start-up (before this release) has no history:
+    upgrading it would fail on "table users already exists"."""
+    url = fresh()
+    engine = create_engine(url)
+    Base.metadata.create_all(engine)
+    engine.dispose()
+    with pytest.raises(migrations.SchemaNotCurrent, match="created before migrations existed"):
+        migrations.upgrade(in_process_settings(url))
+
+
 def test_development_start_up_migrates(fresh: Fresh) -> None:
     """So that `make run` works on a fresh checkout; the first superuser comes after."""
     url = fresh()

@@ -17,7 +17,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, exc, text
+from sqlalchemy import Connection, Engine, create_engine, exc, inspect, text
 from sqlalchemy.pool import NullPool
 
 from shared.infrastructure.config import Settings
@@ -135,8 +135,27 @@ def _serialised(connection: Connection) -> Iterator[None]:
 
 def upgrade(settings: Settings, revision: str = "head") -> None:
     """Bring the database to ``revision`` (the code's, by default), one migration at a time."""
+    _refuse_tables_without_history(settings)
     with _connection(settings) as connection, _serialised(connection):
         command.upgrade(_config(connection), revision)
+
+
+def _refuse_tables_without_history(settings: Settings) -> None:
+    """A database whose tables were created before migrations existed (by start-up's old
+    ``create_all``) would fail half-way with "table users already exists"; say why instead.
+
+    Checked before the lock: a migration running meanwhile has either committed (there is a
+    revision) or not (there are no tables yet, as far as this connection can see).
+    """
+    with _connection(settings) as connection:
+        revision = MigrationContext.configure(connection).get_current_revision()
+        tables = set(inspect(connection).get_table_names()) - {"alembic_version"}
+    if revision is None and tables:
+        raise SchemaNotCurrent(
+            f"the database has tables ({', '.join(sorted(tables))}) but no migration "
+            "history: it was created before migrations existed. In development, delete it "
+            "(e.g. ./authtwin.db) and start again; its data cannot be migrated."
+        )
 
 
 def downgrade(settings: Settings, revision: str) -> None:
