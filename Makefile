@@ -10,7 +10,7 @@ export AUTHTWIN_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:543
 # The Redis that throttling counters use on the PostgreSQL targets and the live servers.
 export AUTHTWIN_TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: install wrk run run-flask dev dev-flask test fuzz bench bench-quick contract-fastapi contract-flask openapi compare lint fmt clean
+.PHONY: install wrk migrate run run-flask dev dev-flask test fuzz bench bench-quick contract-fastapi contract-flask openapi compare lint fmt clean
 
 install: $(STAMP)
 
@@ -19,6 +19,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
+
+# The deployment step before any production server starts (production servers create no
+# table and refuse a database that is not at the code's revision). The database is
+# AUTHTWIN_DATABASE_URL's, by default ./authtwin.db; several at once are safe (they queue).
+migrate: install  ## upgrade the database of the AUTHTWIN_* settings to the code's schema
+	$(BIN)/authtwin migrate
 
 run: install  ## the FastAPI twin on SQLite at http://127.0.0.1:8000 (docs at /docs)
 	$(BIN)/uvicorn --factory fastapi_app:create_app --host 127.0.0.1 --port 8000 --no-server-header --no-proxy-headers

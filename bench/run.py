@@ -29,6 +29,7 @@ from bench.loadgen import (
     wrk_command,
 )
 from bench.servers import Server, serve
+from deploy.servers import migrate
 from shared.domain.schemas import TokenPair
 from shared.infrastructure.config import Settings
 
@@ -111,11 +112,12 @@ def run(profile: Profile, workdir: Path, postgres_url: str | None, redis_url: st
                 continue
             overrides = {twin: _overrides(secret, urls[twin], redis_url, twin) for twin in TWINS}
             settings = {twin: Settings.model_validate(overrides[twin]) for twin in TWINS}
+            env = {twin: _environment(overrides[twin]) for twin in TWINS}
             for twin in TWINS:
+                migrate(env[twin])  # the deployment step: production servers create no table
                 hash_seconds = _seed(settings[twin])
                 report.hash_seconds = report.hash_seconds or hash_seconds  # the first measured
             contenders = list(TWINS)
-            env = {twin: _environment(overrides[twin]) for twin in TWINS}
             if first := database == profile.databases[0] and "hello" in profile.scenarios:
                 contenders += [f"{twin}-hello" for twin in TWINS]
                 env.update({f"{twin}-hello": dict(os.environ) for twin in TWINS})

@@ -30,7 +30,7 @@ def email(index: int) -> str:
 def runtime_for(settings: Settings) -> Iterator[Runtime]:
     runtime = Runtime.build(settings)
     try:
-        runtime.prepare()  # create the tables, as the server's own start-up would
+        runtime.prepare()  # checks the schema (migrated by run.py) and makes the first superuser
         yield runtime
     finally:
         runtime.dispose()

@@ -1,5 +1,5 @@
-"""The production command line of each twin (tests/live.py, bench/, deploy/cluster.py and
-docker-compose.yml run these).
+"""The production command line of each twin, and the migration before them (tests/live.py,
+bench/, deploy/cluster.py and docker-compose.yml run these).
 
 Both twins get the same number of worker processes. The settings that decide whether a
 crowd of clients is served or refused are set on both, for the same reasons:
@@ -17,7 +17,9 @@ the GIL (argon2 hashing, database round trips) and keep connections alive, which
 ``sync`` worker cannot. ``gevent`` would need the database drivers patched to cooperate.
 """
 
+import subprocess
 import sys
+from collections.abc import Mapping
 
 WORKERS = 2
 FLASK_THREADS = 8
@@ -67,3 +69,18 @@ def command(
         # socket: nothing here uses the control interface (tests/test_server_commands.py).
         "--no-control-socket", target,
     ]  # fmt: skip
+
+
+def migrate_command() -> list[str]:
+    """The one-off deployment step before any server starts: the schema to the code's."""
+    return [sys.executable, "-m", "shared.cli", "migrate"]
+
+
+def migrate(env: Mapping[str, str], timeout: float = 60) -> None:
+    """Migrate the database ``env``'s ``AUTHTWIN_*`` settings name, as a deployment would."""
+    done = subprocess.run(  # noqa: S603 — our own interpreter and command
+        migrate_command(), env=dict(env), capture_output=True, text=True, timeout=timeout,
+        check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(f"authtwin migrate failed ({done.returncode}):\n{done.stderr}")

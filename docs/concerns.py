@@ -37,8 +37,8 @@ CONCERNS: list[Concern] = [
             "middleware, error handlers and routes (Flask adds its validation hook and the session "
             "teardown, which FastAPI does not need, and FastAPI builds the reader of its async "
             "read path); what differs most is when start-up runs. FastAPI has a "
-            "`lifespan`: `prepare` (tables, the first superuser's password hash) runs when the "
-            "server starts the app, in the threadpool because it blocks, and `dispose` at "
+            "`lifespan`: `prepare` (the schema check, the first superuser's password hash) runs "
+            "when the server starts the app, in the threadpool because it blocks, and `dispose` at "
             "shutdown. WSGI has no lifespan, so the Flask factory calls `prepare` itself, once "
             "per process, and no hook calls `dispose`: the pools end with the process."
         ),

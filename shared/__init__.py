@@ -8,6 +8,8 @@
   the OpenAPI contract). Only the apps, and the runtime that builds their CORS policy,
   import it.
 - ``runtime``: builds all of it for one app; ``cli``: the ``authtwin`` command.
+- ``migrations``: Alembic's environment and the schema's revisions. No module imports it:
+  Alembic loads it from its directory, run by ``infrastructure/migrations.py``.
 
 Each layer imports only those listed before it (``web`` imports none of them), and nothing
 here imports a web framework; tests/test_layout.py holds both rules.

@@ -6,6 +6,7 @@ import sys
 
 from pydantic import ValidationError
 
+from shared.infrastructure import migrations
 from shared.infrastructure.config import Settings
 from shared.runtime import Runtime
 
@@ -40,9 +41,51 @@ def create_superuser(email: str, *, password_stdin: bool) -> int:
     return 0
 
 
+def migrate(*, revision: str, downgrade: bool) -> int:
+    """Bring the database of ``AUTHTWIN_DATABASE_URL`` to ``revision``: the deployment step
+    before the servers start. Safe to run from several places at once, and again."""
+    settings = Settings()
+    try:
+        before = migrations.current_revision(settings)
+        if downgrade:
+            migrations.downgrade(settings, revision)
+        else:
+            migrations.upgrade(settings, revision)
+        after = migrations.current_revision(settings)
+    except migrations.DatabaseUnreachable as exc:
+        print(f"error: the database is unreachable: {exc}", file=sys.stderr)
+        return 1
+    print(f"database at revision {after or 'base (no tables)'} (was {before or 'base'})")
+    return 0
+
+
+def new_migration(message: str) -> int:
+    """Write the next revision from what the models have that the database has not."""
+    path = migrations.new_revision(Settings(), message)
+    print(f"wrote {path}: read it, adjust it, and commit it with the model change")
+    return 0
+
+
+def _migration_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    migrate = commands.add_parser("migrate", help="upgrade the database to the code's schema")
+    migrate.add_argument(
+        "--revision", default="head", help="the revision to go to (default: head, the code's)"
+    )
+    migrate.add_argument(
+        "--downgrade",
+        action="store_true",
+        help="go back to --revision (required then; `base` drops every table)",
+    )
+    new = commands.add_parser(
+        "new-migration", help="write the next revision from the models (development)"
+    )
+    new.add_argument("message", help="what the revision does, e.g. 'add users.last_login'")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="authtwin", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
+    _migration_commands(commands)
     create = commands.add_parser(
         "create-superuser", help="create a superuser, or promote an existing account"
     )
@@ -51,6 +94,12 @@ def main(argv: list[str] | None = None) -> int:
         "--password-stdin", action="store_true", help="read the password from standard input"
     )
     args = parser.parse_args(argv)
+    if args.command == "migrate":
+        if args.downgrade and args.revision == "head":
+            parser.error("--downgrade needs --revision (a revision id, or base)")
+        return migrate(revision=args.revision, downgrade=args.downgrade)
+    if args.command == "new-migration":
+        return new_migration(args.message)
     return create_superuser(args.email, password_stdin=args.password_stdin)
 
 

@@ -13,13 +13,9 @@ from datetime import timedelta
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from shared.infrastructure import migrations
 from shared.infrastructure.config import Settings
-from shared.infrastructure.db import (
-    create_tables,
-    make_engine,
-    make_read_engine,
-    make_session_factory,
-)
+from shared.infrastructure.db import make_engine, make_read_engine, make_session_factory
 from shared.infrastructure.logs import configure_logging
 from shared.security.password_policy import PasswordPolicy
 from shared.security.passwords import PasswordHasher
@@ -91,7 +87,7 @@ class Runtime:
         )
 
     def prepare(self) -> None:
-        """Start-up work: create tables (until migrations exist) and the first superuser."""
+        """Start-up work: the schema (see ``_schema``), then the first superuser."""
         try:
             self._prepare()
         finally:
@@ -100,8 +96,17 @@ class Runtime:
             self.engine.dispose()
 
     def _prepare(self) -> None:
-        if self.settings.create_tables:
-            create_tables(self.engine)
+        try:
+            self._schema()
+        except migrations.DatabaseUnreachable as exc:
+            # Refusing to start would only turn an outage into a crash loop: the server
+            # starts, /health answers 503 until the database is back.
+            logger.warning(
+                "database unreachable at start-up (%s); schema not checked, first "
+                "superuser not created",
+                exc,
+            )
+            return
         email, secret = (
             self.settings.first_superuser_email,
             self.settings.first_superuser_password,
@@ -118,6 +123,19 @@ class Runtime:
             )
         if created:
             logger.info("first superuser created", extra={"email": email})
+
+    def _schema(self) -> None:
+        """Development migrates, so a fresh checkout runs; production creates nothing.
+
+        In production the schema is a deployment step (``authtwin migrate``, once, before
+        the servers start), and a server finding its database at another revision refuses
+        to start (:class:`migrations.SchemaNotCurrent`) rather than serve a schema its code
+        was not written for.
+        """
+        if self.settings.env == "development":
+            migrations.upgrade(self.settings)
+        else:
+            migrations.check(self.settings)
 
     def dispose(self) -> None:
         """Close every pooled connection and the hashing threads (at shutdown; after tests)."""

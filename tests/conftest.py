@@ -6,7 +6,11 @@ superuser and signing key it needs then come from the same ``AUTHTWIN_*`` variab
 was started with.
 """
 
+import atexit
+import functools
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -20,6 +24,7 @@ import redis
 from psycopg import sql
 from sqlalchemy import Engine, create_engine, text
 
+from shared.infrastructure import migrations
 from shared.infrastructure.config import Settings
 from shared.infrastructure.db import Base, database_url
 from tests.clients import APPS, live_client
@@ -100,7 +105,8 @@ def postgres_engine() -> Iterator[Engine]:
         )
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     engine = create_engine(url.set(database=name))
-    Base.metadata.create_all(engine)
+    # Migrated once; each test then empties the tables (database_for).
+    migrations.upgrade(in_process_settings(engine.url.render_as_string(hide_password=False)))
     yield engine
     engine.dispose()
     with psycopg.connect(conninfo, autocommit=True) as admin:
@@ -141,13 +147,33 @@ def storage_for(request: pytest.FixtureRequest, db: str) -> dict[str, object]:
     return {"redis_url": url, "redis_key_prefix": f"authtwin-test-{uuid.uuid4().hex}"}
 
 
+@functools.cache
+def _sqlite_template() -> Path:
+    """A SQLite file migrated to head, once per test process (each xdist worker has one)."""
+    directory = Path(tempfile.mkdtemp(prefix="authtwin-schema-"))
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    path = directory / "migrated.db"
+    migrations.upgrade(in_process_settings(f"sqlite:///{path}"))
+    return path
+
+
+def migrated_sqlite(path: Path) -> str:
+    """The URL of a SQLite file at ``path`` holding the migrated schema (and, if it already
+    existed, whatever else it holds). Production apps create no table, so every in-process
+    app gets one. A copy of a file migrated once: the suite builds some 1800 apps, and
+    running the migrations for each would cost several times more."""
+    if not path.exists():
+        shutil.copyfile(_sqlite_template(), path)
+    return f"sqlite:///{path}"
+
+
 @pytest.fixture
 def database_for(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-untyped-def]
-    """``database_for("sqlite" | "postgresql")`` → the URL of a clean database."""
+    """``database_for("sqlite" | "postgresql")`` → the URL of a clean, migrated database."""
 
     def make(kind: str) -> str:
         if kind == "sqlite":
-            return f"sqlite:///{tmp_path / 'authtwin.db'}"
+            return migrated_sqlite(tmp_path / "authtwin.db")
         engine: Engine = request.getfixturevalue("postgres_engine")
         with engine.begin() as connection:
             tables = ", ".join(table.name for table in Base.metadata.sorted_tables)

@@ -2,9 +2,11 @@
 
     python -m tests.live fastapi|flask [extra pytest arguments]
 
-Starts the app under its production server (uvicorn / gunicorn, two worker processes, the
-command lines of bench/servers.py, which docker-compose.yml also runs) on a
-fresh SQLite file (or ``AUTHTWIN_DATABASE_URL`` if set), waits for ``/health``, runs
+Migrates the database first, as a deployment would (``authtwin migrate``: production
+servers create no table), then starts the app under its production server (uvicorn /
+gunicorn, two worker processes, the command lines of deploy/servers.py, which
+docker-compose.yml also runs) on a fresh SQLite file (or ``AUTHTWIN_DATABASE_URL`` if set),
+waits for ``/health``, runs
 ``pytest --base-url`` with the same ``AUTHTWIN_*`` settings, and stops the server.
 
 The throttling counters live in the Redis at ``AUTHTWIN_TEST_REDIS_URL`` when that is set
@@ -29,10 +31,12 @@ import httpx2
 
 from bench.servers import stop as stop_server
 from deploy.servers import command as production_command
+from deploy.servers import migrate
 
 __all__ = [
     "ServerNotReady",
     "free_port",
+    "migrate",
     "production_env",
     "serve",
     "start_server",
@@ -77,8 +81,10 @@ class ServerNotReady(Exception):
 def serve(app: str, env: Mapping[str, str], workdir: Path, workers: int = 1) -> Iterator[str]:
     """``app`` under its production server until the block ends; yields its base URL.
 
-    The server's log is in ``workdir``, and shown if it never becomes healthy.
+    The database is migrated first, as a deployment would. The server's log is in
+    ``workdir``, and shown if it never becomes healthy.
     """
+    migrate(env)
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     log_path = workdir / f"{app}-server.log"
@@ -155,6 +161,7 @@ def main(argv: list[str]) -> int:
                 file=sys.stderr,
             )
         log_path = os.path.join(workdir, "server.log")
+        migrate(env)
         with open(log_path, "wb") as log:
             server = start_server(app, port, env, log)
         try:

@@ -55,7 +55,13 @@ from sqlalchemy import Engine, create_engine, func, select
 from shared.domain.models import RefreshToken, RevokedAccessToken, User
 from shared.infrastructure.config import Settings
 from tests.clients import APPS
-from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, TEST_SECRET, in_process_settings
+from tests.conftest import (
+    ADMIN_EMAIL,
+    ADMIN_PASSWORD,
+    TEST_SECRET,
+    in_process_settings,
+    migrated_sqlite,
+)
 from tests.support import forge
 
 EXAMPLES_VARIABLE = "AUTHTWIN_DIFF_EXAMPLES"
@@ -417,7 +423,7 @@ class TwinMachine(RuleBasedStateMachine):
         try:
             directory = Path(self.stack.enter_context(tempfile.TemporaryDirectory()))
             for name, factory in APPS.items():
-                url = f"sqlite:///{directory / name}.db"
+                url = migrated_sqlite(directory / f"{name}.db")
                 self.clients[name] = self.stack.enter_context(factory(settings_for(url)))
                 self.engines[name] = create_engine(url)
                 self.stack.callback(self.engines[name].dispose)

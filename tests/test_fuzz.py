@@ -22,7 +22,7 @@ from shared.domain import errors
 from shared.runtime import Runtime
 from shared.web.contract import openapi_document
 from tests.clients import SCHEMAS
-from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, in_process_settings
+from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, in_process_settings, migrated_sqlite
 
 pytestmark = pytest.mark.in_process
 EXAMPLES = int(os.environ.get("AUTHTWIN_FUZZ_EXAMPLES", "8"))
@@ -44,7 +44,7 @@ def twin(
     """One twin in-process on a SQLite file of its own: its schema, loaded from the app, and
     its runtime (for logging in without HTTP)."""
     database = tmp_path_factory.mktemp(request.param) / "fuzz.db"
-    with SCHEMAS[request.param](in_process_settings(f"sqlite:///{database}")) as loaded:
+    with SCHEMAS[request.param](in_process_settings(migrated_sqlite(database))) as loaded:
         yield loaded
 
 

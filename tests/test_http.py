@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import shared.runtime as runtime_module
 from tests.clients import APPS
-from tests.conftest import in_process_settings
+from tests.conftest import in_process_settings, migrated_sqlite
 from tests.support import (
     PASSWORD,
     Account,
@@ -97,7 +97,7 @@ def test_health(client: httpx2.Client) -> None:
     ids=["postgresql-refused", "sqlite-unopenable"],
 )
 def test_health_is_503_when_the_database_is_unreachable(app_name: str, unreachable: str) -> None:
-    settings = in_process_settings(unreachable, create_tables=False, first_superuser_email=None)
+    settings = in_process_settings(unreachable, first_superuser_email=None)
     with APPS[app_name](settings) as client:
         assert_error(client.get("/health"), 503, "Database unavailable")
 
@@ -273,7 +273,7 @@ def test_a_server_error_is_json_with_every_header_and_no_details(
     once, with its traceback, through the service's own logger (JSON on stderr), and keeps
     it from the server: FastAPI's test client would raise an error that reached it."""
     database = tmp_path / "broken.db"
-    settings = in_process_settings(f"sqlite:///{database}", cors_origins=("https://app.example",))
+    settings = in_process_settings(migrated_sqlite(database), cors_origins=("https://app.example",))
     with APPS[app_name](settings) as client:
         user = sign_up(client)
         with sqlite3.connect(database) as connection:
@@ -318,7 +318,7 @@ def test_a_bug_after_the_answer_is_logged_once_and_kept_from_the_server(
         "make_session_factory",
         lambda engine: sessionmaker(engine, class_=FailingClose, expire_on_commit=False),
     )
-    settings = in_process_settings(f"sqlite:///{tmp_path / 'teardown.db'}")
+    settings = in_process_settings(migrated_sqlite(tmp_path / "teardown.db"))
     with APPS[app_name](settings) as client:
         armed = True
         with caplog.at_level(logging.ERROR, logger="authtwin"):

@@ -19,6 +19,12 @@ SHARED = ROOT / "shared"
 FRAMEWORKS = frozenset({"fastapi", "flask", "starlette", "werkzeug", "uvicorn", "gunicorn"})
 LAYERS = {"infrastructure": 0, "domain": 1, "security": 2, "services": 3}
 TOP = frozenset({"runtime", "cli"})  # where the layers meet; imported by the apps alone
+# Alembic's environment (env.py, versions/): not a layer, as no module imports it; Alembic
+# loads the files from their directory. It reads the models' tables, so it may import the
+# domain and infrastructure, and nothing else of the core: revisions are history, written
+# against SQLAlchemy alone, never the service's code, which will change.
+MIGRATIONS = "migrations"
+MIGRATIONS_MAY_IMPORT = frozenset({"infrastructure", "domain"})
 
 # A file one twin has and the other does not, and why.
 ONLY_FASTAPI = {
@@ -85,8 +91,8 @@ def test_a_relative_import_is_named_as_the_module_it_imports() -> None:
 @pytest.mark.parametrize("path", shared_modules(), ids=lambda path: str(path.relative_to(ROOT)))
 def test_each_layer_imports_only_the_layers_before_it(path: Path) -> None:
     importer = part(".".join(path.relative_to(ROOT).with_suffix("").parts))
-    if importer in TOP:
-        return
+    if importer in TOP or importer == MIGRATIONS:
+        return  # the migrations: the next test
     for name in imported_modules(path):
         if not name.startswith("shared.") or (imported := part(name)) not in {*LAYERS, *TOP, "web"}:
             continue  # a data file, a sibling in the same package, or outside the core
@@ -95,6 +101,26 @@ def test_each_layer_imports_only_the_layers_before_it(path: Path) -> None:
         else:
             assert imported not in TOP, f"{path.name} imports the top ({name})"
             assert LAYERS[imported] <= LAYERS[importer], f"{path.name} imports up ({name})"
+
+
+def test_the_migrations_import_only_the_models_and_their_types() -> None:
+    """env.py reads the models' tables; a revision imports nothing of the service at all."""
+    scripts = sorted((SHARED / MIGRATIONS).rglob("*.py"))
+
+    def refused(path: Path) -> list[str]:
+        allowed = frozenset() if path.parent.name == "versions" else MIGRATIONS_MAY_IMPORT
+        modules = imported_modules(path)
+        return sorted(n for n in modules if n.startswith("shared.") and part(n) not in allowed)
+
+    assert scripts
+    assert {str(path.relative_to(ROOT)): refused(path) for path in scripts if refused(path)} == {}
+    # Nothing imports them: Alembic loads them by path.
+    importers = [
+        path
+        for path in shared_modules()
+        if any(part(name) == MIGRATIONS for name in imported_modules(path))
+    ]
+    assert importers == []
 
 
 def module_names(package: str) -> set[str]:

@@ -12,7 +12,7 @@ import pytest
 
 import fastapi_app.middleware
 from tests.clients import fastapi_client
-from tests.conftest import in_process_settings
+from tests.conftest import in_process_settings, migrated_sqlite
 from tests.support import assert_error
 
 pytestmark = pytest.mark.in_process
@@ -26,7 +26,7 @@ def test_a_bug_in_the_middleware_is_a_json_500_with_the_security_headers(
 
     # The response-headers middleware's own lookup, not the last resort's.
     monkeypatch.setattr(fastapi_app.middleware, "response_headers", broken)
-    settings = in_process_settings(f"sqlite:///{tmp_path / 'broken.db'}")
+    settings = in_process_settings(migrated_sqlite(tmp_path / "broken.db"))
     with fastapi_client(settings) as client, caplog.at_level(logging.ERROR, logger="authtwin"):
         response = client.get("/health")
     assert_error(response, 500, "Internal Server Error")

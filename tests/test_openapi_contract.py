@@ -14,7 +14,7 @@ import pytest
 
 import flask_app
 from shared.web.contract import openapi_document, render
-from tests.conftest import in_process_settings
+from tests.conftest import in_process_settings, migrated_sqlite
 from tests.openapi_contract import generated_document
 
 METHODS = {"get", "put", "post", "delete", "patch"}
@@ -46,7 +46,7 @@ def test_the_fastapi_twin_generates_the_contract() -> None:
 
 @pytest.mark.in_process
 def test_the_flask_twin_routes_exactly_the_contracts_operations(tmp_path: Path) -> None:
-    app = flask_app.create_app(in_process_settings(f"sqlite:///{tmp_path}/routes.db"))
+    app = flask_app.create_app(in_process_settings(migrated_sqlite(tmp_path / "routes.db")))
     routed = {
         (rule.rule.replace("<", "{").replace(">", "}"), method.lower())
         for rule in app.url_map.iter_rules()

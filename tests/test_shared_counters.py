@@ -22,7 +22,14 @@ import httpx2
 import pytest
 
 from tests.clients import live_client
-from tests.live import ServerNotReady, free_port, start_server, stop_server, wait_until_healthy
+from tests.live import (
+    ServerNotReady,
+    free_port,
+    migrate,
+    start_server,
+    stop_server,
+    wait_until_healthy,
+)
 from tests.support import PASSWORD, assert_error, log_in, sign_up
 
 # redis_url (conftest) skips without a reachable Redis, and fails instead under CI=true.
@@ -60,6 +67,7 @@ def two_servers(
     """Clients of a FastAPI and a Flask server, started together, stopped (groups and all)
     on the way out."""
     env = server_env(workdir / "shared.db", redis_url)
+    migrate(env)
     with ExitStack() as stack:
         started = []
         for app in APPS:

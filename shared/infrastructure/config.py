@@ -56,7 +56,6 @@ class Settings(BaseSettings):
     # SELECT each, fewer than one in flight per worker on average even at 2k requests/s. More
     # connections only add PostgreSQL backends competing for the same cores (bench/README.md).
     db_read_pool_size: int = Field(default=4, ge=1, le=500)
-    create_tables: bool = True
 
     jwt_issuer: str = "authtwin"
     jwt_audience: str = "authtwin-api"

@@ -5,15 +5,29 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
 
-from sqlalchemy import URL, DateTime, Engine, create_engine, event, exc, make_url
+from sqlalchemy import URL, DateTime, Engine, MetaData, create_engine, event, exc, make_url
 from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+# Every constraint and index gets a name derived from its table and columns. Left unnamed,
+# each database names them its own way (PostgreSQL ``users_email_key``, SQLite nothing at
+# all), and a migration that drops or alters one could not say which. SQLite's batch mode
+# (shared/migrations/env.py) copies a table to change it, and needs the names to do so.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
 
 class Base(DeclarativeBase):
     """Every table of the service."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
 def utcnow() -> datetime:
@@ -174,15 +188,3 @@ def retry_once_if_disconnected_async(
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     # Objects stay readable after commit: services return them to be serialised.
     return sessionmaker(engine, expire_on_commit=False)
-
-
-def create_tables(engine: Engine, *, attempts: int = 5) -> None:
-    """Create missing tables. Workers starting together race table by table (one creates
-    ``users`` while another checks it), so each attempt resumes where the last one lost."""
-    for attempt in range(attempts):
-        try:
-            Base.metadata.create_all(engine)
-            return
-        except exc.DBAPIError:
-            if attempt == attempts - 1:
-                raise
