@@ -23,6 +23,10 @@ WORKERS = 2
 FLASK_THREADS = 8
 BACKLOG = 4096
 KEEP_ALIVE_SECONDS = 75
+GRACEFUL_SHUTDOWN_SECONDS = 10
+LIMIT_REQUEST_LINE = 4094
+LIMIT_REQUEST_FIELDS = 100
+LIMIT_REQUEST_FIELD_SIZE = 8190
 
 # app name -> (server, import string)
 APPS = {
@@ -33,7 +37,9 @@ APPS = {
 }
 
 
-def command(app: str, port: int, workers: int = WORKERS) -> list[str]:
+def command(
+    app: str, port: int, workers: int = WORKERS, graceful_seconds: int = GRACEFUL_SHUTDOWN_SECONDS
+) -> list[str]:
     """The production command line of ``app`` on 127.0.0.1:``port``."""
     server, target = APPS[app]
     if server == "uvicorn":
@@ -42,6 +48,8 @@ def command(app: str, port: int, workers: int = WORKERS) -> list[str]:
             "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
             "--backlog", str(BACKLOG), "--timeout-keep-alive", str(KEEP_ALIVE_SECONDS),
             "--no-server-header", "--no-proxy-headers", "--no-access-log",
+            "--http", "deploy.uvicorn_protocol:LimitedHttpToolsProtocol",
+            "--timeout-graceful-shutdown", str(graceful_seconds),
         ]  # fmt: skip
     return [
         sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
@@ -50,7 +58,11 @@ def command(app: str, port: int, workers: int = WORKERS) -> list[str]:
         # must all fit on the workers there are.
         "--worker-connections", "2000",
         "--backlog", str(BACKLOG), "--keep-alive", str(KEEP_ALIVE_SECONDS),
-        "--timeout", "120",
+        "--timeout", "120", "--graceful-timeout", str(graceful_seconds),
+        "--limit-request-line", str(LIMIT_REQUEST_LINE),
+        "--limit-request-fields", str(LIMIT_REQUEST_FIELDS),
+        "--limit-request-field_size", str(LIMIT_REQUEST_FIELD_SIZE),
+        "--config", "python:deploy.gunicorn_conf",
         # Not the shared $HOME/.gunicorn/gunicorn.ctl, where one gunicorn deletes another's
         # socket: nothing here uses the control interface (tests/test_server_commands.py).
         "--no-control-socket", target,
