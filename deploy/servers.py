@@ -53,7 +53,8 @@ def command(
         ]  # fmt: skip
     return [
         sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
-        "--workers", str(workers), "--worker-class", "gthread", "--threads", str(FLASK_THREADS),
+        "--workers", str(workers), "--threads", str(FLASK_THREADS),
+        "--worker-class", "deploy.gunicorn_worker.DrainingThreadWorker",  # gthread, see there
         # gthread holds at most this many connections per worker; the ramp's 2000 users
         # must all fit on the workers there are.
         "--worker-connections", "2000",

@@ -14,10 +14,16 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from subprocess import Popen
 
 import pytest
 
-from deploy.servers import LIMIT_REQUEST_FIELD_SIZE, LIMIT_REQUEST_FIELDS, LIMIT_REQUEST_LINE
+from deploy.servers import (
+    LIMIT_REQUEST_FIELD_SIZE,
+    LIMIT_REQUEST_FIELDS,
+    LIMIT_REQUEST_LINE,
+    WORKERS,
+)
 from deploy.servers import command as production_command
 from tests.live import free_port, production_env, serve, stop_server, wait_until_healthy
 
@@ -229,15 +235,15 @@ def test_clients_trickling_their_requests_do_not_starve_the_others(
 GRACE_SECONDS = 2
 
 
-@pytest.mark.parametrize("app", APPS)
-def test_a_stalled_client_does_not_hold_the_shutdown_past_the_grace_period(
-    app: str, tmp_path: Path
-) -> None:
+@contextlib.contextmanager
+def stopping_server(app: str, workdir: Path, workers: int) -> Iterator[tuple[Popen[bytes], int]]:
+    """A server sent SIGTERM while a client is halfway through a request body; yields the
+    server process and its port, with that client still connected."""
     port = free_port()
-    with (tmp_path / "server.log").open("wb") as log:
+    with (workdir / "server.log").open("wb") as log:
         server = subprocess.Popen(  # noqa: S603 — our own interpreter and servers
-            production_command(app, port, workers=1, graceful_seconds=GRACE_SECONDS),
-            env=production_env(tmp_path / "server.db"),
+            production_command(app, port, workers, graceful_seconds=GRACE_SECONDS),
+            env=production_env(workdir / "server.db"),
             stdout=log,
             stderr=log,
             start_new_session=True,
@@ -248,11 +254,45 @@ def test_a_stalled_client_does_not_hold_the_shutdown_past_the_grace_period(
             stalled.sendall(post(b"/api/v1/auth/login", b"x" * 100)[:-50])  # half the body
             with connect(port) as other:  # the server has read what came before
                 assert exchange(other, HEALTH) is not None
-            started = time.monotonic()
             os.kill(server.pid, signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                server.wait(timeout=GRACE_SECONDS + 4)
-            assert server.returncode is not None, "still running"
-            assert time.monotonic() - started < GRACE_SECONDS + 4
+            yield server, port
     finally:
         stop_server(server)
+
+
+class StillAccepting(AssertionError):
+    pass
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_a_stopping_server_refuses_new_connections_and_exits_within_the_grace_period(
+    app: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """A connection the server will never accept must be refused before the client sends a
+    request on it: reset later, the client cannot know whether its POST ran. And a client
+    stalled mid-body holds the shutdown no longer than the grace period."""
+    if app == "fastapi":
+        request.applymarker(
+            pytest.mark.xfail(
+                strict=True,
+                raises=StillAccepting,
+                reason="with --workers 2, uvicorn's supervisor process keeps the listening "
+                "socket open until its workers have exited, and has no setting to close it "
+                "earlier: only a front that stops routing to the server first avoids it",
+            )
+        )
+    with stopping_server(app, tmp_path, workers=WORKERS) as (server, port):
+        started = time.monotonic()
+        refused = False
+        while not refused and time.monotonic() - started < 1.5 and server.poll() is None:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            except ConnectionRefusedError:
+                refused = server.poll() is None  # while it still drains the stalled client
+            time.sleep(0.05)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            server.wait(timeout=GRACE_SECONDS + 4)
+        assert server.returncode is not None, "still running"
+        assert time.monotonic() - started < GRACE_SECONDS + 4
+    if not refused:
+        raise StillAccepting("new connections were still accepted 1.5 s after SIGTERM")
