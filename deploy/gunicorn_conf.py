@@ -1,10 +1,16 @@
 """What the Flask twin's gunicorn needs beyond its command-line settings (deploy/servers.py
-passes ``--config python:deploy.gunicorn_conf``): one server hook and one override, each for
-a behaviour gunicorn 27 has no setting for. tests/test_server_hardening.py pins both.
+passes ``--config python:deploy.gunicorn_conf``): one server hook and two overrides, each for
+a behaviour gunicorn 27 has no setting for. tests/test_server_hardening.py pins all three.
+
+The overrides replace gunicorn functions when gunicorn loads this module, in the arbiter,
+before any worker forks: the last resort, each a few lines, each named where it is made.
 """
 
+import json
+from http import HTTPStatus
 from typing import Any
 
+from gunicorn import util
 from gunicorn.http import wsgi
 
 # gunicorn drains at most this much of a body the application left unread before reusing the
@@ -44,3 +50,19 @@ def _default_headers_without_server(self: Any) -> list[str]:
 # advice, an application Server header, would be sent as a second one. This wraps the one
 # method that writes the head's server lines; it runs in the arbiter, before workers fork.
 wsgi.Response.default_headers = _default_headers_without_server
+
+
+def _write_json_error(sock: Any, status_int: int, reason: str, _mesg: str) -> None:
+    """The contract's ``{"detail": <reason phrase>}`` where gunicorn writes an HTML page, for a
+    request it refuses itself (431, 414, 400...), as deploy/uvicorn_protocol.py does for
+    uvicorn. ``_mesg``, gunicorn's explanation, is in its log already."""
+    body = json.dumps({"detail": HTTPStatus(status_int).phrase}).encode()
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    util.write_nonblock(sock, head.encode("latin-1") + body)
+
+
+# gunicorn.workers.base.Worker.handle_error, its one caller, looks it up on the module.
+util.write_error = _write_json_error

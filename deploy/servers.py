@@ -15,6 +15,25 @@ crowd of clients is served or refused are set on both, for the same reasons:
 Flask runs on gunicorn's ``gthread`` worker: threads let one worker overlap what releases
 the GIL (argon2 hashing, database round trips) and keep connections alive, which the
 ``sync`` worker cannot. ``gevent`` would need the database drivers patched to cooperate.
+
+Each server also stands on its own, without the nginx front (tests/test_server_hardening.py):
+
+- the same limits on a request head, gunicorn's defaults, stated here so that both twins
+  share them: a request line of ``LIMIT_REQUEST_LINE`` bytes (414 over it),
+  ``LIMIT_REQUEST_FIELDS`` header lines of ``LIMIT_REQUEST_FIELD_SIZE`` bytes each (431 over
+  them). uvicorn's httptools has no limit at all (a 64 MiB header was read whole):
+  deploy/uvicorn_protocol.py applies these.
+- a graceful shutdown of at most ``GRACEFUL_SHUTDOWN_SECONDS``: on SIGTERM both stop
+  accepting, finish the requests they hold and close what is still open after it (a client
+  trickling a body held uvicorn, which has no default, for ever; gunicorn's is 30 s).
+  gunicorn's worker refuses new connections at once (deploy/gunicorn_worker.py).
+- no ``Server`` banner, the contract's JSON for the errors the servers answer themselves,
+  and ``Connection: close`` before a body gunicorn could not drain (deploy/gunicorn_conf.py).
+
+What no server setting fixes, the nginx front does: gunicorn's threads read a request with
+no deadline, so a few dozen clients trickling their requests hold them all; and uvicorn's
+``--workers`` supervisor keeps the listening socket open while its workers drain, so a
+connection made then is left unanswered, and reset when they exit.
 """
 
 import sys

@@ -6,6 +6,7 @@ The servers run the command lines of deploy/servers.py, one worker process each.
 """
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -13,6 +14,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http import HTTPStatus
 from pathlib import Path
 from subprocess import Popen
 
@@ -99,7 +101,8 @@ def health_with(*header_lines: bytes, target: bytes = b"/api/v1/health") -> byte
     return b"\r\n".join([b"GET " + target + b" HTTP/1.1", b"Host: test", *header_lines, b"", b""])
 
 
-HEADER_LIMITS = {
+REFUSED_HEADS = {
+    "not HTTP": (b"HELLO THERE\r\n\r\n", 400),
     "request line over the limit": (
         health_with(target=b"/api/v1/health?q=" + b"a" * LIMIT_REQUEST_LINE),
         414,
@@ -116,15 +119,17 @@ HEADER_LIMITS = {
 }
 
 
-@pytest.mark.parametrize("case", HEADER_LIMITS)
-def test_a_head_over_the_limits_is_refused_and_the_connection_closed(
+@pytest.mark.parametrize("case", REFUSED_HEADS)
+def test_a_head_unparsable_or_over_the_limits_is_refused_in_json_and_the_connection_closed(
     server: tuple[str, int], case: str
 ) -> None:
-    request, status = HEADER_LIMITS[case]
+    request, status = REFUSED_HEADS[case]
     with connect(server[1]) as sock:
         answer = exchange(sock, request)
         assert answer is not None
         assert (answer.status, answer.headers.get("connection")) == (status, "close")
+        assert answer.headers.get("content-type") == "application/json"
+        assert json.loads(answer.body) == {"detail": HTTPStatus(status).phrase}
         assert closed_by_server(sock)
 
 
