@@ -43,8 +43,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         if self.head_bytes is not None:
-            # May include the end of a previous pipelined request's body: a pipelined
-            # request behind a large body could be refused early. Clients do not pipeline.
+            # May count a body that came in the same read as its head: a read is at most
+            # 256 KiB (asyncio and uvloop), under MAX_HEAD_BYTES, and the count restarts
+            # with the next request, so a head within the limits is never refused.
             self.head_bytes += len(data)
             if self.head_bytes > MAX_HEAD_BYTES:
                 self.refuse(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE)

@@ -146,6 +146,15 @@ def test_a_head_within_the_limits_is_served(server: tuple[str, int]) -> None:
             assert answer.status == 200
 
 
+def test_a_large_body_does_not_count_as_head(server: tuple[str, int]) -> None:
+    """Near the body limit (1 MiB), and larger than any single read of the server."""
+    body = b'{"email": "a@example.com", "password": "%s"}' % (b"x" * 1_000_000)
+    with connect(server[1]) as sock:
+        answer = exchange(sock, post(b"/api/v1/auth/signup", body))
+        assert answer is not None
+        assert answer.status == 422
+
+
 def test_a_head_that_never_ends_is_not_read_for_ever(server: tuple[str, int]) -> None:
     """Headers of 8 KiB each, past what the limits allow in all: refused, never stored."""
     endless = health_with()[:-2] + b"".join(
