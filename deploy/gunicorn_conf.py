@@ -56,7 +56,7 @@ def _write_json_error(sock: Any, status_int: int, reason: str, _mesg: str) -> No
     """The contract's ``{"detail": <reason phrase>}`` where gunicorn writes an HTML page, for a
     request it refuses itself (431, 414, 400...), as deploy/uvicorn_protocol.py does for
     uvicorn. ``_mesg``, gunicorn's explanation, is in its log already."""
-    body = json.dumps({"detail": HTTPStatus(status_int).phrase}).encode()
+    body = json.dumps({"detail": HTTPStatus(status_int).phrase}, separators=(",", ":")).encode()
     head = (
         f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
         f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"

@@ -90,7 +90,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         """``{"detail": <reason phrase>}`` with ``status``, and the connection closed."""
         if self.transport.is_closing():
             return
-        body = json.dumps({"detail": status.phrase}).encode()
+        body = json.dumps({"detail": status.phrase}, separators=(",", ":")).encode()
         head = [f"HTTP/1.1 {status.value} {status.phrase}".encode()]
         head += [name + b": " + value for name, value in self.server_state.default_headers]
         head += [
