@@ -1,18 +1,19 @@
 """uvicorn's httptools protocol with gunicorn's limits on a request head (``--http`` names it).
 
-uvicorn with httptools sets no limit: a single header of 64 MiB was read whole (the worker
-grew by 120 MiB, and four such requests stalled ``/health`` 3.6 s). uvicorn's own limit,
-``--h11-max-incomplete-event-size``, exists only on its h11 protocol, several times slower
-under load, and answers 400 in plain text. This subclass keeps httptools and applies the
-limits gunicorn applies to the Flask twin (deploy/servers.py), with gunicorn's statuses: 414
-for a request line over ``LIMIT_REQUEST_LINE``, 431 for a header line over
-``LIMIT_REQUEST_FIELD_SIZE`` or more than ``LIMIT_REQUEST_FIELDS`` headers. It also stops
+uvicorn with httptools sets no limit: a single header of 64 MiB was read whole (four such
+requests at once took a worker from 87 to over 247 MiB, and ``/health`` went unanswered for
+15 s). uvicorn's own limit, ``--h11-max-incomplete-event-size``, exists only on its h11
+protocol, a parser in pure Python, and answers 400 in plain text. This subclass keeps
+httptools and applies the limits gunicorn applies to the Flask twin (deploy/servers.py), with
+gunicorn's statuses: 414 for a request line over ``LIMIT_REQUEST_LINE``, 431 for a header
+line over ``LIMIT_REQUEST_FIELD_SIZE`` or more than ``LIMIT_REQUEST_FIELDS`` headers. It also stops
 reading a head once it is longer than those limits allow in all, so memory stays bounded
 while httptools is still assembling a header. Its answers are the contract's JSON, and so
 is uvicorn's 400 for a request it cannot parse.
 
-It overrides three parser callbacks and ``send_400_response``, the one place uvicorn
-answers a request it cannot parse; tests/test_server_hardening.py pins the behaviour.
+It extends ``data_received``, four of httptools' callbacks, and replaces
+``send_400_response``, where uvicorn answers a request it cannot parse: uvicorn's protocol
+is not a documented API, so tests/test_server_hardening.py pins the behaviour.
 """
 
 import json
