@@ -26,11 +26,15 @@ $(STAMP): pyproject.toml
 migrate: install  ## upgrade the database of the AUTHTWIN_* settings to the code's schema
 	$(BIN)/authtwin migrate
 
+# The hardening of deploy/servers.py (head limits, graceful shutdown, no banner; see there).
 run: install  ## the FastAPI twin on SQLite at http://127.0.0.1:8000 (docs at /docs)
-	$(BIN)/uvicorn --factory fastapi_app:create_app --host 127.0.0.1 --port 8000 --no-server-header --no-proxy-headers
+	$(BIN)/uvicorn --factory fastapi_app:create_app --host 127.0.0.1 --port 8000 --no-server-header --no-proxy-headers \
+		--http deploy.uvicorn_protocol:LimitedHttpToolsProtocol --timeout-graceful-shutdown 10
 
 run-flask: install  ## the Flask twin on SQLite at http://127.0.0.1:5000, under gunicorn
-	$(BIN)/gunicorn --bind 127.0.0.1:5000 --workers 1 --no-control-socket 'flask_app:create_app()'
+	$(BIN)/gunicorn --bind 127.0.0.1:5000 --workers 1 --no-control-socket --graceful-timeout 10 \
+		--limit-request-line 4094 --limit-request-fields 100 --limit-request-field_size 8190 \
+		--config python:deploy.gunicorn_conf 'flask_app:create_app()'
 
 # Development servers: each twin restarted when its code changes. AUTHTWIN_ENV is set rather
 # than left to its default, so a change of default cannot make them refuse to start for want

@@ -15,6 +15,25 @@ crowd of clients is served or refused are set on both, for the same reasons:
 Flask runs on gunicorn's ``gthread`` worker: threads let one worker overlap what releases
 the GIL (argon2 hashing, database round trips) and keep connections alive, which the
 ``sync`` worker cannot. ``gevent`` would need the database drivers patched to cooperate.
+
+Each server also stands on its own, without the nginx front (tests/test_server_hardening.py):
+
+- the same limits on a request head, gunicorn's defaults, stated here so that both twins
+  share them: a request line of ``LIMIT_REQUEST_LINE`` bytes (414 over it),
+  ``LIMIT_REQUEST_FIELDS`` header lines of ``LIMIT_REQUEST_FIELD_SIZE`` bytes each (431 over
+  them). uvicorn's httptools has no limit at all (a 64 MiB header was read whole):
+  deploy/uvicorn_protocol.py applies these.
+- a graceful shutdown of at most ``GRACEFUL_SHUTDOWN_SECONDS``: on SIGTERM both stop
+  accepting, finish the requests they hold and close what is still open after it (a client
+  trickling a body held uvicorn, which has no default, for ever; gunicorn's is 30 s).
+  gunicorn's worker refuses new connections at once (deploy/gunicorn_worker.py).
+- no ``Server`` banner, the contract's JSON for the errors the servers answer themselves,
+  and ``Connection: close`` before a body gunicorn could not drain (deploy/gunicorn_conf.py).
+
+What no server setting fixes, the nginx front does: gunicorn's threads read a request with
+no deadline, so a few dozen clients trickling their requests hold them all; and uvicorn's
+``--workers`` supervisor keeps the listening socket open while its workers drain, so a
+connection made then is left unanswered, and reset when they exit.
 """
 
 import subprocess
@@ -25,6 +44,10 @@ WORKERS = 2
 FLASK_THREADS = 8
 BACKLOG = 4096
 KEEP_ALIVE_SECONDS = 75
+GRACEFUL_SHUTDOWN_SECONDS = 10
+LIMIT_REQUEST_LINE = 4094
+LIMIT_REQUEST_FIELDS = 100
+LIMIT_REQUEST_FIELD_SIZE = 8190
 
 # app name -> (server, import string)
 APPS = {
@@ -36,7 +59,12 @@ APPS = {
 
 
 def command(
-    app: str, port: int, workers: int = WORKERS, *, flask_worker: str = "gthread"
+    app: str,
+    port: int,
+    workers: int = WORKERS,
+    *,
+    graceful_seconds: int = GRACEFUL_SHUTDOWN_SECONDS,
+    flask_worker: str = "gthread",
 ) -> list[str]:
     """The production command line of ``app`` on 127.0.0.1:``port``.
 
@@ -50,12 +78,14 @@ def command(
             "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
             "--backlog", str(BACKLOG), "--timeout-keep-alive", str(KEEP_ALIVE_SECONDS),
             "--no-server-header", "--no-proxy-headers", "--no-access-log",
+            "--http", "deploy.uvicorn_protocol:LimitedHttpToolsProtocol",
+            "--timeout-graceful-shutdown", str(graceful_seconds),
         ]  # fmt: skip
     if flask_worker == "gthread":
-        # gthread holds at most --worker-connections per worker; the ramp's 2000 users must
-        # all fit on the workers there are.
-        worker = ["--worker-class", "gthread", "--threads", str(FLASK_THREADS),
-                  "--worker-connections", "2000"]  # fmt: skip
+        # gthread, see deploy/gunicorn_worker.py. It holds at most --worker-connections per
+        # worker; the ramp's 2000 users must all fit on the workers there are.
+        worker = ["--worker-class", "deploy.gunicorn_worker.DrainingThreadWorker",
+                  "--threads", str(FLASK_THREADS), "--worker-connections", "2000"]  # fmt: skip
     elif flask_worker == "sync":
         worker = ["--worker-class", "sync"]
     else:
@@ -64,7 +94,11 @@ def command(
         sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
         "--workers", str(workers), *worker,
         "--backlog", str(BACKLOG), "--keep-alive", str(KEEP_ALIVE_SECONDS),
-        "--timeout", "120",
+        "--timeout", "120", "--graceful-timeout", str(graceful_seconds),
+        "--limit-request-line", str(LIMIT_REQUEST_LINE),
+        "--limit-request-fields", str(LIMIT_REQUEST_FIELDS),
+        "--limit-request-field_size", str(LIMIT_REQUEST_FIELD_SIZE),
+        "--config", "python:deploy.gunicorn_conf",
         # Not the shared $HOME/.gunicorn/gunicorn.ctl, where one gunicorn deletes another's
         # socket: nothing here uses the control interface (tests/test_server_commands.py).
         "--no-control-socket", target,

@@ -1,0 +1,103 @@
+"""uvicorn's httptools protocol with gunicorn's limits on a request head (``--http`` names it).
+
+uvicorn with httptools sets no limit: a single header of 64 MiB was read whole (four such
+requests at once took a worker from 87 to over 247 MiB, and ``/health`` went unanswered for
+15 s). uvicorn's own limit, ``--h11-max-incomplete-event-size``, exists only on its h11
+protocol, a parser in pure Python, and answers 400 in plain text. This subclass keeps
+httptools and applies the limits gunicorn applies to the Flask twin (deploy/servers.py), with
+gunicorn's statuses: 414 for a request line over ``LIMIT_REQUEST_LINE``, 431 for a header
+line over ``LIMIT_REQUEST_FIELD_SIZE`` or more than ``LIMIT_REQUEST_FIELDS`` headers. It also stops
+reading a head once it is longer than those limits allow in all, so memory stays bounded
+while httptools is still assembling a header. Its answers are the contract's JSON, and so
+is uvicorn's 400 for a request it cannot parse.
+
+It extends ``data_received``, four of httptools' callbacks, and replaces
+``send_400_response``, where uvicorn answers a request it cannot parse: uvicorn's protocol
+is not a documented API, so tests/test_server_hardening.py pins the behaviour.
+"""
+
+import json
+from http import HTTPStatus
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from deploy.servers import LIMIT_REQUEST_FIELD_SIZE, LIMIT_REQUEST_FIELDS, LIMIT_REQUEST_LINE
+
+# The most a head can take within the limits: the request line, every header line and its
+# CRLF, the blank line. Counted on the bytes received, so a header httptools is still
+# assembling counts too.
+MAX_HEAD_BYTES = LIMIT_REQUEST_LINE + LIMIT_REQUEST_FIELDS * (LIMIT_REQUEST_FIELD_SIZE + 2) + 4
+
+
+class HeadTooLarge(Exception):
+    def __init__(self, status: HTTPStatus) -> None:
+        super().__init__(status.phrase)
+        self.status = status
+
+
+class LimitedHttpToolsProtocol(HttpToolsProtocol):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.head_bytes: int | None = 0  # None once the head is complete
+        self.refusal = HTTPStatus.BAD_REQUEST  # the status of a head httptools rejects
+
+    def data_received(self, data: bytes) -> None:
+        if self.head_bytes is not None:
+            # May count a body that came in the same read as its head: a read is at most
+            # 256 KiB (asyncio and uvloop), under MAX_HEAD_BYTES, and the count restarts
+            # with the next request, so a head within the limits is never refused.
+            self.head_bytes += len(data)
+            if self.head_bytes > MAX_HEAD_BYTES:
+                self.refuse(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE)
+                return
+        # httptools wraps an exception raised in a callback in HttpParserCallbackError,
+        # which the base class answers with send_400_response: the refusal is sent there.
+        super().data_received(data)
+
+    def on_url(self, url: bytes) -> None:
+        super().on_url(url)
+        # gunicorn measures the request line, "GET /path HTTP/1.1"
+        if (
+            len(self.parser.get_method()) + len(self.url) + len(" HTTP/1.1") + 1
+            > LIMIT_REQUEST_LINE
+        ):
+            raise self.refused(HTTPStatus.REQUEST_URI_TOO_LONG)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        # gunicorn measures the line with its CRLF, "Name: value\r\n"
+        if len(name) + len(value) + 4 > LIMIT_REQUEST_FIELD_SIZE:
+            raise self.refused(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE)
+        if len(self.headers) >= LIMIT_REQUEST_FIELDS:
+            raise self.refused(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE)
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self.head_bytes = None
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self.head_bytes = 0  # the next request's head starts
+
+    def refused(self, status: HTTPStatus) -> HeadTooLarge:
+        self.refusal = status
+        return HeadTooLarge(status)
+
+    def send_400_response(self, msg: str) -> None:
+        self.refuse(self.refusal)
+
+    def refuse(self, status: HTTPStatus) -> None:
+        """``{"detail": <reason phrase>}`` with ``status``, and the connection closed."""
+        if self.transport.is_closing():
+            return
+        body = json.dumps({"detail": status.phrase}, separators=(",", ":")).encode()
+        head = [f"HTTP/1.1 {status.value} {status.phrase}".encode()]
+        head += [name + b": " + value for name, value in self.server_state.default_headers]
+        head += [
+            b"content-type: application/json",
+            b"content-length: " + str(len(body)).encode(),
+            b"connection: close",
+        ]
+        self.transport.write(b"\r\n".join(head) + b"\r\n\r\n" + body)
+        self.transport.close()
