@@ -24,6 +24,7 @@ from deploy.servers import (
     LIMIT_REQUEST_FIELD_SIZE,
     LIMIT_REQUEST_FIELDS,
     LIMIT_REQUEST_LINE,
+    migrate,
 )
 from deploy.servers import command as production_command
 from tests.live import free_port, production_env, serve, stop_server, wait_until_healthy
@@ -220,10 +221,12 @@ def stopping_server(app: str, workdir: Path, workers: int) -> Iterator[tuple[Pop
     """A server sent SIGTERM while a client is halfway through a request body; yields the
     server process and its port, with that client still connected."""
     port = free_port()
+    env = production_env(workdir / "server.db")
+    migrate(env)
     with (workdir / "server.log").open("wb") as log:
         server = subprocess.Popen(  # noqa: S603 — our own interpreter and servers
             production_command(app, port, workers, graceful_seconds=GRACE_SECONDS),
-            env=production_env(workdir / "server.db"),
+            env=env,
             stdout=log,
             stderr=log,
             start_new_session=True,
