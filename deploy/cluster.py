@@ -232,26 +232,26 @@ _CREATE_TABLES_ONCE = (
 def migrate(env: Mapping[str, str], log_path: Path) -> None:
     """``authtwin migrate``, once, before any replica starts (two replicas migrating at once
     is what the migration lock is for, not something to rely on at every start)."""
-    cli = [sys.executable, "-m", "shared.cli"]
-    probe = subprocess.run(  # noqa: S603
-        [*cli, "migrate", "--help"], env=env, capture_output=True, check=False
+    if _run_logged([sys.executable, "-m", "shared.cli", "migrate"], env, log_path) == 0:
+        return
+    output = log_path.read_text(encoding="utf-8", errors="replace")
+    if "invalid choice: 'migrate'" not in output:
+        raise ClusterError(f"the migration failed:\n{output}")
+    print(
+        "deploy.cluster: `authtwin migrate` does not exist in this version; "
+        "creating the tables once instead, before the replicas start",
+        file=sys.stderr,
     )
-    if probe.returncode == 0:
-        step = [*cli, "migrate"]
-    else:
-        print(
-            "deploy.cluster: `authtwin migrate` does not exist in this version; "
-            "creating the tables once instead, before the replicas start",
-            file=sys.stderr,
-        )
-        step = [sys.executable, "-c", _CREATE_TABLES_ONCE]
-    with log_path.open("wb") as log:
-        result = subprocess.run(  # noqa: S603
-            step, env=env, stdout=log, stderr=log, check=False, timeout=STARTUP_SECONDS
-        )
-    if result.returncode != 0:
+    if _run_logged([sys.executable, "-c", _CREATE_TABLES_ONCE], env, log_path) != 0:
         output = log_path.read_text(encoding="utf-8", errors="replace")
-        raise ClusterError(f"the migration failed ({result.returncode}):\n{output}")
+        raise ClusterError(f"creating the tables failed:\n{output}")
+
+
+def _run_logged(step: list[str], env: Mapping[str, str], log_path: Path) -> int:
+    with log_path.open("wb") as log:
+        return subprocess.run(  # noqa: S603 — our own interpreter
+            step, env=env, stdout=log, stderr=log, check=False, timeout=STARTUP_SECONDS
+        ).returncode
 
 
 LOCAL_DATABASE = "postgresql+psycopg://postgres@127.0.0.1:5432/authtwin"

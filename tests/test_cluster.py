@@ -36,7 +36,13 @@ from tests.live import free_port, production_env
 from tests.support import PASSWORD, assert_error, assert_unauthorized, sign_up
 
 # redis_url (conftest) skips without a reachable Redis, and fails instead under CI=true.
-pytestmark = [pytest.mark.in_process, pytest.mark.usefixtures("redis_url")]
+# xdist_group: under `pytest -n 2 --dist loadgroup` (make test) one worker runs this whole
+# module, so one cluster is started, not one per worker.
+pytestmark = [
+    pytest.mark.in_process,
+    pytest.mark.usefixtures("redis_url"),
+    pytest.mark.xdist_group("cluster"),
+]
 
 RATE_LIMIT = 10  # per minute, per address, per operation (login here)
 MAX_FAILURES = 4
