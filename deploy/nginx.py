@@ -61,9 +61,19 @@ def local_values(
         "LISTEN_ADDRESS": "127.0.0.1",
         "FASTAPI_PORT": str(ports["fastapi"]),
         "FLASK_PORT": str(ports["flask"]),
-        "FASTAPI_SERVERS": " ".join(f"server {address};" for address in upstreams["fastapi"]),
-        "FLASK_SERVERS": " ".join(f"server {address};" for address in upstreams["flask"]),
+        "FASTAPI_SERVERS": upstream_servers(upstreams["fastapi"]),
+        "FLASK_SERVERS": upstream_servers(upstreams["flask"]),
     }
+
+
+def upstream_servers(addresses: Iterable[str]) -> str:
+    """An upstream block's ``server`` lines. ``max_fails=0``: nginx never sets a replica aside
+    for failing. Its default (one failure: out for 10 s) let any client do that: a request
+    whose body a replica answers without reading (a 415) can end in a reset while nginx is
+    still sending it, and two such requests left the Flask twin with no replica, all 502s.
+    A replica that is really down refuses the connection at once, and nginx goes on to the
+    next (a refused connection sent nothing, so this holds for a POST too)."""
+    return " ".join(f"server {address} max_fails=0;" for address in addresses)
 
 
 def command(config: Path, *, test: bool = False) -> list[str]:

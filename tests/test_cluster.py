@@ -162,9 +162,11 @@ def test_an_error_sent_before_the_body_was_read_spoils_no_later_request(
     cluster: Cluster, app_name: str
 ) -> None:
     """gunicorn answers some errors (here a 404, and a 415 or, once this address's limit is
-    spent, a 429) without reading the body, yet keeps the connection: nginx must not send
-    the next request down it (the flask upstream in deploy/nginx.conf.template). With the
-    connection kept alive, a 502 came within 6 to 26 rounds."""
+    spent, a 429) without reading the body. Kept alive, the connection carried the unread
+    body into the next request (a 502 within 6 to 26 rounds); closed, the close can reset
+    nginx's upload, which with nginx's default max_fails set the replica aside: two such
+    requests and the twin had none left (a 502 within 11 to 20 rounds). See upstream_servers
+    in deploy/nginx.py and the flask upstream in deploy/nginx.conf.template."""
     spoilers = [  # bodies over nginx's in-memory buffer: spooled to its temporary files
         ("/not-a-route", "application/json", 200_000),  # 404
         ("/auth/login", "text/plain", 300_000),  # 415

@@ -53,7 +53,7 @@ def test_nginx_fills_in_every_placeholder_of_the_clusters_template() -> None:
     assert set(values) == nginx.PLACEHOLDERS
     for app, port in PORTS.items():
         assert values[f"{app.upper()}_PORT"] == str(port)
-        servers = " ".join(f"server {app}-{n}:{port};" for n in (1, 2))
+        servers = nginx.upstream_servers(f"{app}-{n}:{port}" for n in (1, 2))
         assert values[f"{app.upper()}_SERVERS"] == servers
     nginx.render(values)  # every placeholder filled, none left
 
