@@ -10,7 +10,7 @@ export AUTHTWIN_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:543
 # The Redis that throttling counters use on the PostgreSQL targets and the live servers.
 export AUTHTWIN_TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: install wrk migrate run run-flask dev dev-flask test fuzz bench bench-quick contract-fastapi contract-flask openapi compare lint fmt clean
+.PHONY: install wrk nginx migrate cluster run run-flask dev dev-flask test fuzz bench bench-quick contract-fastapi contract-flask openapi compare lint fmt clean
 
 install: $(STAMP)
 
@@ -60,8 +60,10 @@ dev-flask: install  ## the Flask twin on SQLite at http://127.0.0.1:5000, Flask'
 	AUTHTWIN_ENV=development FLASK_SKIP_DOTENV=1 $(BIN)/flask --app flask_app run --debug \
 		--host 127.0.0.1 --port $(DEV_FLASK_PORT)
 
+# --dist loadgroup: a module that starts servers for all its tests (tests/test_cluster.py)
+# runs on one worker; every other test is spread as before.
 test: install  ## in-process: both apps x SQLite and PostgreSQL; then both real servers over HTTP
-	$(BIN)/python -m pytest -n 2
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
 	$(BIN)/python -m tests.live fastapi -q
 	$(BIN)/python -m tests.live flask -q
 
@@ -74,6 +76,21 @@ bench: install wrk  ## both twins under load, SQLite and PostgreSQL (~12 min): b
 
 bench-quick: install wrk  ## one short round on SQLite (~1 min): bench/results/<date>-quick.md
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m bench quick
+
+# Production topology on this machine: nginx in front of two replicas of each twin, sharing
+# PostgreSQL and Redis (AUTHTWIN_DATABASE_URL, AUTHTWIN_REDIS_URL; the local ones by default).
+# Ctrl-C stops it all. CLUSTER_ARGS="--workers 1 --fastapi-port 8080 --flask-port 5080".
+cluster: install nginx  ## nginx + 2 replicas per twin: FastAPI at :8000, Flask at :5000
+	$(BIN)/python -m deploy.cluster $(CLUSTER_ARGS)
+
+# Debian's nginx, and headers-more so that no Server header names it (deploy/nginx.py).
+nginx:
+	@{ command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; } \
+		&& [ -e /usr/lib/nginx/modules/ngx_http_headers_more_filter_module.so ] || { \
+		sudo_="$$([ "$$(id -u)" -eq 0 ] || echo sudo)"; \
+		pkgs="nginx-light libnginx-mod-http-headers-more-filter"; \
+		$$sudo_ apt-get install -y -q $$pkgs >/dev/null \
+		|| { $$sudo_ apt-get update -q >/dev/null && $$sudo_ apt-get install -y -q $$pkgs >/dev/null; }; }
 
 wrk:  ## the load generator for throughput ceilings, from Debian's packages
 	@command -v wrk >/dev/null || { \

@@ -1,0 +1,70 @@
+"""docker-compose.yml is the topology tests/test_cluster.py runs, in containers.
+
+No Docker engine here, so the file is read rather than run: its replicas must run the
+production command lines of deploy/servers.py (which the cluster, the live tests and the
+benchmark run), its nginx the template the cluster renders, with every placeholder given,
+and its wiring the cluster's: a migration before any replica, nothing but nginx published,
+and X-Forwarded-For trusted from nginx alone.
+"""
+
+import re
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from deploy import nginx
+from deploy.cluster import REPLICA_WORKERS
+from deploy.servers import command
+
+COMPOSE = Path(__file__).resolve().parent.parent / "docker-compose.yml"
+PORTS = {"fastapi": 8000, "flask": 5000}
+REPLICAS = [f"{app}-{n}" for app in PORTS for n in (1, 2)]
+
+
+def services() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+    found: dict[str, Any] = loaded["services"]
+    return found
+
+
+def in_container(argv: list[str]) -> list[str]:
+    """deploy/servers.py's command as the image runs it: the server's own script, and every
+    interface of the container rather than the host's loopback."""
+    assert argv[:2] == [sys.executable, "-m"]
+    return [arg.replace("127.0.0.1", "0.0.0.0") for arg in argv[2:]]  # noqa: S104
+
+
+def test_the_replicas_run_the_production_command_lines() -> None:
+    for name in REPLICAS:
+        app = name.split("-")[0]
+        expected = in_container(command(app, PORTS[app], REPLICA_WORKERS))
+        assert shlex.split(services()[name]["command"]) == expected, name
+
+
+def test_nginx_fills_in_every_placeholder_of_the_clusters_template() -> None:
+    proxy = services()["nginx"]
+    assert "./deploy/nginx.conf.template:/etc/authtwin/nginx.conf.template:ro" in proxy["volumes"]
+    script = proxy["command"][-1]
+    # `$$` is compose's escape for a literal `$`: envsubst is given `${RUN_DIR} ...`.
+    assert set(re.findall(r"\$\$\{(\w+)\}", script)) == nginx.PLACEHOLDERS
+    values = {name: str(value) for name, value in proxy["environment"].items()}
+    assert set(values) == nginx.PLACEHOLDERS
+    for app, port in PORTS.items():
+        assert values[f"{app.upper()}_PORT"] == str(port)
+        servers = nginx.upstream_servers(f"{app}-{n}:{port}" for n in (1, 2))
+        assert values[f"{app.upper()}_SERVERS"] == servers
+    nginx.render(values)  # every placeholder filled, none left
+
+
+def test_replicas_wait_for_the_migration_and_only_nginx_is_published() -> None:
+    every = services()
+    proxy_address = every["nginx"]["networks"]["backend"]["ipv4_address"]
+    for name in REPLICAS:
+        replica = every[name]
+        assert replica["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+        assert "ports" not in replica, name
+        assert replica["environment"]["AUTHTWIN_TRUSTED_PROXIES"] == f"{proxy_address}/32"
+    assert all(port.startswith("127.0.0.1:") for port in every["nginx"]["ports"])
