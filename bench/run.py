@@ -28,7 +28,7 @@ from bench.loadgen import (
     wrk,
     wrk_command,
 )
-from bench.servers import Server, serve
+from bench.servers import Server, fronted, serve
 from deploy.servers import migrate
 from shared.domain.schemas import TokenPair
 from shared.infrastructure.config import Settings
@@ -36,7 +36,7 @@ from shared.infrastructure.config import Settings
 # Called twins below for brevity; "flask-sync" is the Flask twin under gunicorn's sync worker.
 TWINS = ("fastapi", "flask", "flask-sync")
 FLASK_TWINS = ("flask", "flask-sync")
-SCENARIOS = ("hello", "me", "login", "refresh", "signup", "journey", "ramp")
+SCENARIOS = ("hello", "me", "me-nginx", "login", "refresh", "signup", "journey", "ramp")
 HEALTH = "/api/v1/health"
 
 
@@ -88,6 +88,8 @@ class Stage:
     servers: dict[str, Server]
     settings: dict[str, Settings]
     workdir: Path
+    # Each contender behind nginx (the me-nginx scenario); empty when that is not run.
+    fronts: dict[str, str] = field(default_factory=dict)
 
 
 # A scenario runs one twin once and names what it measured (login also probes /health).
@@ -124,7 +126,12 @@ def run(profile: Profile, workdir: Path, postgres_url: str | None, redis_url: st
             servers = stack.enter_context(serve(contenders, env, workdir))
             if first:
                 _hello(report, {twin: servers[f"{twin}-hello"] for twin in TWINS}, workdir)
-            stage = Stage(database, servers, settings, workdir)
+            fronts = (
+                stack.enter_context(fronted(servers, workdir))
+                if "me-nginx" in profile.scenarios
+                else {}
+            )
+            stage = Stage(database, servers, settings, workdir, fronts)
             for scenario in _scenarios(profile):
                 _interleave(report, stage, scenario)
     return report
@@ -206,6 +213,17 @@ def _scenarios(profile: Profile) -> list[Scenario]:
             "GET /users/me": wrk(url, "get.lua", seconds=seconds, connections=connections, env=env)
         }
 
+    def me_nginx(stage: Stage, twin: str, _round: int) -> dict[str, Sample]:
+        """The same reads through nginx, where the production topology puts each twin."""
+        access = _mint(stage, twin, 1)[0].access_token
+        url = stage.fronts[twin] + "/api/v1/users/me"
+        env = {"BENCH_TOKEN": access}
+        return {
+            "GET /users/me via nginx": wrk(
+                url, "get.lua", seconds=seconds, connections=connections, env=env
+            )
+        }
+
     def login(stage: Stage, twin: str, _round: int) -> dict[str, Sample]:
         """Logins at full load, and meanwhile one client asking for /health 20 times a second."""
         env = {**password, "BENCH_ACCOUNTS": str(_accounts_file(stage.workdir))}
@@ -254,8 +272,9 @@ def _scenarios(profile: Profile) -> list[Scenario]:
         )
         return {f"Locust ramp to {profile.ramp_users} users": sample}
 
-    chosen = [me, login, refresh, signup, journey, ramp]
-    return [scenario for scenario in chosen if scenario.__name__ in profile.scenarios]
+    chosen = {"me": me, "me-nginx": me_nginx, "login": login, "refresh": refresh,
+              "signup": signup, "journey": journey, "ramp": ramp}  # fmt: skip
+    return [chosen[name] for name in SCENARIOS if name in chosen and name in profile.scenarios]
 
 
 def _mint(stage: Stage, twin: str, count: int) -> list[TokenPair]:

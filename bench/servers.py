@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx2
 
+from deploy import nginx
 from deploy.servers import WORKERS, command
 
 STARTUP_SECONDS = 60
@@ -133,3 +134,45 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+
+
+@contextlib.contextmanager
+def fronted(servers: Mapping[str, Server], log_dir: Path) -> Iterator[dict[str, str]]:
+    """Each twin behind nginx, as the production topology puts it (deploy/nginx.conf.template,
+    one server per upstream): ``{contender: nginx URL}``. One nginx per Flask worker class,
+    as the template has one Flask upstream."""
+    fronts: dict[str, str] = {}
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        for flask in ("flask", "flask-sync"):
+            run_dir = log_dir / f"nginx-{flask}"
+            run_dir.mkdir(exist_ok=True)
+            ports = {"fastapi": free_port(), "flask": free_port()}
+            upstreams = {
+                "fastapi": [servers["fastapi"].url.removeprefix("http://")],
+                "flask": [servers[flask].url.removeprefix("http://")],
+            }
+            config = nginx.write_config(run_dir, nginx.local_values(run_dir, ports, upstreams))
+            nginx.check(config)
+            with (run_dir / "nginx.log").open("wb") as log:
+                processes.append(nginx.start(config, log))
+            fronts[flask] = f"http://127.0.0.1:{ports['flask']}"
+            fronts.setdefault("fastapi", f"http://127.0.0.1:{ports['fastapi']}")
+        for url in fronts.values():
+            _wait_for_front(url, processes)
+        yield fronts
+    finally:
+        for process in processes:
+            stop(process)
+
+
+def _wait_for_front(url: str, processes: list[subprocess.Popen[bytes]]) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if any(process.poll() is not None for process in processes):
+            raise RuntimeError(f"nginx exited (logs in {url})")
+        with contextlib.suppress(httpx2.TransportError):
+            if httpx2.get(url + READY_PATHS["fastapi"], timeout=2).status_code == 200:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"nginx at {url} not ready in {STARTUP_SECONDS}s")

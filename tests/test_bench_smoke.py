@@ -52,7 +52,8 @@ def test_every_scenario_drove_both_twins_without_a_failure(smoke_run: Path) -> N
         assert sample["requests"] > 0, f"{where}: no request was answered"
         assert sample["failures"] == 0, f"{where}: {sample['failures']} failed"
         by_scenario.setdefault(result["scenario"], set()).add(result["twin"])
-    assert len(by_scenario) >= 8  # hello, me, login, health, refresh, signup, journey, ramp
+    # hello, me, me via nginx, login, health, refresh, signup, journey, ramp
+    assert len(by_scenario) >= 9
     everyone = {"fastapi", "flask", "flask-sync"}  # Flask under gthread and under sync
     assert all(twins == everyone for twins in by_scenario.values()), by_scenario
 
