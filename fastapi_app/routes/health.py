@@ -1,4 +1,4 @@
-"""/health: can this process reach its database?"""
+"""/health: readiness (database, and Redis when configured); /health/live: liveness."""
 
 from fastapi import APIRouter
 
@@ -14,3 +14,9 @@ async def health(reader: ReaderDep) -> object:
     # async, through the reader: a probe must not queue behind password hashing in the
     # threadpool, or a busy login burst would read as an unhealthy process.
     return await reader.health()
+
+
+@router.get("/health/live", response_model=Health)
+async def live() -> object:
+    # Depends on nothing: a process that answers is alive, whatever its database does.
+    return Health()
