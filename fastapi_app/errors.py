@@ -54,6 +54,7 @@ def allowed_methods(request: Request) -> list[str]:
 
 class UnexpectedErrorMiddleware:
     """A bug: logged once, answered with a bare JSON 500 — as the Flask twin's handler does.
+    A dependency outage (``outage_error``) is not a bug: a 503 and one warning line.
 
     Not ``add_exception_handler(Exception, ...)``: Starlette runs that handler outside every
     middleware too, but then re-raises the error to the server, which logs it a second time,

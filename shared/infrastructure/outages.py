@@ -19,8 +19,9 @@ logger = logging.getLogger("authtwin")
 # intervention (57014 query_canceled — our statement_timeout —, 57P01 admin_shutdown,
 # 57P03 cannot_connect_now while the server starts or recovers).
 OUTAGE_SQLSTATE_CLASSES = frozenset({"08", "53", "57"})
-# SQLite's only "not now": another connection holds the write lock past busy_timeout.
-SQLITE_BUSY = ("database is locked", "database is busy")
+# SQLite's "not now": another connection holds the write lock past busy_timeout, or the
+# file's storage is gone (a volume not mounted, a directory removed or made unreadable).
+SQLITE_UNAVAILABLE = ("database is locked", "database is busy", "unable to open database file")
 
 
 class DatabaseUnreachable(Exception):
@@ -41,7 +42,7 @@ def is_database_outage(error: BaseException) -> bool:
 
 def _is_outage(driver_error: BaseException) -> bool:
     if isinstance(driver_error, sqlite3.OperationalError):
-        return str(driver_error).startswith(SQLITE_BUSY)
+        return str(driver_error).startswith(SQLITE_UNAVAILABLE)
     sqlstate = getattr(driver_error, "sqlstate", None)
     if isinstance(sqlstate, str):
         return sqlstate[:2] in OUTAGE_SQLSTATE_CLASSES
