@@ -22,11 +22,11 @@ from typing import Any
 import httpx2
 import psycopg
 import pytest
-from sqlalchemy import create_engine, exc
+from sqlalchemy import create_engine, exc, text
 
-from shared.infrastructure.db import Base
+from shared.infrastructure.db import Base, make_engine, make_read_engine
 from shared.infrastructure.outages import DatabaseUnreachable, is_database_outage
-from shared.infrastructure.timeouts import CLIENT_MARGIN_SECONDS, ServerTimeout
+from shared.infrastructure.timeouts import CLIENT_MARGIN_SECONDS, DatabaseTimeouts, ServerTimeout
 from tests.clients import APPS
 from tests.conftest import _missing, in_process_settings
 from tests.private_services import (
@@ -215,6 +215,40 @@ def test_a_frozen_database_fails_fast_and_health_answers_meanwhile(
         )
 
 
+@pytest.mark.parametrize("options", ["", "?application_name=authtwin-outages"])
+def test_every_engine_sets_the_servers_statement_timeout(pg: PrivatePostgres, options: str) -> None:
+    timeouts = DatabaseTimeouts(connect=2, pool=1, statement=STATEMENT_TIMEOUT)
+    for engine in (
+        make_engine(pg.url + options, pool_size=1, timeouts=timeouts),
+        make_read_engine(pg.url + options, pool_size=1, timeouts=timeouts),
+    ):
+        with engine.connect() as connection:
+            assert connection.execute(text("SHOW statement_timeout")).scalar() == "3s"
+            name = connection.execute(text("SHOW application_name")).scalar()
+        engine.dispose()
+        assert name == ("authtwin-outages" if options else "")
+
+
+def test_a_frozen_database_fails_fast_through_a_url_with_libpq_options(
+    app_name: str, pg: PrivatePostgres
+) -> None:
+    # With libpq options in the URL, FastAPI reads through psycopg's asyncio mode, not asyncpg.
+    url = pg.url + "?application_name=authtwin-outages"
+    settings = in_process_settings(
+        url,
+        db_connect_timeout_seconds=CONNECT_TIMEOUT,
+        db_statement_timeout_seconds=STATEMENT_TIMEOUT,
+        db_pool_timeout_seconds=STATEMENT_TIMEOUT,
+    )
+    with APPS[app_name](settings) as client:
+        account = sign_up(client)
+        assert client.get("/users/me", headers=account.headers).status_code == 200
+        pg.freeze()
+        started = time.monotonic()
+        assert_unavailable(client.get("/users/me", headers=account.headers))
+        assert time.monotonic() - started < FROZEN_BOUND + SLACK
+
+
 def test_redis_down_is_a_503_with_retry_after_and_readiness_says_so_then_recovers(
     app_name: str, pg: PrivatePostgres, redis_server: PrivateRedis
 ) -> None:
@@ -235,7 +269,8 @@ def test_redis_down_is_a_503_with_retry_after_and_readiness_says_so_then_recover
         assert client.get("/health").status_code == 200
 
 
-def dbapi_error(driver_error: Exception) -> exc.DBAPIError:
+def dbapi_error(driver_error: Exception) -> exc.StatementError:
+    """The error SQLAlchemy raises for ``driver_error`` (a DBAPIError subclass)."""
     return exc.DBAPIError.instance("SELECT 1", None, driver_error, type(driver_error))
 
 

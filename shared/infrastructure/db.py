@@ -14,7 +14,12 @@ from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
 
 from shared.infrastructure.outages import DatabaseUnreachable
-from shared.infrastructure.timeouts import DatabaseTimeouts, ServerTimeout, bounded_connect
+from shared.infrastructure.timeouts import (
+    DatabaseTimeouts,
+    ServerTimeout,
+    bounded_async_connector,
+    bounded_connect,
+)
 
 
 class Base(DeclarativeBase):
@@ -73,7 +78,8 @@ def _engine_options(url: URL, pool_size: int, timeouts: DatabaseTimeouts) -> dic
 def _postgresql_timeouts(url: URL, timeouts: DatabaseTimeouts) -> dict[str, Any]:
     """Connect timeout, and ``statement_timeout`` set by the server at connection start-up
     (no extra round trip). asyncpg also bounds each command on the client; psycopg through
-    :class:`~shared.infrastructure.timeouts.BoundedConnection` (``_bound_psycopg``)."""
+    :class:`~shared.infrastructure.timeouts.BoundedConnection` (``_bound_psycopg``), and in
+    asyncio mode through ``BoundedAsyncConnection``."""
     if url.get_driver_name() == "asyncpg":
         return {
             "timeout": timeouts.connect,
@@ -84,7 +90,10 @@ def _postgresql_timeouts(url: URL, timeouts: DatabaseTimeouts) -> dict[str, Any]
     given = url.query.get("options", "")
     setting = f"-c statement_timeout={timeouts.statement_ms}"
     options = f"{given} {setting}".strip() if isinstance(given, str) else setting
-    return {"connect_timeout": timeouts.connect, "options": options}
+    bounds = {"connect_timeout": timeouts.connect, "options": options}
+    if url.get_driver_name() == "psycopg_async":
+        return {**bounds, "async_creator_fn": bounded_async_connector(timeouts)}
+    return bounds
 
 
 def _read_only(options: dict[str, Any]) -> dict[str, Any]:
@@ -223,7 +232,7 @@ def retry_once_if_disconnected_async(
             try:
                 return await read(*args, **kwargs)
             except exc.DBAPIError as error:
-                if not error.connection_invalidated:
+                if not error.connection_invalidated or isinstance(error.orig, ServerTimeout):
                     raise
                 return await read(*args, **kwargs)
         except (OSError, TimeoutError) as error:

@@ -7,6 +7,7 @@ and the kernel still acknowledges every TCP segment, so neither TCP keepalive no
 notice, so every wait on the server is bounded on the client as well.
 """
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -78,6 +79,38 @@ class BoundedConnection(psycopg.Connection[Any]):
             raise ServerTimeout(
                 f"no answer from the server in {self.answer_timeout} s; connection closed"
             ) from None
+
+
+class BoundedAsyncConnection(psycopg.AsyncConnection[Any]):
+    """:class:`BoundedConnection` for psycopg's asyncio mode (the FastAPI read path when the
+    database URL carries libpq options, which asyncpg does not read)."""
+
+    answer_timeout: float | None = None  # set by :func:`bounded_async_connector`
+
+    async def wait(
+        self, gen: PQGen[RV], interval: float = 0.1, timeout: float | None = None
+    ) -> RV:
+        bound = self.answer_timeout if timeout is None else timeout
+        try:
+            return await super().wait(gen, interval, bound)
+        except _WaitTimeout:
+            self.pgconn.finish()
+            raise ServerTimeout(
+                f"no answer from the server in {self.answer_timeout} s; connection closed"
+            ) from None
+
+
+def bounded_async_connector(
+    timeouts: DatabaseTimeouts,
+) -> Callable[..., Awaitable[BoundedAsyncConnection]]:
+    """SQLAlchemy's psycopg_async dialect takes its connect function as ``async_creator_fn``."""
+
+    async def connect(**cparams: Any) -> BoundedAsyncConnection:
+        connection = await BoundedAsyncConnection.connect(**cparams)
+        connection.answer_timeout = timeouts.client_statement
+        return connection
+
+    return connect
 
 
 def bounded_connect(timeouts: DatabaseTimeouts, cparams: dict[str, Any]) -> BoundedConnection:
