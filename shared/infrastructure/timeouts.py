@@ -87,9 +87,7 @@ class BoundedAsyncConnection(psycopg.AsyncConnection[Any]):
 
     answer_timeout: float | None = None  # set by :func:`bounded_async_connector`
 
-    async def wait(
-        self, gen: PQGen[RV], interval: float = 0.1, timeout: float | None = None
-    ) -> RV:
+    async def wait(self, gen: PQGen[RV], interval: float = 0.1, timeout: float | None = None) -> RV:
         bound = self.answer_timeout if timeout is None else timeout
         try:
             return await super().wait(gen, interval, bound)
