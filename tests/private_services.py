@@ -26,12 +26,38 @@ from tests.live import free_port
 READY_SECONDS = 15  # a slow CI machine starting a server while others run
 
 
+def postgres_binary(name: str) -> str | None:
+    """``initdb`` or ``pg_ctl``: on PATH, or where Debian puts them (/usr/lib/postgresql/N/bin,
+    which is not on PATH: Debian's wrappers manage clusters of their own)."""
+    if found := shutil.which(name):
+        return found
+    versions = sorted(
+        Path("/usr/lib/postgresql").glob(f"*/bin/{name}"),
+        key=lambda path: int(path.parts[-3]) if path.parts[-3].isdigit() else 0,
+    )
+    return str(versions[-1]) if versions else None
+
+
 def missing_binaries() -> str | None:
     """Why the private servers cannot run here, or None."""
-    for binary in ("initdb", "pg_ctl", "redis-server"):
-        if shutil.which(binary) is None:
-            return f"{binary} is not installed (Debian: postgresql, redis-server)"
+    for binary in ("initdb", "pg_ctl"):
+        if postgres_binary(binary) is None:
+            return f"{binary} is not installed (Debian package: postgresql)"
+    if shutil.which("redis-server") is None:
+        return "redis-server is not installed (Debian package: redis-server)"
     return None
+
+
+def children_of(pid: int) -> list[int]:
+    """Process ids whose parent is ``pid``, from /proc (no procps needed)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with suppress(OSError):
+            # "pid (comm) state ppid ...": comm may hold spaces, so split after its ")".
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:
+                children.append(int(stat.parent.name))
+    return children
 
 
 def wait_until(condition: Callable[[], bool], *, seconds: float, what: str) -> None:
@@ -43,9 +69,10 @@ def wait_until(condition: Callable[[], bool], *, seconds: float, what: str) -> N
         time.sleep(0.05)
 
 
-def _as_postgres(*command: str) -> list[str]:
+def _as_postgres(name: str, *arguments: str) -> list[str]:
+    command = [postgres_binary(name) or name, *arguments]
     # PostgreSQL refuses to run as root; the tests run as root in CI and in containers.
-    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else list(command)
+    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
 
 
 class PrivatePostgres:
@@ -77,13 +104,7 @@ class PrivatePostgres:
         """SIGSTOP the postmaster first (no new backends), then every backend it started."""
         postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
         os.kill(postmaster, signal.SIGSTOP)
-        children = subprocess.run(  # noqa: S603 — fixed command, our server's pid
-            ["ps", "-o", "pid=", "--ppid", str(postmaster)],  # noqa: S607 — procps, on PATH
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.split()
-        self._frozen = [postmaster, *map(int, children)]
+        self._frozen = [postmaster, *children_of(postmaster)]
         for pid in self._frozen[1:]:
             os.kill(pid, signal.SIGSTOP)
 
