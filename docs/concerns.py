@@ -98,6 +98,7 @@ CONCERNS: list[Concern] = [
         shared=[
             Ref("shared/infrastructure/db.py", "make_engine"),
             Ref("shared/infrastructure/db.py", "make_session_factory"),
+            Ref("shared/infrastructure/timeouts.py", "BoundedConnection"),
         ],
     ),
     Concern(
@@ -340,7 +341,9 @@ CONCERNS: list[Concern] = [
             "handler for `Exception` outside every middleware and then re-raises to the server, "
             "which logs the bug again as plain text; so the FastAPI twin catches bugs in a "
             "middleware of its own, outermost, which adds the headers itself, and both twins "
-            "log the same JSON record once."
+            "log the same JSON record once. Before calling it a bug, both last-resort handlers "
+            "ask `outage_error`: a database that is down, frozen or timing out is a 503 with "
+            "`Retry-After` and one warning line, on every route, with no route catching it."
         ),
         fastapi=[
             Ref("fastapi_app/errors.py", "domain_error"),
@@ -359,6 +362,9 @@ CONCERNS: list[Concern] = [
             Ref("shared/domain/errors.py", "DomainError"),
             Ref("shared/domain/errors.py", "InvalidToken"),
             Ref("shared/domain/errors.py", "TooManyRequests"),
+            Ref("shared/domain/errors.py", "outage_error"),
+            Ref("shared/infrastructure/outages.py", "is_database_outage"),
+            Ref("shared/infrastructure/outages.py", "log_outage"),
             Ref("shared/infrastructure/logs.py", "log_unexpected_error"),
         ],
     ),
@@ -506,16 +512,25 @@ CONCERNS: list[Concern] = [
         title="Health",
         slug="health",
         notes=(
-            "The FastAPI probe is `async` and goes through the reader, like the token lookup, "
-            "so a burst of logins filling the threadpool cannot make a healthy process look "
-            "dead. Flask runs the same `SELECT 1` through the same kind of read pool on its "
+            "`/health` is readiness: the database and, when configured, Redis; `/health/live` "
+            "is liveness and checks nothing. The probe has an unpooled engine of its own, so "
+            "it never waits for a connection behind user requests. The FastAPI probe is "
+            "`async` and goes through the reader, off the threadpool, so a burst of logins "
+            "cannot make a healthy process look dead. Flask runs the same `SELECT 1` on its "
             "worker thread, where it waits for a free thread like any other request."
         ),
-        fastapi=[Ref("fastapi_app/routes/health.py", "health")],
-        flask=[Ref("flask_app/routes/health.py", "health")],
+        fastapi=[
+            Ref("fastapi_app/routes/health.py", "health"),
+            Ref("fastapi_app/routes/health.py", "live"),
+        ],
+        flask=[
+            Ref("flask_app/routes/health.py", "health"),
+            Ref("flask_app/routes/health.py", "live"),
+        ],
         shared=[
             Ref("shared/services/health.py", "check"),
-            Ref("shared/services/health.py", "check_async"),
+            Ref("shared/services/health.py", "check_database_async"),
+            Ref("shared/infrastructure/db.py", "make_probe_engine"),
         ],
     ),
 ]

@@ -10,8 +10,9 @@ from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.domain.errors import DomainError, public_validation_errors
+from shared.domain.errors import DomainError, outage_error, public_validation_errors
 from shared.infrastructure.logs import log_unexpected_error
+from shared.infrastructure.outages import log_outage
 from shared.runtime import Runtime
 from shared.web.cors import CorsPolicy
 from shared.web.headers import response_headers
@@ -53,6 +54,7 @@ def allowed_methods(request: Request) -> list[str]:
 
 class UnexpectedErrorMiddleware:
     """A bug: logged once, answered with a bare JSON 500 — as the Flask twin's handler does.
+    A dependency outage (``outage_error``) is not a bug: a 503 and one warning line.
 
     Not ``add_exception_handler(Exception, ...)``: Starlette runs that handler outside every
     middleware too, but then re-raises the error to the server, which logs it a second time,
@@ -82,16 +84,25 @@ class UnexpectedErrorMiddleware:
         except ClientDisconnect:
             return  # the client left mid-body: no one to answer, and no bug to log
         except Exception as exc:
-            log_unexpected_error(exc)
+            # A dependency outage: one warning line and its 503, as flask_app/errors.py does.
+            if (outage := outage_error(exc)) is not None:
+                log_outage(exc)
+                answer = JSONResponse(outage.body(), outage.status_code, outage.response_headers())
+            else:
+                log_unexpected_error(exc)
+                answer = JSONResponse({"detail": "Internal Server Error"}, 500)
             # Once an answer has started, the server ends it by closing the connection;
             # raising would only have the server log the bug a second time.
             if not started:
-                await self.answer(scope, receive, send)
+                await self.answer(answer, scope, receive, send)
 
-    async def answer(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def answer(
+        self, response: JSONResponse, scope: Scope, receive: Receive, send: Send
+    ) -> None:
         origin = Headers(scope=scope).get("origin")
-        headers = {**response_headers(scope["path"]), **self.cors.response_headers(origin)}
-        response = JSONResponse({"detail": "Internal Server Error"}, 500, headers=headers)
+        response.headers.update(
+            {**response_headers(scope["path"]), **self.cors.response_headers(origin)}
+        )
         await response(scope, receive, send)
 
 

@@ -22,6 +22,7 @@ from typing import Protocol, TypeVar
 
 from shared.domain.schemas import Health, UserPublic
 from shared.infrastructure.db import make_async_read_engine
+from shared.infrastructure.timeouts import DatabaseTimeouts
 from shared.runtime import Runtime
 from shared.security.tokens import TokenClaims
 from shared.services import health as health_service
@@ -36,7 +37,9 @@ class Reader(Protocol):
         ...
 
     async def health(self) -> Health:
-        """``DatabaseUnavailable`` when the database cannot answer."""
+        """Readiness (services/health.py), never queued behind user requests: the probe has
+        a connection of its own, and the sync parts run in asyncio's default executor,
+        not in the threadpool where password hashing queues."""
         ...
 
     async def aclose(self) -> None: ...
@@ -47,18 +50,25 @@ class AsyncEngineReader:
 
     def __init__(self, runtime: Runtime) -> None:
         settings = runtime.settings
+        timeouts = DatabaseTimeouts.from_settings(settings)
+        url = settings.database_url
         self._engine = make_async_read_engine(
-            settings.database_url, pool_size=settings.db_read_pool_size
+            url, pool_size=settings.db_read_pool_size, timeouts=timeouts
         )
+        self._probe = make_async_read_engine(url, pool_size=None, timeouts=timeouts)
+        self._throttle = runtime.throttle
 
     async def principal(self, claims: TokenClaims) -> UserPublic:
         return await find_principal_async(self._engine, claims)
 
     async def health(self) -> Health:
-        return await health_service.check_async(engine=self._engine)
+        await health_service.check_database_async(engine=self._probe)
+        await asyncio.to_thread(self._throttle.check)  # Redis, when configured
+        return Health()
 
     async def aclose(self) -> None:
         await self._engine.dispose()
+        await self._probe.dispose()
 
 
 class ThreadReader:
@@ -67,15 +77,15 @@ class ThreadReader:
     def __init__(self, runtime: Runtime) -> None:
         self._engine = runtime.read_engine
         self._thread: ThreadPoolExecutor | None = None  # started by the first read
+        self._check = functools.partial(
+            health_service.check, engine=runtime.probe_engine, throttle=runtime.throttle
+        )
 
     async def principal(self, claims: TokenClaims) -> UserPublic:
         return await self._run(functools.partial(find_principal, self._engine, claims))
 
     async def health(self) -> Health:
-        return await self._run(self._check)
-
-    def _check(self) -> Health:
-        return health_service.check(engine=self._engine)
+        return await asyncio.to_thread(self._check)
 
     async def _run(self, read: Callable[[], R]) -> R:
         if self._thread is None:

@@ -7,8 +7,9 @@ from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from shared.domain.errors import DomainError
+from shared.domain.errors import DomainError, outage_error
 from shared.infrastructure.logs import log_unexpected_error
+from shared.infrastructure.outages import log_outage
 from shared.web.bodies import CONTENT_TOO_LARGE
 
 
@@ -29,11 +30,15 @@ def http_error(exc: HTTPException) -> WerkzeugResponse:
     return response
 
 
-def unexpected_error(exc: Exception) -> tuple[Response, int]:
-    """A bug: logged once, answered with a bare JSON 500; the after_request hooks still add
-    their headers (FastAPI: ``UnexpectedErrorMiddleware``, innermost for the same reason)."""
+def unexpected_error(exc: Exception) -> tuple[Response, int, dict[str, str]]:
+    """A dependency outage: one warning line and its 503. Anything else is a bug: logged
+    once with its traceback, answered with a bare JSON 500. The after_request hooks still
+    add their headers (FastAPI: ``UnexpectedErrorMiddleware``, which adds them itself)."""
+    if (outage := outage_error(exc)) is not None:
+        log_outage(exc)
+        return domain_error(outage)
     log_unexpected_error(exc)
-    return jsonify(detail="Internal Server Error"), 500
+    return jsonify(detail="Internal Server Error"), 500, {}
 
 
 def install_error_handlers(app: Flask) -> None:

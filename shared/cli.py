@@ -8,6 +8,7 @@ from pydantic import ValidationError
 
 from shared.infrastructure import migrations
 from shared.infrastructure.config import Settings
+from shared.infrastructure.outages import DatabaseUnreachable
 from shared.runtime import Runtime
 
 
@@ -52,7 +53,7 @@ def migrate(*, revision: str, downgrade: bool) -> int:
         else:
             migrations.upgrade(settings, revision)
         after = migrations.current_revision(settings)
-    except migrations.DatabaseUnreachable as exc:
+    except DatabaseUnreachable as exc:
         print(f"error: the database is unreachable: {exc}", file=sys.stderr)
         return 1
     print(f"database at revision {after or 'base (no tables)'} (was {before or 'base'})")

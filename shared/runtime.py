@@ -15,8 +15,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from shared.infrastructure import migrations
 from shared.infrastructure.config import Settings
-from shared.infrastructure.db import make_engine, make_read_engine, make_session_factory
+from shared.infrastructure.db import (
+    make_engine,
+    make_probe_engine,
+    make_read_engine,
+    make_session_factory,
+)
 from shared.infrastructure.logs import configure_logging
+from shared.infrastructure.outages import DatabaseUnreachable
+from shared.infrastructure.timeouts import DatabaseTimeouts
 from shared.security.password_policy import PasswordPolicy
 from shared.security.passwords import PasswordHasher
 from shared.security.throttle import Throttle
@@ -36,6 +43,8 @@ class Runtime:
     # Read-only lookups run in autocommit, in a pool of their own: no BEGIN/ROLLBACK round
     # trips for one SELECT, and no isolation switch at each checkout.
     read_engine: Engine
+    # /health's own: no pool to wait in behind user requests (make_probe_engine).
+    probe_engine: Engine
     sessions: sessionmaker[Session]
     passwords: PasswordHasher
     policy: PasswordPolicy
@@ -50,7 +59,9 @@ class Runtime:
     def build(cls, settings: Settings) -> "Runtime":
         """Create the pieces; connects to nothing until ``prepare`` or the first request."""
         configure_logging()
-        engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
+        timeouts = DatabaseTimeouts.from_settings(settings)
+        url = settings.database_url
+        engine = make_engine(url, pool_size=settings.db_pool_size, timeouts=timeouts)
         passwords = PasswordHasher(
             memory_kib=settings.argon2_memory_kib,
             time_cost=settings.argon2_time_cost,
@@ -67,8 +78,9 @@ class Runtime:
             settings=settings,
             engine=engine,
             read_engine=make_read_engine(
-                settings.database_url, pool_size=settings.db_read_pool_size
+                url, pool_size=settings.db_read_pool_size, timeouts=timeouts
             ),
+            probe_engine=make_probe_engine(url, timeouts=timeouts),
             sessions=make_session_factory(engine),
             passwords=passwords,
             policy=policy,
@@ -98,7 +110,7 @@ class Runtime:
     def _prepare(self) -> None:
         try:
             self._schema()
-        except migrations.DatabaseUnreachable as exc:
+        except DatabaseUnreachable as exc:
             # Refusing to start would only turn an outage into a crash loop: the server
             # starts, /health answers 503 until the database is back.
             logger.warning(
@@ -140,6 +152,7 @@ class Runtime:
     def dispose(self) -> None:
         """Close every pooled connection and the hashing threads (at shutdown; after tests)."""
         self.read_engine.dispose()
+        self.probe_engine.dispose()
         self.engine.dispose()
         self.passwords.close()
 

@@ -1,4 +1,4 @@
-"""/health: can this process reach its database?"""
+"""/health: readiness (database, and Redis when configured); /health/live: liveness."""
 
 from flask import Blueprint
 from flask.typing import ResponseReturnValue
@@ -13,4 +13,13 @@ bp = Blueprint("health", __name__)
 
 @bp.get("/health")
 def health() -> ResponseReturnValue:
-    return serialize(Health, health_service.check(engine=get_runtime().read_engine))
+    runtime = get_runtime()
+    return serialize(
+        Health, health_service.check(engine=runtime.probe_engine, throttle=runtime.throttle)
+    )
+
+
+@bp.get("/health/live")
+def live() -> ResponseReturnValue:
+    # Depends on nothing: a process that answers is alive, whatever its database does.
+    return serialize(Health, Health())

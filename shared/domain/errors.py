@@ -7,6 +7,8 @@ Services raise these; each app has one handler that renders ``error.body()`` wit
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
+from shared.infrastructure.outages import is_database_outage
+
 BEARER_CHALLENGE = {"WWW-Authenticate": "Bearer"}
 INVALID_TOKEN_CHALLENGE = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
 
@@ -73,14 +75,30 @@ class UnsupportedMediaType(DomainError):
     status_code, detail = 415, "Content-Type must be application/json"
 
 
+# RFC 9110 §10.2.3: when a 503 may end. An outage's end is unknown: this is when a client
+# (or a load balancer's probe) should look again, without hammering a server that restarts.
+OUTAGE_RETRY_AFTER = {"Retry-After": "5"}
+
+
 class DatabaseUnavailable(DomainError):
-    status_code, detail = 503, "Database unavailable"
+    """The database is down, unreachable, frozen or timing out (infrastructure/outages.py)."""
+
+    status_code, detail, headers = 503, "Database unavailable", OUTAGE_RETRY_AFTER
 
 
 class ThrottleUnavailable(DomainError):
     """The rate-limit store (Redis) is down: refuse, rather than let guessing run unlimited."""
 
-    status_code, detail = 503, "Rate limiter unavailable"
+    status_code, detail, headers = 503, "Rate limiter unavailable", OUTAGE_RETRY_AFTER
+
+
+def outage_error(error: BaseException) -> DomainError | None:
+    """The answer to an unexpected exception that is a dependency outage, else None (a bug).
+
+    Both twins' last-resort handlers ask this first, so an outage is a 503 on every route
+    without any route or service catching database errors itself.
+    """
+    return DatabaseUnavailable() if is_database_outage(error) else None
 
 
 class TooManyRequests(DomainError):

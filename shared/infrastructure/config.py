@@ -56,6 +56,17 @@ class Settings(BaseSettings):
     # SELECT each, fewer than one in flight per worker on average even at 2k requests/s. More
     # connections only add PostgreSQL backends competing for the same cores (bench/README.md).
     db_read_pool_size: int = Field(default=4, ge=1, le=500)
+    # How long a request waits for the database before it is answered 503 (infrastructure/
+    # timeouts.py). Without them a server that is down or frozen holds each request for the
+    # OS's TCP timeouts (minutes) and SQLAlchemy's 30 s pool wait, and requests pile up.
+    # Connecting, handshake included; libpq's connect_timeout counts whole seconds, from 2.
+    db_connect_timeout_seconds: int = Field(default=3, ge=2, le=60)
+    # Waiting for a pooled connection while all are busy.
+    db_pool_timeout_seconds: float = Field(default=5, gt=0, le=60)
+    # One statement: PostgreSQL's statement_timeout, enforced by the server, and on the client
+    # half a second later for a server too frozen to cancel anything; SQLite's busy_timeout.
+    # Every statement of the service is one indexed row or a few: seconds are already ample.
+    db_statement_timeout_seconds: float = Field(default=5, ge=0.1, le=600)
 
     jwt_issuer: str = "authtwin"
     jwt_audience: str = "authtwin-api"

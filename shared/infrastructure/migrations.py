@@ -23,6 +23,9 @@ from sqlalchemy.pool import NullPool
 from shared.infrastructure.config import Settings
 from shared.infrastructure.db import database_url
 
+# Raised when no connection could be opened: start-up goes on, and /health reports it.
+from shared.infrastructure.outages import DatabaseUnreachable
+
 SCRIPTS = Path(__file__).resolve().parent.parent / "migrations"
 # The PostgreSQL advisory lock every migration holds: "authtwin" in ASCII, as a bigint. Any
 # fixed number does, as long as nothing else in the database locks the same one.
@@ -41,10 +44,6 @@ class CompareOptions(TypedDict):
 
 
 COMPARE_OPTIONS = CompareOptions(compare_type=True, compare_server_default=True)
-
-
-class DatabaseUnreachable(Exception):
-    """No connection could be opened: start-up goes on, and /health reports it."""
 
 
 class SchemaNotCurrent(Exception):

@@ -11,6 +11,7 @@ about whether an account exists.
 """
 
 import hashlib
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from shared.domain import errors
 from shared.infrastructure.audit import auth_event
 from shared.infrastructure.config import Settings
 
+logger = logging.getLogger("authtwin")
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -75,6 +77,12 @@ class Throttle:
         """Failures must be consecutive to lock: a success starts the count again."""
         self._call(self.limiter.clear, self.failures, *_account_key(email))
 
+    def check(self) -> None:
+        """Readiness: ``ThrottleUnavailable`` when the counters' store does not answer."""
+        if not self.limiter.storage.check():
+            logger.warning("rate limiter unavailable: its store does not answer")
+            raise errors.ThrottleUnavailable
+
     def _retry_after(self, item: RateLimitItem, *key: str) -> int:
         stats = self._call(self.limiter.get_window_stats, item, *key)
         return max(1, math.ceil(stats.reset_time - time.time()))
@@ -83,8 +91,11 @@ class Throttle:
     def _call(operation: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return operation(*args, **kwargs)
-        except StorageError:
-            # Without its counters the service cannot limit guessing: fail closed.
+        except StorageError as error:
+            # Without its counters the service cannot limit guessing: fail closed. An outage,
+            # not a bug: one line, no traceback (as infrastructure/outages.py logs the database).
+            cause = error.__cause__ or error
+            logger.warning("rate limiter unavailable: %s: %s", type(cause).__name__, cause)
             raise errors.ThrottleUnavailable from None
 
 

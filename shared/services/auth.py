@@ -63,19 +63,25 @@ class AuthService:
         Unknown email and wrong password raise the same error after the same amount of
         hashing, and count towards the same lockout, so neither the answer, its timing nor a
         lockout tells whether an account exists.
+
+        The order is lookup, count, verify. The lookup comes first so that an attempt the
+        database could not answer (an outage: 503) is never counted: retrying the right
+        password through an outage must not lock the account. It is made whether the account
+        exists or not, so it costs every attempt the same. The count stays before the password
+        check, in one atomic step, so guesses sent at once cannot all pass.
         """
         stored_form = normalize_email(email)
         # Not an address at all: no account to find, but guesses at it are counted all the
         # same. It is not logged either: people type passwords into the username box.
         address, logged = (stored_form, stored_form) if stored_form else (email.casefold(), None)
+        user = (
+            session.scalar(select(User).where(User.email == stored_form)) if stored_form else None
+        )
         try:
             self._throttle.count_login_attempt(address)
         except errors.TooManyRequests:
             auth_event("login", "failure", client_ip=client_ip, email=logged, reason="locked")
             raise
-        user = (
-            session.scalar(select(User).where(User.email == stored_form)) if stored_form else None
-        )
         verification = self._passwords.verify(password, user.hashed_password if user else None)
         if user is None or not verification.ok:
             auth_event("login", "failure", client_ip=client_ip, email=logged, reason="credentials")

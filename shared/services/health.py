@@ -1,39 +1,32 @@
-"""Readiness: a process that cannot reach its database cannot serve a single request."""
+"""Readiness: can this process serve requests? Its database and, when configured, Redis.
+
+Liveness (is the process itself alive?) depends on nothing and has no service: each twin's
+``/health/live`` answers at once. A probe runs on the runtime's ``probe_engine``, which has
+no pool (infrastructure/db.py ``make_probe_engine``), so it never waits behind user traffic.
+"""
 
 from sqlalchemy import Engine, text
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared.domain import errors
 from shared.domain.schemas import Health
-from shared.infrastructure.db import retry_once_if_disconnected, retry_once_if_disconnected_async
+from shared.infrastructure.outages import DatabaseUnreachable
+from shared.security.throttle import Throttle
 
 
-def check(*, engine: Engine) -> Health:
-    try:
-        _select_one(engine)
-    except SQLAlchemyError:
-        raise errors.DatabaseUnavailable from None
-    return Health()
-
-
-async def check_async(*, engine: AsyncEngine) -> Health:
-    try:
-        await _select_one_async(engine)
-    # asyncpg's own connect errors (refused, timed out) reach us as OSError, unwrapped.
-    except (SQLAlchemyError, OSError):
-        raise errors.DatabaseUnavailable from None
-    return Health()
-
-
-# A pooled connection the server has closed is not an outage; a retry on a fresh one tells.
-@retry_once_if_disconnected
-def _select_one(engine: Engine) -> None:
+def check(*, engine: Engine, throttle: Throttle) -> Health:
+    """A database error is not caught here: the twins' handlers answer an outage 503 and
+    log it, as on every other route, and a bug stays a 500."""
     with engine.connect() as connection:
         connection.execute(text("SELECT 1"))
+    throttle.check()
+    return Health()
 
 
-@retry_once_if_disconnected_async
-async def _select_one_async(engine: AsyncEngine) -> None:
-    async with engine.connect() as connection:
-        await connection.execute(text("SELECT 1"))
+async def check_database_async(*, engine: AsyncEngine) -> None:
+    """The database half of :func:`check`, awaited on the event loop (FastAPI, PostgreSQL)."""
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+    # asyncpg's own connect errors and timeouts reach us as OSError, unwrapped.
+    except OSError as error:
+        raise DatabaseUnreachable(str(error) or type(error).__name__) from error

@@ -14,7 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from shared.domain.errors import InvalidToken
 from shared.domain.models import RevokedAccessToken, User
 from shared.domain.schemas import UserPublic
-from shared.infrastructure.db import retry_once_if_disconnected, retry_once_if_disconnected_async
+from shared.infrastructure.db import (
+    async_read_connection,
+    retry_once_if_disconnected,
+    retry_once_if_disconnected_async,
+)
 from shared.security.tokens import TokenClaims
 
 UserRow = Row[int, str, str | None, bool, bool, datetime]
@@ -59,7 +63,7 @@ def find_principal(engine: Engine, claims: TokenClaims) -> UserPublic:
 @retry_once_if_disconnected_async
 async def find_principal_async(engine: AsyncEngine, claims: TokenClaims) -> UserPublic:
     """The caller, through an asyncio read engine, without leaving the event loop."""
-    async with engine.connect() as connection:
+    async with async_read_connection(engine) as connection:
         result = await connection.execute(ACTIVE_USER, active_user_parameters(claims))
         row = result.one_or_none()
     return principal_from_row(row)
