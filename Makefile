@@ -64,8 +64,7 @@ dev-flask: install  ## the Flask twin on SQLite at http://127.0.0.1:5000, Flask'
 # runs on one worker; every other test is spread as before.
 test: install  ## in-process: both apps x SQLite and PostgreSQL; then both real servers over HTTP
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
-	$(BIN)/python -m tests.live fastapi -q
-	$(BIN)/python -m tests.live flask -q
+	$(BIN)/python -m tests.live fastapi,flask -q
 
 fuzz: install  ## deeper, random: schema fuzzing and differential testing of both twins
 	AUTHTWIN_FUZZ_EXAMPLES=200 AUTHTWIN_DIFF_EXAMPLES=300 $(BIN)/python -m pytest -n 2 \

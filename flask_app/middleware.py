@@ -2,7 +2,7 @@
 pure ASGI middleware)."""
 
 from flask import Flask, Response, current_app, request
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
 from flask_app.deps import get_runtime
 from shared.runtime import Runtime
@@ -29,8 +29,15 @@ def reject_oversized_body() -> None:
         # A chunked body: Werkzeug cuts it off at the limit without a word. Read it (cached
         # for the JSON and form parsers); if it reached the limit, a byte more on the wire
         # means it was cut short. (Werkzeug's own stream would 413 a body of exactly the limit.)
-        body = request.get_data(cache=True)
-        if len(body) >= limit and request.environ["wsgi.input"].read(1):
+        try:
+            body = request.get_data(cache=True)
+            cut_short = len(body) >= limit and request.environ["wsgi.input"].read(1)
+        except Exception:  # only the server's input stream runs in here
+            # The server could not decode the chunked framing, and raised its own parse
+            # error from inside this read (gunicorn: InvalidChunkSize; WSGI names no class
+            # for it). A broken request, answered 400 as uvicorn answers it, not a bug.
+            raise BadRequest from None
+        if cut_short:
             raise RequestEntityTooLarge
 
 

@@ -134,6 +134,8 @@ def wait_until_healthy(base_url: str, server: subprocess.Popen[bytes]) -> None:
 def main(argv: list[str]) -> int:
     if not argv:
         raise SystemExit(__doc__)
+    if "," in argv[0]:
+        return run_at_once(argv[0].split(","), argv[1:])
     app, pytest_args = argv[0], argv[1:]
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
@@ -177,6 +179,25 @@ def main(argv: list[str]) -> int:
             with open(log_path, encoding="utf-8", errors="replace") as log:
                 print(f"--- {app} server log ---", log.read(), sep="\n")
         return returncode
+
+
+def run_at_once(apps: list[str], pytest_args: list[str]) -> int:
+    """``fastapi,flask``: each app's run in a process of its own, at the same time; each
+    output shown whole when all are done. A run is a server and a client taking turns, so two
+    at once keep two cores busier than one after the other (make test)."""
+    runs = []
+    for app in apps:
+        output = tempfile.TemporaryFile()  # noqa: SIM115 — closed below, after the run
+        command = [sys.executable, "-m", "tests.live", app, *pytest_args]
+        runs.append((app, output, subprocess.Popen(command, stdout=output, stderr=output)))  # noqa: S603
+    returncode = 0
+    for app, output, run in runs:
+        returncode = max(returncode, run.wait())
+        output.seek(0)
+        print(f"=== live: {app} (exit {run.returncode}) ===", flush=True)
+        sys.stdout.buffer.write(output.read())
+        output.close()
+    return returncode
 
 
 if __name__ == "__main__":

@@ -219,6 +219,26 @@ def test_production_start_up_refuses_a_database_behind_the_code(fresh: Fresh) ->
         runtime.dispose()
 
 
+def test_a_database_newer_than_the_code_is_served_for_rolling_deploys(
+    fresh: Fresh, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The next release migrated; this one's replicas must still (re)start until replaced."""
+    url = fresh()
+    settings = in_process_settings(url)
+    migrations.upgrade(settings)
+    engine = create_engine(url)
+    with engine.begin() as connection:  # as a revision this code has never seen would leave it
+        connection.execute(text("UPDATE alembic_version SET version_num = 'f00dfeed0002'"))
+    engine.dispose()
+    runtime = Runtime.build(settings)
+    try:
+        with caplog.at_level(logging.WARNING, logger="authtwin"):
+            runtime.prepare()
+    finally:
+        runtime.dispose()
+    assert any("newer than this code's" in r.getMessage() for r in caplog.records)
+
+
 def test_tables_from_before_migrations_are_refused_with_the_reason(fresh: Fresh) -> None:
     """A database `create_all` made at start-up (before this release) has no history:
     upgrading it would fail on "table users already exists"."""

@@ -22,12 +22,17 @@ from typing import Any
 import httpx2
 import psycopg
 import pytest
-from sqlalchemy import exc, text
+from sqlalchemy import Engine, create_engine, exc, text
 
 from shared.infrastructure import migrations
 from shared.infrastructure.db import make_engine, make_read_engine
 from shared.infrastructure.outages import DatabaseUnreachable, is_database_outage
-from shared.infrastructure.timeouts import CLIENT_MARGIN_SECONDS, DatabaseTimeouts, ServerTimeout
+from shared.infrastructure.timeouts import (
+    CLIENT_MARGIN_SECONDS,
+    CommitOutcomeUnknown,
+    DatabaseTimeouts,
+    ServerTimeout,
+)
 from tests.clients import APPS
 from tests.conftest import _missing, in_process_settings
 from tests.private_services import (
@@ -268,6 +273,53 @@ def test_redis_down_is_a_503_with_retry_after_and_readiness_says_so_then_recover
         assert client.get("/health").status_code == 200
 
 
+def test_a_commit_left_unanswered_is_not_an_outage_and_is_not_retried(
+    pg: PrivatePostgres,
+) -> None:
+    """A COMMIT the server finishes after the client gave up: the write was made, so the
+    answer must not be "503, try again" (a retried signup would find its own account; a
+    retried refresh would be taken for a replayed token and end the session)."""
+    timeouts = DatabaseTimeouts(connect=2, pool=1, statement=0.2)  # the client waits 0.7 s
+    engine = make_engine(pg.url, pool_size=1, timeouts=timeouts)
+    with engine.begin() as connection:  # a deferred trigger: COMMIT itself takes 1.5 s
+        for statement in SLOW_COMMIT_SCHEMA:
+            connection.execute(text(statement))
+    try:
+        with pytest.raises(exc.OperationalError) as raised:
+            _insert_with_a_slow_commit(engine)
+        assert isinstance(raised.value.orig, CommitOutcomeUnknown)
+        assert not is_database_outage(raised.value)
+        wait_until(lambda: _slow_commit_rows(pg.url) == 1, seconds=5, what="the late COMMIT")
+    finally:
+        engine.dispose()
+
+
+SLOW_COMMIT_SCHEMA = (
+    "CREATE TABLE slow_commit (id int)",
+    "CREATE FUNCTION slow_commit_sleep() RETURNS trigger LANGUAGE plpgsql AS "
+    "$$ BEGIN PERFORM pg_sleep(1.5); RETURN NULL; END $$",
+    "CREATE CONSTRAINT TRIGGER slow_commit_late AFTER INSERT ON slow_commit "
+    "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION slow_commit_sleep()",
+)
+
+
+def _insert_with_a_slow_commit(engine: Engine) -> None:
+    with engine.begin() as connection:
+        # The server's own bound would cancel the COMMIT (a clean rollback: an outage);
+        # lifted here, so that only the client's fires, as for a stalled server.
+        connection.execute(text("SET LOCAL statement_timeout = 0"))
+        connection.execute(text("INSERT INTO slow_commit VALUES (1)"))
+
+
+def _slow_commit_rows(url: str) -> int:
+    checker = create_engine(url)
+    try:
+        with checker.connect() as connection:
+            return int(connection.execute(text("SELECT count(*) FROM slow_commit")).scalar_one())
+    finally:
+        checker.dispose()
+
+
 def dbapi_error(driver_error: Exception) -> exc.StatementError:
     """The error SQLAlchemy raises for ``driver_error`` (a DBAPIError subclass)."""
     return exc.DBAPIError.instance("SELECT 1", None, driver_error, type(driver_error))
@@ -284,6 +336,11 @@ def dbapi_error(driver_error: Exception) -> exc.StatementError:
         (dbapi_error(psycopg.errors.AdminShutdown("terminating")), True),
         (dbapi_error(psycopg.errors.TooManyConnections("too many")), True),
         (dbapi_error(sqlite3.OperationalError("database is locked")), True),
+        # Connecting with a wrong password or to no such database: asyncpg gives a SQLSTATE,
+        # psycopg none; the twins' read paths must agree (both cannot reach the database).
+        (dbapi_error(psycopg.errors.InvalidPassword("password authentication failed")), True),
+        (dbapi_error(psycopg.errors.InvalidCatalogName("no such database")), True),
+        (dbapi_error(CommitOutcomeUnknown("COMMIT sent, no answer")), False),
         # Bugs, or a schema that does not match: a logged 500, not an outage.
         (dbapi_error(psycopg.errors.UndefinedTable("no such relation")), False),
         (dbapi_error(psycopg.errors.SyntaxError("syntax error")), False),

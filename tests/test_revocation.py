@@ -14,9 +14,8 @@ from sqlalchemy import select
 
 from shared.domain.models import RevokedAccessToken, User
 from shared.domain.schemas import UserCreate, UserPublic
-from shared.infrastructure.config import Settings
 from shared.runtime import Runtime
-from tests.conftest import TEST_SECRET
+from tests.conftest import in_process_settings, migrated_sqlite
 from tests.support import Account, all_at_once, assert_unauthorized, bearer, log_in
 
 NEW_PASSWORD = "a brand new password"
@@ -117,8 +116,9 @@ def test_tokens_issued_after_a_password_change_work_at_once(
 def test_denylist_entries_expire_with_their_token(tmp_path: Path) -> None:
     """A logout's denylist row lives as long as the token would have; later logouts purge
     the rows of tokens that have expired, so the table stays small."""
-    settings = Settings(database_url=f"sqlite:///{tmp_path}/deny.db", secret_key=TEST_SECRET,
-                        argon2_memory_kib=1024, argon2_time_cost=1)  # fmt: skip
+    settings = in_process_settings(
+        migrated_sqlite(tmp_path / "deny.db"), first_superuser_email=None
+    )
     runtime = Runtime.build(settings)
     runtime.prepare()
     email, password = "deny@example.com", "a fine long password"

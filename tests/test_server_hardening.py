@@ -133,6 +133,21 @@ def test_a_head_unparsable_or_over_the_limits_is_refused_in_json_and_the_connect
         assert closed_by_server(sock)
 
 
+def test_a_malformed_chunked_body_is_a_400_in_json_not_a_500(server: tuple[str, int]) -> None:
+    """A chunk size that is not hexadecimal: the request is broken, not the service (gunicorn
+    raises its parse error inside the app's read, which Flask took for a bug)."""
+    request = (
+        b"POST /api/v1/auth/login HTTP/1.1\r\nHost: test\r\n"
+        b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n"
+    )
+    with connect(server[1]) as sock:
+        answer = exchange(sock, request)
+        assert answer is not None
+        assert answer.status == 400
+        assert answer.headers.get("content-type") == "application/json"
+        assert json.loads(answer.body) == {"detail": "Bad Request"}
+
+
 def test_a_head_within_the_limits_is_served(server: tuple[str, int]) -> None:
     # each limit counts a line with its CRLF
     largest_header = b"X-Big: " + b"a" * (LIMIT_REQUEST_FIELD_SIZE - len(b"X-Big: \r\n"))

@@ -8,6 +8,7 @@ one the apps use (``Settings.database_url``), and one migration runs at a time (
 
 import contextlib
 import functools
+import logging
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError as AlembicCommandError
 from sqlalchemy import Connection, Engine, create_engine, exc, inspect, text
 from sqlalchemy.pool import NullPool
 
@@ -25,6 +27,8 @@ from shared.infrastructure.db import database_url
 
 # Raised when no connection could be opened: start-up goes on, and /health reports it.
 from shared.infrastructure.outages import DatabaseUnreachable
+
+logger = logging.getLogger("authtwin")
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "migrations"
 # The PostgreSQL advisory lock every migration holds: "authtwin" in ASCII, as a bigint. Any
@@ -194,9 +198,32 @@ def current_revision(settings: Settings) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
 
+def _known(revision: str) -> bool:
+    """Whether ``revision`` is one of this code's (an unknown one was written later)."""
+    try:
+        return ScriptDirectory.from_config(_config()).get_revision(revision) is not None
+    except AlembicCommandError:
+        return False
+
+
 def check(settings: Settings) -> None:
-    """Raise :class:`SchemaNotCurrent` unless the database is at the code's revision."""
+    """Raise :class:`SchemaNotCurrent` unless the database is at the code's revision, or at
+    one newer than this code knows.
+
+    Newer is allowed for rolling deploys: the new release migrates, and the old release's
+    replicas keep running (and restarting) until they are replaced. That holds only if every
+    revision is backward compatible with the release before it — add first, remove a release
+    later (expand, then contract) — which is the rule for writing them (README: Operations).
+    """
     current, head = current_revision(settings), head_revision()
+    if current is not None and current != head and not _known(current):
+        logger.warning(
+            "database at revision %s, newer than this code's %s: starting, as revisions "
+            "stay compatible with the release before them",
+            current,
+            head,
+        )
+        return
     if current != head:
         found = f"at revision {current}" if current else "not migrated (no revision)"
         raise SchemaNotCurrent(

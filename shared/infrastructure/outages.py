@@ -12,13 +12,19 @@ import sqlite3
 import psycopg
 from sqlalchemy import exc
 
+from shared.infrastructure.timeouts import CommitOutcomeUnknown
+
 logger = logging.getLogger("authtwin")
 
 # PostgreSQL SQLSTATE classes that mean "not now", not "wrong": 08 connection exception,
 # 53 insufficient resources (too many connections, out of memory, disk full), 57 operator
 # intervention (57014 query_canceled — our statement_timeout —, 57P01 admin_shutdown,
-# 57P03 cannot_connect_now while the server starts or recovers).
-OUTAGE_SQLSTATE_CLASSES = frozenset({"08", "53", "57"})
+# 57P03 cannot_connect_now while the server starts or recovers). And the two that only
+# connecting raises: 28 invalid authorization (a wrong password) and 3D invalid catalog name
+# (no such database). psycopg reports those without a SQLSTATE, as it does a refused
+# connection, asyncpg with one; the twins must answer them alike: the service cannot reach
+# its database, whatever the reason, and the log line says which.
+OUTAGE_SQLSTATE_CLASSES = frozenset({"08", "53", "57", "28", "3D"})
 # SQLite's "not now": another connection holds the write lock past busy_timeout, or the
 # file's storage is gone (a volume not mounted, a directory removed or made unreadable).
 SQLITE_UNAVAILABLE = ("database is locked", "database is busy", "unable to open database file")
@@ -34,6 +40,8 @@ def is_database_outage(error: BaseException) -> bool:
     if isinstance(error, DatabaseUnreachable | exc.TimeoutError):  # TimeoutError: pool checkout
         return True
     if not isinstance(error, exc.DBAPIError):
+        return False
+    if isinstance(error.orig, CommitOutcomeUnknown):  # closed, but must not be retried
         return False
     if error.connection_invalidated:  # refused, reset, closed, or our client-side timeout
         return True

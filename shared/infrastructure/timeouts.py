@@ -54,6 +54,15 @@ class ServerTimeout(psycopg.OperationalError):
     """The server gave no answer in time; the connection was closed (its state is unknown)."""
 
 
+class CommitOutcomeUnknown(ServerTimeout):
+    """COMMIT was sent and no answer came in time: the write may or may not have been made.
+
+    Not an outage (infrastructure/outages.py): a 503 with ``Retry-After`` says "try again",
+    and a retry could make a write twice, or, for a refresh, be taken for a stolen token
+    replayed and end the session. It is a logged 500, for an operator to look at.
+    """
+
+
 class BoundedConnection(psycopg.Connection[Any]):
     """A psycopg 3 connection that gives up on a server that stopped answering.
 
@@ -79,6 +88,12 @@ class BoundedConnection(psycopg.Connection[Any]):
             raise ServerTimeout(
                 f"no answer from the server in {self.answer_timeout} s; connection closed"
             ) from None
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        except ServerTimeout as error:
+            raise CommitOutcomeUnknown(f"COMMIT sent, {error}: the outcome is unknown") from None
 
 
 class BoundedAsyncConnection(psycopg.AsyncConnection[Any]):
