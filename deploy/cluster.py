@@ -162,7 +162,9 @@ class Cluster:
             self.run_dir, nginx.local_values(self.run_dir, self.ports, upstreams)
         )
         nginx.check(config)
-        with self.proxy.log.open("wb") as log:
+        # Appending: nginx reopens /dev/stdout (its access log) with O_APPEND, and "wb" let
+        # its error log, on the inherited stderr, overwrite those lines.
+        with self.proxy.log.open("ab") as log:
             self.proxy.process = nginx.start(config, log)
         for url in self.urls.values():
             wait_until_ready(self.proxy, url)

@@ -13,14 +13,17 @@ address through nginx can be checked against the address the test really used.
 """
 
 import itertools
+import json
 import os
+import re
 import socket
 import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
+from http import HTTPStatus
 from pathlib import Path
 
 import httpx2
@@ -31,6 +34,8 @@ from sqlalchemy import make_url
 
 from deploy import nginx
 from deploy.cluster import Cluster, Process
+from shared.domain.errors import OUTAGE_RETRY_AFTER
+from shared.web.bodies import CONTENT_TOO_LARGE
 from tests.conftest import IN_CI
 from tests.live import free_port, production_env
 from tests.support import PASSWORD, assert_error, assert_unauthorized, sign_up
@@ -242,7 +247,7 @@ def test_a_replica_killed_mid_load_loses_no_acknowledged_signup(
     for outcome in refused:  # nginx's JSON 502 (the replica died holding it), or no answer
         if outcome.status is not None:
             assert (outcome.status, outcome.content_type) == (502, "application/json"), outcome
-            assert outcome.body == '{"detail": "Bad Gateway"}\n'
+            assert outcome.body == '{"detail":"Bad Gateway"}'
     print(
         f"\n{app_name}: {len(acknowledged)} signups answered 201, all stored; "
         f"{sum(o.status == 502 for o in refused)} answered 502 by nginx; "
@@ -321,24 +326,55 @@ def raw_request(url: str, request: bytes) -> bytes:
         return answer
 
 
+def json_error(status: int) -> bytes:
+    """The servers' own body for ``status``: {"detail":<reason phrase>}, compact JSON (413 in
+    RFC 9110's words: shared/web/bodies.py)."""
+    detail = CONTENT_TOO_LARGE if status == 413 else HTTPStatus(status).phrase
+    return json.dumps({"detail": detail}, separators=(",", ":")).encode()
+
+
+def assert_raw_error(answer: bytes, status: int) -> None:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(f"HTTP/1.1 {status} ".encode()), answer
+    assert b"\r\nContent-Type: application/json\r\n" in head + b"\r\n", answer
+    assert body == json_error(status), answer
+
+
 def test_nginx_answers_its_own_errors_in_the_contracts_json(
     cluster: Cluster, app_name: str
 ) -> None:
     with httpx2.Client(base_url=f"{cluster.urls[app_name]}/api/v1", timeout=10) as edge:
         huge_header = edge.get("/users/me", headers={"X-Huge": "a" * 16_384})
-        assert_error(huge_header, 431, "Request Header Fields Too Large")
-        assert_error(edge.get("/users/" + "9" * 10_000), 414, "URI Too Long")
+        too_long = edge.get("/users/" + "9" * 10_000)
         # Over AUTHTWIN_MAX_BODY_BYTES: refused as the replicas would, with their words.
         too_big = edge.post(
             "/auth/signup",
             content=b"x" * 2 * 1024 * 1024,
             headers={"Content-Type": "application/json"},
         )
-        assert_error(too_big, 413, "Content Too Large")
-    garbage = raw_request(cluster.urls[app_name], b"NOT HTTP\r\n\r\n")
-    assert garbage.startswith(b"HTTP/1.1 400 ")
-    assert b"Content-Type: application/json" in garbage
-    assert garbage.endswith(b'\r\n\r\n{"detail": "Bad request"}\n')
+        trace = edge.request("TRACE", "/health")  # nginx refuses TRACE itself
+    for response, status in ((huge_header, 431), (too_long, 414), (too_big, 413), (trace, 405)):
+        assert_error(response, status, json.loads(json_error(status))["detail"])
+        assert response.content == json_error(status)
+    url = cluster.urls[app_name]
+    assert_raw_error(raw_request(url, b"NOT HTTP\r\n\r\n"), 400)
+    gzipped = b"POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n"
+    assert_raw_error(raw_request(url, gzipped), 501)
+    assert_raw_error(raw_request(url, b"GET /api/v1/health HTTP/2.0\r\nHost: x\r\n\r\n"), 505)
+
+
+def test_every_error_page_of_nginx_is_the_servers_json_with_retry_after_on_5xx() -> None:
+    """Each of the template's error pages, including those no test provokes (408, 500, 503,
+    504): the servers' exact body, and Retry-After: 5 on 502, 503 and 504 as on the replicas'
+    own 503s (OUTAGE_RETRY_AFTER)."""
+    template = nginx.TEMPLATE.read_text(encoding="utf-8")
+    pages = re.findall(r"location = /\.errors/(\d+) \{((?:[^}']|'[^']*')*)\}", template)
+    codes = {int(code) for code in re.findall(r"^\s*error_page (\d+) ", template, re.MULTILINE)}
+    assert {int(code) for code, _ in pages} == (codes - {494, 418}) | {431}
+    for code, block in pages:
+        assert f"return {code} '{json_error(int(code)).decode()}';" in block, code
+        retry_after = "add_header Retry-After {} always;".format(OUTAGE_RETRY_AFTER["Retry-After"])
+        assert (retry_after in block) == (int(code) in (502, 503, 504)), code
 
 
 def wait_until_listening(proxy: Process, url: str) -> None:
@@ -353,14 +389,16 @@ def wait_until_listening(proxy: Process, url: str) -> None:
 
 
 @contextmanager
-def nginx_without_replicas(run_dir: Path) -> Iterator[dict[str, str]]:
-    """The cluster's nginx config, its upstreams a port where nothing listens."""
+def nginx_in_front_of(run_dir: Path, upstreams: list[str]) -> Iterator[dict[str, str]]:
+    """The cluster's nginx config, both twins' upstreams ``upstreams`` (addresses)."""
     ports = {"fastapi": free_port(), "flask": free_port()}
-    nowhere = [f"127.0.0.1:{free_port()}"]
-    values = nginx.local_values(run_dir, ports, {"fastapi": nowhere, "flask": nowhere})
+    values = nginx.local_values(run_dir, ports, {"fastapi": upstreams, "flask": upstreams})
     config = nginx.write_config(run_dir, values)
     proxy = Process("nginx", run_dir / "nginx.log")
-    with proxy.log.open("wb") as log:
+    # Appending: nginx writes its access log to /dev/stdout, which it opens again itself
+    # (O_APPEND), and its error log to the inherited stderr; "wb" would let the one
+    # overwrite the other.
+    with proxy.log.open("ab") as log:
         proxy.process = nginx.start(config, log)
     try:
         urls = {app: f"http://127.0.0.1:{port}" for app, port in ports.items()}
@@ -371,11 +409,136 @@ def nginx_without_replicas(run_dir: Path) -> Iterator[dict[str, str]]:
         proxy.stop()
 
 
+def nginx_without_replicas(run_dir: Path) -> AbstractContextManager[dict[str, str]]:
+    """The cluster's nginx config, its upstreams a port where nothing listens."""
+    return nginx_in_front_of(run_dir, [f"127.0.0.1:{free_port()}"])
+
+
 def test_with_no_replica_up_nginx_answers_502_in_json(tmp_path: Path) -> None:
     with nginx_without_replicas(tmp_path) as urls:
         for url in urls.values():
             response = httpx2.post(f"{url}/api/v1/auth/login", json={}, timeout=10)
             assert_error(response, 502, "Bad Gateway")
+            assert response.headers["retry-after"] == "5"
+
+
+class SilentReplica:
+    """A fake replica: accepts a connection, reads one request (head and Content-Length
+    body), records it, and closes without answering, as a replica dying while holding it."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.address = f"127.0.0.1:{self.listener.getsockname()[1]}"
+        self.received: list[tuple[str, bytes]] = []  # (method, body)
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:  # shut down: the test is over
+                return
+            with connection:
+                connection.settimeout(5)
+                data = b""
+                while b"\r\n\r\n" not in data and (chunk := connection.recv(65536)):
+                    data += chunk
+                head, _, body = data.partition(b"\r\n\r\n")
+                lines = head.decode("latin-1").split("\r\n")
+                fields = dict(line.lower().split(": ", 1) for line in lines[1:] if ": " in line)
+                length = int(fields.get("content-length", "0"))
+                while len(body) < length and (chunk := connection.recv(65536)):
+                    body += chunk
+                if lines[0]:
+                    self.received.append((lines[0].split(" ")[0], body))
+
+    def count(self, method: str) -> int:
+        return sum(received == method for received, _ in self.received)
+
+    def close(self) -> None:
+        self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept (close alone would not)
+        self.listener.close()
+        self.thread.join(timeout=5)
+
+
+@contextmanager
+def silent_replicas(count: int) -> Iterator[list[SilentReplica]]:
+    replicas = [SilentReplica() for _ in range(count)]
+    try:
+        yield replicas
+    finally:
+        for replica in replicas:
+            replica.close()
+
+
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def test_nginx_resends_only_a_get_or_head_a_replica_failed_holding(tmp_path: Path) -> None:
+    """Two replicas that read each request and close without answering: what nginx sent to
+    the first, it may send to the second only if it is a GET or a HEAD. A password change
+    (PUT) or a deletion replayed on the second replica is a second write."""
+    with (
+        silent_replicas(2) as replicas,
+        nginx_in_front_of(tmp_path, [replica.address for replica in replicas]) as urls,
+    ):
+        for replica in replicas:  # nginx_in_front_of's own GETs, waiting for nginx
+            replica.received.clear()
+        for method in METHODS:
+            content = b"" if method in ("GET", "HEAD") else b'{"n": 1}'
+            headers = {"Content-Type": "application/json"} if content else {}
+            response = httpx2.request(
+                method,
+                f"{urls['fastapi']}/api/v1/users/me",
+                content=content,
+                headers=headers,
+                timeout=10,
+            )
+            assert response.status_code == 502, (method, response.text)
+            if method != "HEAD":
+                assert response.json() == {"detail": "Bad Gateway"}
+    arrivals = {method: sum(r.count(method) for r in replicas) for method in METHODS}
+    print("\narrivals per method:", arrivals)
+    assert arrivals == {method: 2 if method in ("GET", "HEAD") else 1 for method in METHODS}
+    bodies = {body for replica in replicas for method, body in replica.received if method == "PUT"}
+    assert bodies == {b'{"n": 1}'}  # the body still reaches the replica
+
+
+def test_a_refused_connection_is_skipped_for_a_post_but_not_for_a_put(tmp_path: Path) -> None:
+    """A replica that refuses the connection was sent nothing: nginx goes on to the next one
+    for a POST (and GET, HEAD, PATCH). For a PUT or DELETE nginx cannot tell a refusal from a
+    failure after sending (deploy/nginx.conf.template), so it tries one replica only: a 502,
+    with Retry-After, and nothing sent anywhere."""
+    refused = f"127.0.0.1:{free_port()}"  # nothing listens there
+    attempts = 6
+    with (
+        silent_replicas(1) as (replica,),
+        nginx_in_front_of(tmp_path, [refused, replica.address]) as urls,
+    ):
+        replica.received.clear()
+        for method in ("POST", "PUT"):
+            for _ in range(attempts):
+                response = httpx2.request(
+                    method, f"{urls['fastapi']}/api/v1/users/me", json={}, timeout=10
+                )
+                assert_error(response, 502, "Bad Gateway")
+                assert response.headers["retry-after"] == "5"
+        log = (tmp_path / "nginx.log").read_text(encoding="utf-8")
+    access = [line for line in log.splitlines() if " upstream=" in line]  # log_format edge
+    tried = {  # per request, the replicas nginx tried, in order
+        method: [
+            line.split(" upstream=")[1].split(" status=")[0] for line in access if method in line
+        ]
+        for method in ("POST", "PUT")
+    }
+    # Every POST reached the replica once, some of them after the refusal.
+    assert replica.count("POST") == attempts
+    assert f"{refused}, {replica.address}" in tried["POST"]
+    # A PUT nginx sent to the refusing address first got no further.
+    assert tried["PUT"].count(refused) >= 1
+    assert replica.count("PUT") == tried["PUT"].count(replica.address)
+    assert replica.count("PUT") + tried["PUT"].count(refused) == attempts
 
 
 def test_no_banner_through_nginx(cluster: Cluster, app_name: str) -> None:
