@@ -72,7 +72,9 @@ def upstream_servers(addresses: Iterable[str]) -> str:
     whose body a replica answers without reading (a 415) can end in a reset while nginx is
     still sending it, and two such requests left the Flask twin with no replica, all 502s.
     A replica that is really down refuses the connection at once, and nginx goes on to the
-    next (a refused connection sent nothing, so this holds for a POST too)."""
+    next: a refused connection sent nothing, so this holds for every method (for PUT and
+    DELETE through the template's @no_resend_retry; a request a replica received is resent
+    only if it is a GET or HEAD)."""
     return " ".join(f"server {address} max_fails=0;" for address in addresses)
 
 
