@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.in_process  # it starts servers of its own
+# xdist_group: one worker runs the one smoke round both tests read (a module fixture is
+# per worker: spread over two, the round ran twice).
+pytestmark = [pytest.mark.in_process, pytest.mark.xdist_group("bench-smoke")]
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -45,7 +45,9 @@ from tests.private_services import (
 )
 from tests.support import PASSWORD, Account, bearer, sign_up, unique_email
 
-pytestmark = pytest.mark.in_process  # it stops servers under the app
+# It stops servers under the app; xdist_group: the private PostgreSQL and Redis are started
+# once for the module, on one worker.
+pytestmark = [pytest.mark.in_process, pytest.mark.xdist_group("outages")]
 
 CONNECT_TIMEOUT = 2  # libpq counts whole seconds, from 2
 STATEMENT_TIMEOUT = 3.0

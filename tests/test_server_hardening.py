@@ -29,7 +29,9 @@ from deploy.servers import (
 from deploy.servers import command as production_command
 from tests.live import free_port, production_env, serve, stop_server, wait_until_healthy
 
-pytestmark = pytest.mark.in_process  # it starts servers of its own
+# It starts servers of its own; xdist_group: one worker runs the module, so each twin's
+# module-scoped server starts once, not once per worker.
+pytestmark = [pytest.mark.in_process, pytest.mark.xdist_group("server-hardening")]
 
 APPS = ["fastapi", "flask"]
 HEALTH = b"GET /api/v1/health HTTP/1.1\r\nHost: test\r\n\r\n"
