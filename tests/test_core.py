@@ -12,6 +12,7 @@ import bcrypt
 import pytest
 from pydantic import ValidationError
 from sqlalchemy import select
+from sqlalchemy.pool import QueuePool
 
 from shared.domain.models import User
 from shared.infrastructure.config import Settings
@@ -225,6 +226,8 @@ def test_start_up_leaves_no_connection_for_forked_workers_to_share(tmp_path: Pat
     about one request in forty then failed with a protocol error)."""
     runtime = Runtime.build(boot_settings(tmp_path))
     runtime.prepare()
-    pooled = runtime.engine.pool.checkedin()
+    pool = runtime.engine.pool
+    assert isinstance(pool, QueuePool)  # the write engine's pool: connections are kept
+    pooled = pool.checkedin()
     runtime.dispose()
     assert pooled == 0

@@ -84,7 +84,8 @@ def _engine(settings: Settings) -> Engine:
     url = database_url(settings.database_url)
     if url.get_backend_name() == "sqlite":
         return create_engine(url, poolclass=NullPool, connect_args={"timeout": SQLITE_WAIT_SECONDS})
-    return create_engine(url, poolclass=NullPool, connect_args={"connect_timeout": 5})
+    timeout = settings.db_connect_timeout_seconds  # the apps' setting: one answer to "how long"
+    return create_engine(url, poolclass=NullPool, connect_args={"connect_timeout": timeout})
 
 
 @contextlib.contextmanager
