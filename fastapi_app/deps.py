@@ -118,10 +118,11 @@ async def get_current_user(claims: AccessClaims, reader: ReaderDep) -> UserPubli
 CurrentUser = Annotated[UserPublic, Depends(get_current_user)]
 
 
-async def get_current_superuser(user: CurrentUser) -> UserPublic:
-    if not user.is_superuser:
-        raise errors.PermissionDenied
-    return user
+async def get_current_superuser(
+    user: CurrentUser, ip: ClientIP, request: Request, users: UserServiceDep
+) -> UserPublic:
+    resource = f"{request.method} {request.url.path}"
+    return users.require_superuser(user, client_ip=ip, resource=resource)
 
 
 CurrentSuperuser = Annotated[UserPublic, Depends(get_current_superuser)]

@@ -104,9 +104,8 @@ def get_current_user() -> UserPublic:
 
 def get_current_superuser() -> UserPublic:
     user = get_current_user()
-    if not user.is_superuser:
-        raise errors.PermissionDenied
-    return user
+    resource = f"{request.method} {request.path}"
+    return get_user_service().require_superuser(user, client_ip=get_client_ip(), resource=resource)
 
 
 def require_json_content_type() -> None:

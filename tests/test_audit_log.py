@@ -90,3 +90,90 @@ def test_a_rate_limited_request_is_logged(
             client.post("/auth/login", json={"email": unique_email(), "password": WRONG})
     limited = [r for r in auth_records(caplog) if r.auth.get("reason") == "rate_limited"]  # type: ignore[attr-defined]
     assert [r.auth["event"] for r in limited] == ["login"]  # type: ignore[attr-defined]
+
+
+ADMIN_RESET = "an administrator's reset password"
+
+
+def admin_records(caplog: pytest.LogCaptureFixture) -> list[dict[str, object]]:
+    return [r.auth for r in auth_records(caplog) if "actor_id" in r.auth]  # type: ignore[attr-defined]
+
+
+def test_admin_actions_and_refusals_are_audited(
+    configured: ConfiguredApi, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Who changed whose privileges, and who tried to without them (ASVS v5 16.3.2, 16.3.3)."""
+    api = configured()
+    client = api.client
+    assert api.admin_email
+    assert api.admin_password
+    admin_tokens = log_in(client, api.admin_email, api.admin_password)
+    admin = client.get("/users/me", headers=bearer(admin_tokens["access_token"])).json()
+    as_admin = bearer(admin_tokens["access_token"])
+    member, outsider = sign_up(client), sign_up(client)
+    new_email = unique_email("moved")
+    secrets = [api.admin_password, admin_tokens["access_token"], ADMIN_RESET]
+    secrets += [member.password, member.access_token, outsider.password, outsider.access_token]
+    changes = [
+        {"is_superuser": True},
+        {"is_superuser": False},
+        {"is_active": False},
+        {"is_active": True},
+        {"password": ADMIN_RESET},
+        {"email": new_email},
+    ]
+    with caplog.at_level(logging.INFO, logger="authtwin"):
+        for change in changes:
+            response = client.patch(f"/users/{member.id}", json=change, headers=as_admin)
+            assert response.status_code == 200, response.text
+        refused = [
+            client.get("/users", headers=outsider.headers),
+            client.get(f"/users/{member.id}", headers=outsider.headers),
+            client.patch(
+                f"/users/{member.id}", json={"is_superuser": True}, headers=outsider.headers
+            ),
+            client.delete(f"/users/{member.id}", headers=outsider.headers),
+            client.delete(f"/users/{admin['id']}", headers=as_admin),  # themself
+            client.patch(f"/users/{admin['id']}", json={"is_superuser": False}, headers=as_admin),
+        ]
+        assert [response.status_code for response in refused] == [403] * len(refused)
+        assert client.delete(f"/users/{member.id}", headers=as_admin).status_code == 204
+        own_change = {"email": unique_email("own"), "current_password": outsider.password}
+        assert client.patch("/users/me", json=own_change, headers=outsider.headers).is_success
+
+    records = admin_records(caplog)
+    by_admin = [(r["event"], r["outcome"], r["target_id"]) for r in records
+                if r["actor_id"] == admin["id"]]  # fmt: skip
+    assert by_admin == [
+        ("promote", "success", member.id),
+        ("demote", "success", member.id),
+        ("deactivate", "success", member.id),
+        ("reactivate", "success", member.id),
+        ("password_reset", "success", member.id),
+        ("email_change", "success", member.id),
+        ("delete_user", "failure", admin["id"]),
+        ("demote", "failure", admin["id"]),
+        ("delete_user", "success", member.id),
+    ]
+    by_outsider = [r for r in records if r["actor_id"] == outsider.id]
+    assert [(r["outcome"], r["reason"]) for r in by_outsider] == [("failure", "forbidden")] * 4
+    assert [r.get("target_id") for r in by_outsider] == [None, member.id, None, None]
+    resources = [r.get("resource") for r in by_outsider]
+    assert resources == ["GET /api/v1/users", None, f"PATCH /api/v1/users/{member.id}",
+                         f"DELETE /api/v1/users/{member.id}"]  # fmt: skip
+    assert {r["client_ip"] for r in records} == {"127.0.0.1"}
+    own = [r.auth for r in auth_records(caplog) if "actor_id" not in r.auth]  # type: ignore[attr-defined]
+    assert [r for r in own if r["event"] == "email_change"] == [
+        {
+            "event": "email_change",
+            "outcome": "success",
+            "client_ip": "127.0.0.1",
+            "user_id": outsider.id,
+        }
+    ]
+    formatter = JsonFormatter()
+    for record in auth_records(caplog):
+        line = formatter.format(record)
+        for secret in secrets:
+            assert secret not in line
+            assert secret not in str(record.__dict__)

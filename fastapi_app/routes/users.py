@@ -92,9 +92,13 @@ def list_users(
 
 @router.get("/{user_id}", response_model=UserPublic, responses=error_responses(401, 403, 404))
 def read_user(
-    user: CurrentUser, user_id: UserIdPath, session: SessionDep, users: UserServiceDep
+    user: CurrentUser,
+    user_id: UserIdPath,
+    session: SessionDep,
+    ip: ClientIP,
+    users: UserServiceDep,
 ) -> object:
-    return users.get_user(session=session, actor=user, user_id=user_id)
+    return users.get_user(session=session, actor=user, user_id=user_id, client_ip=ip)
 
 
 @router.patch(
@@ -104,13 +108,14 @@ def read_user(
     responses=error_responses(401, 403, 404, 409, *JSON_BODY_ERRORS),
 )
 def update_user(
-    _: CurrentSuperuser,
+    admin: CurrentSuperuser,
     user_id: UserIdPath,
     body: UserUpdate,
     session: SessionDep,
+    ip: ClientIP,
     users: UserServiceDep,
 ) -> object:
-    return users.update_user(session=session, user_id=user_id, data=body)
+    return users.update_user(session=session, actor=admin, user_id=user_id, data=body, client_ip=ip)
 
 
 @router.delete(
@@ -120,6 +125,10 @@ def update_user(
     responses=error_responses(401, 403, 404),
 )
 def delete_user(
-    user: CurrentSuperuser, user_id: UserIdPath, session: SessionDep, users: UserServiceDep
+    admin: CurrentSuperuser,
+    user_id: UserIdPath,
+    session: SessionDep,
+    ip: ClientIP,
+    users: UserServiceDep,
 ) -> None:
-    users.delete_user(session=session, actor=user, user_id=user_id)
+    users.delete_user(session=session, actor=admin, user_id=user_id, client_ip=ip)

@@ -80,21 +80,27 @@ def list_users() -> ResponseReturnValue:
 def read_user(user_id: str) -> ResponseReturnValue:
     user = get_current_user()
     target = path_user_id(user_id)
-    found = get_user_service().get_user(session=get_session(), actor=user, user_id=target)
+    found = get_user_service().get_user(
+        session=get_session(), actor=user, user_id=target, client_ip=get_client_ip()
+    )
     return serialize(UserPublic, found)
 
 
 @bp.patch("/<user_id>")
 def update_user(user_id: str) -> ResponseReturnValue:
-    get_current_superuser()
+    admin = get_current_superuser()
     target, body = path_user_id_and_body(user_id, UserUpdate)
-    updated = get_user_service().update_user(session=get_session(), user_id=target, data=body)
+    updated = get_user_service().update_user(
+        session=get_session(), actor=admin, user_id=target, data=body, client_ip=get_client_ip()
+    )
     return serialize(UserPublic, updated)
 
 
 @bp.delete("/<user_id>")
 def delete_user(user_id: str) -> ResponseReturnValue:
-    user = get_current_superuser()
+    admin = get_current_superuser()
     target = path_user_id(user_id)
-    get_user_service().delete_user(session=get_session(), actor=user, user_id=target)
+    get_user_service().delete_user(
+        session=get_session(), actor=admin, user_id=target, client_ip=get_client_ip()
+    )
     return no_content()

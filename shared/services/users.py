@@ -1,5 +1,7 @@
 """Accounts: creating, reading, changing and deleting users."""
 
+import functools
+
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -14,7 +16,7 @@ from shared.domain.schemas import (
     UserUpdate,
     UserUpdateMe,
 )
-from shared.infrastructure.audit import auth_event
+from shared.infrastructure.audit import admin_event, auth_event
 from shared.security.password_policy import PasswordPolicy
 from shared.security.passwords import PasswordHasher
 from shared.security.throttle import Throttle
@@ -85,9 +87,32 @@ class UserService:
         return True
 
     @staticmethod
-    def get_user(*, session: Session, actor: UserPublic, user_id: int) -> User:
+    def require_superuser(actor: UserPublic, *, client_ip: str, resource: str) -> UserPublic:
+        """The gate of the administrative routes; every refusal is an audit event."""
+        if not actor.is_superuser:
+            admin_event(
+                "admin_access",
+                "failure",
+                actor_id=actor.id,
+                client_ip=client_ip,
+                resource=resource,
+                reason="forbidden",
+            )
+            raise errors.PermissionDenied
+        return actor
+
+    @staticmethod
+    def get_user(*, session: Session, actor: UserPublic, user_id: int, client_ip: str) -> User:
         """A user by id, for superusers or the user themself."""
         if not actor.is_superuser and actor.id != user_id:
+            admin_event(
+                "read_user",
+                "failure",
+                actor_id=actor.id,
+                target_id=user_id,
+                client_ip=client_ip,
+                reason="forbidden",
+            )
             raise errors.PermissionDenied  # before the lookup: others' ids do not leak existence
         return _load(session, user_id)
 
@@ -110,9 +135,12 @@ class UserService:
             )
         if "full_name" in data.model_fields_set:
             user.full_name = data.full_name
+        changing_email = data.email is not None and data.email != user.email
         if data.email is not None:
             user.email = data.email
         _commit_or_email_taken(session)
+        if changing_email:
+            auth_event("email_change", "success", client_ip=client_ip, user_id=user_id)
         return user
 
     def check_new_password(self, password: str, *, email: str | None, field: str) -> None:
@@ -134,9 +162,31 @@ class UserService:
         session.commit()
         auth_event("password_change", "success", client_ip=client_ip, user_id=user_id)
 
-    def update_user(self, *, session: Session, user_id: int, data: UserUpdate) -> User:
-        """A superuser's change to any account. ``null`` leaves a non-nullable field as it is."""
+    def update_user(
+        self, *, session: Session, actor: UserPublic, user_id: int, data: UserUpdate, client_ip: str
+    ) -> User:
+        """A superuser's change to any account. ``null`` leaves a non-nullable field as it is.
+
+        Each privilege or credential change is an audit event (:func:`_admin_acts`), logged once
+        it is committed, or as a failure with the reason it was refused.
+        """
         user = _load(session, user_id)
+        acts = _admin_acts(user, data)
+        audit = functools.partial(
+            _audit_acts, actor_id=actor.id, target_id=user_id, client_ip=client_ip
+        )
+        try:
+            self._apply_update(session, user, data)
+        except errors.LastSuperuser:
+            audit([act for act in acts if act in {"demote", "deactivate"}], "last_superuser")
+            raise
+        except errors.EmailTaken:
+            audit(["email_change"], "email_taken")
+            raise
+        audit(acts, None)
+        return user
+
+    def _apply_update(self, session: Session, user: User, data: UserUpdate) -> None:
         demoting = data.is_superuser is False or data.is_active is False
         if demoting and user.is_superuser and user.is_active:
             _keep_one_superuser(session, user)
@@ -151,7 +201,6 @@ class UserService:
             if (value := getattr(data, field)) is not None:
                 setattr(user, field, value)
         _commit_or_email_taken(session)
-        return user
 
     @staticmethod
     def delete_me(*, session: Session, user_id: int) -> None:
@@ -161,13 +210,22 @@ class UserService:
         _delete(session, user)
 
     @staticmethod
-    def delete_user(*, session: Session, actor: UserPublic, user_id: int) -> None:
+    def delete_user(*, session: Session, actor: UserPublic, user_id: int, client_ip: str) -> None:
+        audit = functools.partial(
+            _audit_acts, ["delete_user"], actor_id=actor.id, target_id=user_id, client_ip=client_ip
+        )
         if actor.id == user_id:
+            audit("self")
             raise errors.CannotDeleteSelf
         user = _load(session, user_id)
         if user.is_superuser and user.is_active:
-            _keep_one_superuser(session, user)
+            try:
+                _keep_one_superuser(session, user)
+            except errors.LastSuperuser:
+                audit("last_superuser")
+                raise
         _delete(session, user)
+        audit(None)
 
     def _check_current_password(
         self, user: User, password: str, *, client_ip: str, event: str
@@ -185,6 +243,35 @@ class UserService:
         # Incremented by the database, not in Python: two concurrent changes each move it on.
         user.token_generation = User.token_generation + 1
         self._token_store.revoke_all(session=session, user_id=user.id)
+
+
+def _admin_acts(user: User, data: UserUpdate) -> list[str]:
+    """What an administrator's change does to an account, in the audit log's words."""
+    acts = []
+    if data.is_superuser is not None and data.is_superuser != user.is_superuser:
+        acts.append("promote" if data.is_superuser else "demote")
+    if data.is_active is not None and data.is_active != user.is_active:
+        acts.append("reactivate" if data.is_active else "deactivate")
+    if data.password is not None:
+        acts.append("password_reset")
+    if data.email is not None and data.email != user.email:
+        acts.append("email_change")
+    return acts
+
+
+def _audit_acts(
+    acts: list[str], reason: str | None, *, actor_id: int, target_id: int, client_ip: str
+) -> None:
+    """One record per act: a success when ``reason`` is None, else a refusal and why."""
+    for act in acts:
+        admin_event(
+            act,
+            "success" if reason is None else "failure",
+            actor_id=actor_id,
+            target_id=target_id,
+            client_ip=client_ip,
+            reason=reason,
+        )
 
 
 def _load(session: Session, user_id: int) -> User:
