@@ -10,15 +10,18 @@ run), for ``make test``; many, random, for ``make fuzz``.
 """
 
 import os
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
+from schemathesis.core.parameters import ParameterLocation
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from shared.domain import errors
+from shared.domain.schemas import UserCreate
 from shared.runtime import Runtime
 from shared.web.contract import openapi_document
 from tests.clients import SCHEMAS
@@ -63,6 +66,26 @@ def superuser_token(runtime: Runtime) -> str:
     pytest.fail("the first superuser could not log in")
 
 
+def new_account(runtime: Runtime) -> int:
+    """An ordinary account for one generated request to act on (change, demote, delete)."""
+    data = UserCreate(email=f"target-{uuid.uuid4().hex}@example.com", password=uuid.uuid4().hex)
+    with runtime.sessions() as session:
+        return runtime.users.create_user(session=session, data=data).id
+
+
+def aim_at_an_account(case: Any, runtime: Runtime) -> None:
+    """Point a well-formed ``{user_id}`` at an account that exists.
+
+    A generated id names no one, and a 404 says nothing about the body: the lax booleans an
+    outside run found (``"is_superuser": 0`` answered 200) hid behind it. A negative path
+    value is left as generated, for the path's own validation.
+    """
+    if "user_id" in (case.path_parameters or {}) and not case.meta.is_negative_at(
+        ParameterLocation.PATH
+    ):
+        case.path_parameters["user_id"] = new_account(runtime)
+
+
 @pytest.mark.parametrize(("label", "mode"), CASES, ids=[f"{lb} {m.value}" for lb, m in CASES])
 def test_every_operation_answers_as_the_contract_says(
     twin: tuple[Any, Runtime], label: str, mode: GenerationMode
@@ -81,6 +104,7 @@ def test_every_operation_answers_as_the_contract_says(
     )
     def answers_as_documented(case: Any) -> None:  # a schemathesis Case
         token = superuser_token(runtime)
+        aim_at_an_account(case, runtime)
         # Every check but one: "schema-valid data is accepted" does not hold for an auth API,
         # which refuses valid-looking input on grounds no schema states (a common password,
         # an address at a reserved domain, an email already taken) with a documented 4xx.

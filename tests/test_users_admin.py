@@ -260,3 +260,20 @@ def test_two_superusers_deleting_each_other_at_once_leave_one(configured: Config
     survivors = [a for a in (admin, user) if client.get("/users/me", headers=a.headers).is_success]
     assert len(survivors) == 1
     assert is_superuser(client, survivors[0])
+
+
+# The schema says boolean: 0, 1, "true", "yes", "off" and 1.0 are not booleans, whatever a
+# lax parser would make of them. On a privilege flag, accepting them is accepting a request
+# that no conforming client sends (issue 12, item 12).
+NOT_BOOLEANS = [0, 1, "true", "false", "yes", "off", "1", 1.0]
+
+
+@pytest.mark.parametrize("value", NOT_BOOLEANS, ids=repr)
+@pytest.mark.parametrize("field", ["is_superuser", "is_active"])
+def test_privilege_flags_accept_only_json_booleans(
+    client: httpx2.Client, admin: Account, user: Account, field: str, value: object
+) -> None:
+    response = client.patch(f"/users/{user.id}", json={field: value}, headers=admin.headers)
+    assert_validation_error(response, ["body", field])
+    me = client.get("/users/me", headers=user.headers).json()
+    assert (me["is_superuser"], me["is_active"]) == (False, True)

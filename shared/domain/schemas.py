@@ -56,9 +56,16 @@ UserId = Annotated[int, Field(ge=1, le=MAX_DB_INT)]
 
 
 class Input(BaseModel):
-    """Request bodies: unknown fields are an error, so no one can mass-assign ``is_superuser``."""
+    """Request bodies: unknown fields are an error, so no one can mass-assign ``is_superuser``.
 
-    model_config = ConfigDict(extra="forbid")
+    Strict, too: a JSON body carries its own types, so a value is taken only as the type the
+    contract declares. Lax mode would read ``0``, ``"off"`` and ``"yes"`` as booleans and
+    ``"5"`` as a number, accepting requests the published schema calls invalid, on a
+    privilege flag among others. (Query and path values are text on the wire and keep their
+    documented parsing: ``PageParams`` is not an ``Input``.)
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class UserCreate(Input):
