@@ -8,7 +8,9 @@ import httpx2
 import pytest
 from jose import jwt
 from jose.exceptions import JWTError
+from pydantic import ValidationError
 
+from shared.infrastructure.config import Settings
 from tests.support import (
     Account,
     Api,
@@ -239,3 +241,9 @@ def test_issuer_and_audience_come_from_settings(target: Api, user: Account) -> N
     _, claims = decode_unverified(user.access_token)
     assert claims["iss"] == target.issuer
     assert claims["aud"] == target.audience
+
+
+def test_refresh_tokens_cannot_be_configured_into_the_access_audience() -> None:
+    """A deployment setting both audiences alike would make refresh tokens API tokens again."""
+    with pytest.raises(ValidationError, match="must differ"):
+        Settings(jwt_audience="api", jwt_refresh_audience="api")
