@@ -277,7 +277,9 @@ CONCERNS: list[Concern] = [
         ],
         shared=[
             Ref("shared/services/auth.py", "AuthService.logout"),
+            Ref("shared/services/token_store.py", "TokenStore.revoke_family"),
             Ref("shared/services/token_store.py", "TokenStore.deny_access_token"),
+            Ref("shared/services/token_store.py", "TokenStore.purge"),
         ],
     ),
     Concern(

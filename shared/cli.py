@@ -60,6 +60,38 @@ def migrate(*, revision: str, downgrade: bool) -> int:
     return 0
 
 
+def purge_tokens(*, batch: int) -> int:
+    """Delete the token rows nothing can use any more (services/token_store.py says which),
+    ``batch`` at a time, each batch its own short transaction. Safe to run while the
+    servers serve, and from a scheduler (cron) for sessions that never log out."""
+    runtime = Runtime.build(Settings())
+    total = {"expired denials": 0, "expired refresh tokens": 0, "rows of ended sessions": 0}
+    try:
+        with runtime.sessions() as session:
+            while True:
+                purged = runtime.token_store.purge(session=session, batch=batch)
+                session.commit()
+                total["expired denials"] += purged.expired_denials
+                total["expired refresh tokens"] += purged.expired_refresh
+                total["rows of ended sessions"] += purged.dead_family_rows
+                if purged.total == 0:
+                    break
+    except DatabaseUnreachable as exc:
+        print(f"error: the database is unreachable: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        runtime.dispose()
+    print("purged " + ", ".join(f"{count} {what}" for what, count in total.items()))
+    return 0
+
+
+def _batch_size(value: str) -> int:
+    size = int(value)
+    if not 1 <= size <= 100_000:
+        raise argparse.ArgumentTypeError("must be from 1 to 100000")
+    return size
+
+
 def new_migration(message: str) -> int:
     """Write the next revision from what the models have that the database has not."""
     path = migrations.new_revision(Settings(), message)
@@ -94,7 +126,15 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument(
         "--password-stdin", action="store_true", help="read the password from standard input"
     )
+    purge = commands.add_parser(
+        "purge-tokens", help="delete expired and ended token rows (safe while serving)"
+    )
+    purge.add_argument(
+        "--batch", type=_batch_size, default=1000, help="rows per transaction (default 1000)"
+    )
     args = parser.parse_args(argv)
+    if args.command == "purge-tokens":
+        return purge_tokens(batch=args.batch)
     if args.command == "migrate":
         if args.downgrade and args.revision == "head":
             parser.error("--downgrade needs --revision (a revision id, or base)")

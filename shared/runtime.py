@@ -166,6 +166,8 @@ def _token_codec(settings: Settings) -> TokenCodec:
         key=key,
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
+        refresh_audience=settings.jwt_refresh_audience,
+        client_id=settings.jwt_client_id,
         access_ttl=timedelta(minutes=settings.access_token_minutes),
         refresh_ttl=timedelta(days=settings.refresh_token_days),
     )

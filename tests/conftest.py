@@ -194,6 +194,10 @@ def target(request: pytest.FixtureRequest, database_for) -> Iterator[Api]:  # ty
                 secret_key=os.environ.get("AUTHTWIN_SECRET_KEY"),
                 issuer=os.environ.get("AUTHTWIN_JWT_ISSUER", "authtwin"),
                 audience=os.environ.get("AUTHTWIN_JWT_AUDIENCE", "authtwin-api"),
+                refresh_audience=os.environ.get(
+                    "AUTHTWIN_JWT_REFRESH_AUDIENCE", "authtwin-refresh"
+                ),
+                client_id=os.environ.get("AUTHTWIN_JWT_CLIENT_ID", "authtwin"),
             )
         return
     app, db = request.param.split("-")

@@ -23,6 +23,8 @@ class Api:
     secret_key: str | None
     issuer: str = "authtwin"
     audience: str = "authtwin-api"
+    refresh_audience: str = "authtwin-refresh"
+    client_id: str = "authtwin"
 
 
 @dataclass
@@ -72,6 +74,12 @@ def log_in(client: httpx2.Client, email: str, password: str) -> dict[str, Any]:
     return tokens
 
 
+def session_of(token: str) -> str:
+    """The session (refresh family) an issued token belongs to: its ``sid`` claim."""
+    sid: str = jwt.get_unverified_claims(token)["sid"]
+    return sid
+
+
 def forge(
     secret: str,
     *,
@@ -81,25 +89,33 @@ def forge(
     lifetime: timedelta = timedelta(minutes=5),
     algorithm: str = "HS256",
     issuer: str = "authtwin",
-    audience: str = "authtwin-api",
+    audience: str | None = None,
+    session: str | None = None,
     drop: tuple[str, ...] = (),
     not_before: timedelta = timedelta(0),
     generation: object = 0,
     headers: dict[str, Any] | None = None,
     **claims_changed: Any,
 ) -> str:
-    """A token signed with ``secret``: valid unless the caller changes something."""
+    """A token signed with ``secret``: valid unless the caller changes something.
+
+    Valid means of a live session too: pass ``session`` (:func:`session_of` an issued token),
+    or the token names a session the server never started.
+    """
     now = datetime.now(UTC)
     claims: dict[str, Any] = {
         "sub": sub,
         "type": token_type,
         "gen": generation,
         "jti": uuid.uuid4().hex,
+        "sid": session or uuid.uuid4().hex,
         "iat": int(now.timestamp()),
         "nbf": int((now + not_before).timestamp()),
         "exp": int((now + lifetime).timestamp()),
         "iss": issuer,
-        "aud": audience,
+        # Each kind has its own audience; only access tokens name a client (RFC 9068 §2.2).
+        "aud": audience or ("authtwin-refresh" if token_type == "refresh" else "authtwin-api"),
+        **({"client_id": "authtwin"} if token_type == "access" else {}),
         **claims_changed,
     }
     for name in drop:

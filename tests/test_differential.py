@@ -270,7 +270,7 @@ ODD_REQUESTS = (
 
 TOKEN_FIELD = re.compile(r'"(access_token|refresh_token)":"([^"\\]*)"')
 TIME_FIELD = re.compile(r'"created_at":"([^"\\]*)"')
-VOLATILE_CLAIMS = frozenset({"jti", "iat", "nbf", "exp"})
+VOLATILE_CLAIMS = frozenset({"jti", "sid", "iat", "nbf", "exp"})
 
 
 def describe_token(token: str) -> str:
@@ -359,6 +359,21 @@ def describe_request(
 
 
 # --- What the machine knows of each account. -------------------------------------------------
+
+
+def session_of(token: str) -> str | None:
+    """The session (``sid``) a token names, or None for one no twin issued."""
+    try:
+        claims = json.loads(_unbase64(token.split(".")[1]))
+    except (ValueError, IndexError, binascii.Error):
+        return None
+    sid = claims.get("sid") if isinstance(claims, dict) else None
+    return sid if isinstance(sid, str) else None
+
+
+def same_session(one: PerApp, other: PerApp) -> bool:
+    """Whether two tokens are of one session (on each twin: its sessions are its own)."""
+    return all(session_of(one[app]) == session_of(other[app]) is not None for app in TWINS)
 
 
 def same_for_both(value: str) -> PerApp:
@@ -650,6 +665,8 @@ class TwinMachine(RuleBasedStateMachine):
         pair = self.send("POST", "/auth/refresh", body=body, content_type=JSON)
         if self.status(pair) == 200:
             user.take(pair)
+        elif which != "access token" and same_session(token, user.refresh):
+            user.end_sessions()  # a replay in the current session ends it, access token too
 
     @rule(user_id=users, which=st.sampled_from(LOGOUT_WITH))
     def logout(self, user_id: int, which: str) -> None:
@@ -714,14 +731,21 @@ class TwinMachine(RuleBasedStateMachine):
             if forged == "other secret"
             else TEST_SECRET
         )
+        user = self.known[user_id]
         options: dict[str, Any] = {"sub": str(user_id), "generation": generation}
-        token = forge(secret, **{**options, **changes.get(forged, {})})
-        if forged == "alg none":  # python-jose will not sign with "none"; nor should anyone
-            unsigned = base64.urlsafe_b64encode(b'{"alg":"none","typ":"at+jwt"}').rstrip(b"=")
-            token = f"{unsigned.decode()}.{token.split('.')[1]}."
-        me = self.send("GET", "/users/me", token=same_for_both(token))
-        if forged == "valid" and stored is not None and stored.is_active:
-            assert self.status(me) == 200, "a valid token for a usable account opens /users/me"
+        tokens: PerApp = {}
+        for app in TWINS:
+            # Of each twin's current session: the one thing the twins' tokens do not share.
+            session = session_of(user.access[app])
+            token = forge(secret, **{**options, "session": session, **changes.get(forged, {})})
+            if forged == "alg none":  # python-jose will not sign with "none"; nor should anyone
+                unsigned = base64.urlsafe_b64encode(b'{"alg":"none","typ":"at+jwt"}')
+                token = f"{unsigned.rstrip(b'=').decode()}.{token.split('.')[1]}."
+            tokens[app] = token
+        me = self.send("GET", "/users/me", token=tokens)
+        usable = stored is not None and stored.is_active and user.session_ok
+        if forged == "valid" and usable:
+            assert self.status(me) == 200, "a valid token of a live session opens /users/me"
 
     @rule(user_id=users, attempts=st.sampled_from((3, 10)))
     def guess_passwords(self, user_id: int, attempts: int) -> None:

@@ -83,7 +83,7 @@ def schema_of(url: str) -> dict[str, Any]:
                     ],
                     "primary key": found.get_pk_constraint(table),
                     "foreign keys": found.get_foreign_keys(table),
-                    "indexes": found.get_indexes(table),
+                    "indexes": [_comparable(index) for index in found.get_indexes(table)],
                     "unique": found.get_unique_constraints(table),
                 }
                 for table in found.get_table_names()
@@ -97,6 +97,13 @@ def schema_of(url: str) -> dict[str, Any]:
             return schema
     finally:
         engine.dispose()
+
+
+def _comparable(index: Any) -> dict[str, Any]:
+    """A reflected index with its options as text: SQLite reflects a partial index's WHERE
+    as a clause object, which compares by identity."""
+    options = {name: str(value) for name, value in index.get("dialect_options", {}).items()}
+    return {**index, "dialect_options": options}
 
 
 def differences(url: str) -> list[Any]:

@@ -60,6 +60,27 @@ def test_concurrent_refreshes_with_one_token_succeed_once(
     assert statuses == [200] + [401] * 5
 
 
+def test_a_refresh_token_re_signed_into_another_session_is_401(
+    client: httpx2.Client, user: Account, secret_key: str
+) -> None:
+    """Its row says which family it belongs to; a token naming another is not one we issued."""
+    issued = jwt.get_unverified_claims(user.refresh_token)
+    other = log_in(client, user.email, user.password)["refresh_token"]
+    token = forge(secret_key, sub=str(user.id), token_type="refresh", typ="rt+jwt",
+                  jti=issued["jti"], session=jwt.get_unverified_claims(other)["sid"])  # fmt: skip
+    assert_unauthorized(refresh(client, token))
+
+
+def test_a_refresh_token_for_the_api_audience_is_401(
+    client: httpx2.Client, user: Account, secret_key: str
+) -> None:
+    """Refresh tokens are addressed to this service alone (not to the API's audience)."""
+    issued = jwt.get_unverified_claims(user.refresh_token)
+    token = forge(secret_key, sub=str(user.id), token_type="refresh", typ="rt+jwt",
+                  jti=issued["jti"], session=issued["sid"], audience="authtwin-api")  # fmt: skip
+    assert_unauthorized(refresh(client, token))
+
+
 def test_refresh_with_garbage_is_401(client: httpx2.Client) -> None:
     assert_unauthorized(refresh(client, "not-a-token"))
 
@@ -85,10 +106,11 @@ def test_an_expired_refresh_token_is_401_though_its_row_is_live(
         typ="rt+jwt",
         lifetime=timedelta(seconds=-1),
         jti=issued["jti"],
+        session=issued["sid"],
     )
     assert_unauthorized(refresh(client, token))
     control = forge(secret_key, sub=str(user.id), token_type="refresh", typ="rt+jwt",
-                    jti=issued["jti"])  # fmt: skip
+                    jti=issued["jti"], session=issued["sid"])  # fmt: skip
     assert refresh(client, control).status_code == 200
 
 

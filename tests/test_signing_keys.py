@@ -20,10 +20,11 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jose import jwk, jwt
+from jose.exceptions import JWTError
 
 from shared.security.tokens import SigningKey
 from tests.conftest import ConfiguredApi
-from tests.support import Api, assert_unauthorized, bearer, sign_up
+from tests.support import Account, Api, assert_unauthorized, bearer, session_of, sign_up
 
 
 @cache
@@ -48,11 +49,13 @@ def b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-def claims_for(user_id: int) -> dict[str, Any]:
+def claims_for(user: Account) -> dict[str, Any]:
+    """A valid access token's claims, of ``user``'s live session."""
     now = int(datetime.now(UTC).timestamp())
     return {
-        "sub": str(user_id), "type": "access", "gen": 0, "jti": uuid.uuid4().hex,
-        "iat": now, "nbf": now, "exp": now + 300, "iss": "authtwin", "aud": "authtwin-api",
+        "sub": str(user.id), "type": "access", "gen": 0, "jti": uuid.uuid4().hex,
+        "sid": session_of(user.access_token), "iat": now, "nbf": now, "exp": now + 300,
+        "iss": "authtwin", "aud": "authtwin-api", "client_id": "authtwin",
     }  # fmt: skip
 
 
@@ -101,6 +104,17 @@ def test_rs256_tokens_verify_with_the_published_key_alone(rs256: Api) -> None:
     assert rs256.client.get("/users/me", headers=user.headers).status_code == 200
 
 
+def test_a_resource_server_with_the_published_key_refuses_refresh_tokens(rs256: Api) -> None:
+    """What a third-party API trusting our JWKS does (plain jose, its own audience): our
+    access tokens pass, our refresh tokens do not, though signed with the same key."""
+    user = sign_up(rs256.client)
+    [key] = published_keys(rs256.client)
+    verify = {"algorithms": ["RS256"], "audience": "authtwin-api", "issuer": "authtwin"}
+    assert jwt.decode(user.access_token, jwk.construct(key), **verify)["sub"] == str(user.id)
+    with pytest.raises(JWTError):
+        jwt.decode(user.refresh_token, jwk.construct(key), **verify)
+
+
 def test_rs256_refresh_and_logout_work(rs256: Api) -> None:
     user = sign_up(rs256.client)
     refreshed = rs256.client.post("/auth/refresh", json={"refresh_token": user.refresh_token})
@@ -112,7 +126,7 @@ def test_a_token_signed_with_our_key_by_hand_is_accepted(rs256: Api) -> None:
     """The control for the cases below: only the changed property made them fail."""
     user = sign_up(rs256.client)
     kid = published_keys(rs256.client)[0]["kid"]
-    token = jwt.encode(claims_for(user.id), private_pem(), algorithm="RS256",
+    token = jwt.encode(claims_for(user), private_pem(), algorithm="RS256",
                        headers={"typ": "at+jwt", "kid": kid})  # fmt: skip
     assert rs256.client.get("/users/me", headers=bearer(token)).status_code == 200
 
@@ -125,14 +139,14 @@ def test_key_confusion_hs256_signed_with_the_public_key_is_401(rs256: Api) -> No
         {"alg": "HS256", "typ": "at+jwt"},
         {"alg": "HS256", "typ": "at+jwt", "kid": kid},
     ):
-        token = hs256_by_hand(public, header, claims_for(user.id))
+        token = hs256_by_hand(public, header, claims_for(user))
         assert_unauthorized(rs256.client.get("/users/me", headers=bearer(token)))
 
 
 def test_rs256_app_refuses_hs256_even_with_its_own_secret(rs256: Api) -> None:
     user = sign_up(rs256.client)
     assert rs256.secret_key
-    token = jwt.encode(claims_for(user.id), rs256.secret_key, algorithm="HS256",
+    token = jwt.encode(claims_for(user), rs256.secret_key, algorithm="HS256",
                        headers={"typ": "at+jwt"})  # fmt: skip
     assert_unauthorized(rs256.client.get("/users/me", headers=bearer(token)))
 
@@ -141,7 +155,7 @@ def test_rs256_token_from_another_key_is_401_even_with_our_kid(rs256: Api) -> No
     user = sign_up(rs256.client)
     kid = published_keys(rs256.client)[0]["kid"]
     token = jwt.encode(
-        claims_for(user.id), private_pem("theirs"), algorithm="RS256",
+        claims_for(user), private_pem("theirs"), algorithm="RS256",
         headers={"typ": "at+jwt", "kid": kid},
     )  # fmt: skip
     assert_unauthorized(rs256.client.get("/users/me", headers=bearer(token)))
@@ -152,7 +166,7 @@ def test_rs256_token_with_an_embedded_jwk_is_401(rs256: Api) -> None:
     user = sign_up(rs256.client)
     attacker = private_pem("theirs")
     embedded = jwk.construct(public_pem(attacker), algorithm="RS256").to_dict()
-    token = jwt.encode(claims_for(user.id), attacker, algorithm="RS256",
+    token = jwt.encode(claims_for(user), attacker, algorithm="RS256",
                        headers={"typ": "at+jwt", "jwk": embedded})  # fmt: skip
     assert_unauthorized(rs256.client.get("/users/me", headers=bearer(token)))
 
@@ -160,7 +174,7 @@ def test_rs256_token_with_an_embedded_jwk_is_401(rs256: Api) -> None:
 def test_an_expired_rs256_token_is_401(rs256: Api) -> None:
     user = sign_up(rs256.client)
     kid = published_keys(rs256.client)[0]["kid"]
-    claims = {**claims_for(user.id), "exp": int((datetime.now(UTC) - timedelta(1)).timestamp())}
+    claims = {**claims_for(user), "exp": int((datetime.now(UTC) - timedelta(1)).timestamp())}
     token = jwt.encode(claims, private_pem(), algorithm="RS256",
                        headers={"typ": "at+jwt", "kid": kid})  # fmt: skip
     assert_unauthorized(rs256.client.get("/users/me", headers=bearer(token)))

@@ -7,31 +7,72 @@ from datetime import timedelta
 import httpx2
 import pytest
 from jose import jwt
+from jose.exceptions import JWTError
+from pydantic import ValidationError
 
-from tests.support import Account, Api, assert_unauthorized, bearer, forge
+from shared.infrastructure.config import Settings
+from tests.support import (
+    Account,
+    Api,
+    assert_unauthorized,
+    bearer,
+    session_of,
+    sign_up,
+)
+from tests.support import forge as forge_token
 
 
 def decode_unverified(token: str) -> tuple[dict[str, object], dict[str, object]]:
     return jwt.get_unverified_header(token), jwt.get_unverified_claims(token)
 
 
-def test_access_token_carries_every_required_claim(user: Account) -> None:
+def test_access_token_carries_every_required_claim(target: Api, user: Account) -> None:
     header, claims = decode_unverified(user.access_token)
     assert header == {"alg": "HS256", "typ": "at+jwt"}
     # The user's id and nothing personal: no email, name, role or password hash.
-    assert set(claims) == {"sub", "type", "gen", "jti", "iat", "nbf", "exp", "iss", "aud"}
+    assert set(claims) == {
+        "sub", "type", "gen", "jti", "sid", "iat", "nbf", "exp", "iss", "aud", "client_id",
+    }  # fmt: skip
     assert claims["nbf"] == claims["iat"]
     assert claims["sub"] == str(user.id)
     assert claims["type"] == "access"
     assert claims["exp"] - claims["iat"] == 15 * 60  # type: ignore[operator]
+    # RFC 9068 §2.2: an access token names the client it was issued to.
+    assert claims["client_id"] == target.client_id
 
 
-def test_refresh_token_is_typed_apart_and_lives_14_days(user: Account) -> None:
+def test_refresh_token_is_typed_apart_and_lives_14_days(target: Api, user: Account) -> None:
     header, claims = decode_unverified(user.refresh_token)
     assert header["typ"] == "rt+jwt"
     assert claims["type"] == "refresh"
     assert claims["exp"] - claims["iat"] == 14 * 24 * 3600  # type: ignore[operator]
     assert claims["jti"] != decode_unverified(user.access_token)[1]["jti"]
+    # Addressed to this service alone, and of the same session as its access token.
+    assert claims["aud"] == target.refresh_audience
+    assert claims["aud"] != target.audience
+    assert claims["sid"] == session_of(user.access_token)
+    assert "client_id" not in claims
+
+
+def test_each_login_is_a_session_of_its_own(client: httpx2.Client, user: Account) -> None:
+    again = client.post("/auth/login", json={"email": user.email, "password": user.password})
+    assert session_of(again.json()["access_token"]) != session_of(user.access_token)
+    rotated = client.post("/auth/refresh", json={"refresh_token": user.refresh_token}).json()
+    assert session_of(rotated["access_token"]) == session_of(user.access_token)
+    assert session_of(rotated["refresh_token"]) == session_of(user.access_token)
+
+
+def test_a_resource_server_refuses_our_refresh_tokens(
+    target: Api, user: Account, secret_key: str
+) -> None:
+    """A third party that trusts our key and its own audience, verifying with plain jose as
+    it would: the refresh token is not for it, though the signature and issuer are good."""
+    with pytest.raises(JWTError):
+        jwt.decode(user.refresh_token, secret_key, algorithms=["HS256"],
+                   audience=target.audience, issuer=target.issuer)  # fmt: skip
+    claims = jwt.decode(user.access_token, secret_key, algorithms=["HS256"],
+                        audience=target.audience, issuer=target.issuer)  # fmt: skip
+    assert claims["sub"] == str(user.id)  # the control: access tokens are for it
 
 
 def test_tokens_are_signed_with_the_configured_key(user: Account, secret_key: str) -> None:
@@ -57,8 +98,13 @@ def test_requests_without_a_usable_bearer_token_are_401(
     assert_unauthorized(client.get("/users/me", headers=headers))
 
 
-def forged_cases(secret: str, user_id: int) -> dict[str, str]:
+def forged_cases(secret: str, user_id: int, session: str) -> dict[str, str]:
+    """Each case a valid token (of the user's live session) with one thing changed."""
     sub = str(user_id)
+
+    def forge(secret: str, **changes: object) -> str:
+        return forge_token(secret, **{"session": session, **changes})  # type: ignore[arg-type]
+
     return {
         "expired": forge(secret, sub=sub, lifetime=timedelta(seconds=-1)),
         "expires-now": forge(secret, sub=sub, lifetime=timedelta(0)),
@@ -71,7 +117,9 @@ def forged_cases(secret: str, user_id: int) -> dict[str, str]:
         "wrong-iss": forge(secret, sub=sub, issuer="someone-else"),
         "wrong-aud": forge(secret, sub=sub, audience="another-api"),
         "refresh-typed": forge(secret, sub=sub, token_type="refresh", typ="rt+jwt"),
-        "refresh-claim-only": forge(secret, sub=sub, token_type="refresh"),
+        "refresh-claim-only": forge(
+            secret, sub=sub, token_type="refresh", audience="authtwin-api", client_id="authtwin"
+        ),
         "refresh-header-only": forge(secret, sub=sub, typ="rt+jwt"),
         "plain-jwt-typ": forge(secret, sub=sub, typ="JWT"),
         "hs384": forge(secret, sub=sub, algorithm="HS384"),
@@ -97,17 +145,25 @@ def forged_cases(secret: str, user_id: int) -> dict[str, str]:
         "sub-negative": forge(secret, sub="-1"),
         "sub-huge": forge(secret, sub="9" * 40),
         "sub-unknown-user": forge(secret, sub="2147483647"),
+        "no-sid": forge(secret, sub=sub, drop=("sid",)),
+        "sid-unknown": forge(secret, sub=sub, session="0" * 32),
+        "sid-not-hex": forge(secret, sub=sub, session="not-a-session-id-not-a-session-id"),
+        "sid-a-number": forge(secret, sub=sub, sid=1),
+        "refresh-audience": forge(secret, sub=sub, audience="authtwin-refresh"),
+        "both-audiences": forge(secret, sub=sub, audience=["authtwin-api", "authtwin-refresh"]),
+        "no-client-id": forge(secret, sub=sub, drop=("client_id",)),
+        "other-client-id": forge(secret, sub=sub, client_id="someone-else"),
     }
 
 
-FORGED = list(forged_cases("k", 1))
+FORGED = list(forged_cases("k", 1, "0" * 32))
 
 
 @pytest.mark.parametrize("case", FORGED)
 def test_forged_or_invalid_access_tokens_are_401(
     client: httpx2.Client, user: Account, secret_key: str, case: str
 ) -> None:
-    token = forged_cases(secret_key, user.id)[case]
+    token = forged_cases(secret_key, user.id, session_of(user.access_token))[case]
     response = client.get("/users/me", headers=bearer(token))
     assert_unauthorized(response)
     assert 'error="invalid_token"' in response.headers["www-authenticate"]
@@ -117,8 +173,16 @@ def test_a_correctly_forged_token_is_accepted(
     client: httpx2.Client, user: Account, secret_key: str
 ) -> None:
     """The control for the cases above: only the changed property made them fail."""
-    response = client.get("/users/me", headers=bearer(forge(secret_key, sub=str(user.id))))
-    assert response.status_code == 200
+    token = forge_token(secret_key, sub=str(user.id), session=session_of(user.access_token))
+    assert client.get("/users/me", headers=bearer(token)).status_code == 200
+
+
+def test_a_token_naming_another_users_session_is_401(
+    client: httpx2.Client, user: Account, secret_key: str
+) -> None:
+    other = sign_up(client)
+    token = forge_token(secret_key, sub=str(user.id), session=session_of(other.access_token))
+    assert_unauthorized(client.get("/users/me", headers=bearer(token)))
 
 
 def b64(data: dict[str, object]) -> str:
@@ -177,3 +241,9 @@ def test_issuer_and_audience_come_from_settings(target: Api, user: Account) -> N
     _, claims = decode_unverified(user.access_token)
     assert claims["iss"] == target.issuer
     assert claims["aud"] == target.audience
+
+
+def test_refresh_tokens_cannot_be_configured_into_the_access_audience() -> None:
+    """A deployment setting both audiences alike would make refresh tokens API tokens again."""
+    with pytest.raises(ValidationError, match="must differ"):
+        Settings(jwt_audience="api", jwt_refresh_audience="api")

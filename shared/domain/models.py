@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.infrastructure.db import Base, UTCDateTime, utcnow
@@ -38,15 +38,40 @@ class RefreshToken(Base):
     Rotation marks the presented token spent (``revoked_at`` + ``replaced_by``) and issues the
     next one in the same ``family_id``; presenting a spent token again means it was stolen or
     replayed, so the whole family is revoked (OAuth 2.0 Security BCP, refresh token rotation).
+
+    A family is a session: every token of a login carries its id (claim ``sid``), and the
+    session lasts as long as the family has a live row (one, after each rotation). Logout and
+    reuse detection revoke every row, which ends the session's access tokens too
+    (services/identity.py). A row revoked other than by rotation (``replaced_by`` empty) is
+    where a family ended; TokenStore.purge finds dead families by it.
     """
 
     __tablename__ = "refresh_tokens"
+    __table_args__ = (
+        # The bearer lookup's "is this session live?", on every authenticated request: one
+        # probe of this small index, however many spent rows the family has piled up.
+        Index(
+            "ix_refresh_tokens_live_family",
+            "family_id",
+            postgresql_where=text("revoked_at IS NULL"),
+            sqlite_where=text("revoked_at IS NULL"),
+        ),
+        # The ends of families (revoked, not by rotation): where the purge looks for dead
+        # families without reading the spent rows of live ones.
+        Index(
+            "ix_refresh_tokens_ended_family",
+            "family_id",
+            postgresql_where=text("revoked_at IS NOT NULL AND replaced_by IS NULL"),
+            sqlite_where=text("revoked_at IS NOT NULL AND replaced_by IS NULL"),
+        ),
+    )
 
     jti: Mapped[str] = mapped_column(String(64), primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     family_id: Mapped[str] = mapped_column(String(64), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Indexed for the purge of expired rows.
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     replaced_by: Mapped[str | None] = mapped_column(String(64), default=None)
 
@@ -54,8 +79,9 @@ class RefreshToken(Base):
 class RevokedAccessToken(Base):
     """An access token ended by logout before its ``exp``: the ``jti`` denylist.
 
-    A row is needed only until the token would have expired anyway; later logouts delete
-    the rows past ``expires_at``, so the table holds at most ~15 minutes of logouts.
+    A row is needed only until the token would have expired anyway; the purge (at each login
+    and logout, and ``authtwin purge-tokens``) deletes the rows past ``expires_at``, so the
+    table holds about 15 minutes of logouts.
     """
 
     __tablename__ = "revoked_access_tokens"

@@ -69,7 +69,16 @@ class Settings(BaseSettings):
     db_statement_timeout_seconds: float = Field(default=5, ge=0.1, le=600)
 
     jwt_issuer: str = "authtwin"
+    # Access tokens' audience: the API here, and any resource server that trusts our JWKS.
     jwt_audience: str = "authtwin-api"
+    # Refresh tokens' audience, which only this service accepts: with the same one as access
+    # tokens, any resource server checking iss, aud and the signature would take a refresh
+    # token (14 days) as an access token (15 minutes). Must differ from jwt_audience.
+    jwt_refresh_audience: str = "authtwin-refresh"
+    # The access tokens' client_id (RFC 9068 §2.2). The password-grant clients of this service
+    # (its own web and mobile front ends) are not registered and do not identify themselves,
+    # so this names them all as one: the first-party client of this deployment.
+    jwt_client_id: str = Field(default="authtwin", min_length=1)
     access_token_minutes: int = Field(default=15, ge=1, le=60)
     refresh_token_days: int = Field(default=14, ge=1, le=90)
 
@@ -139,6 +148,15 @@ class Settings(BaseSettings):
             if not exact or "*" in origin or parts.query or parts.fragment:
                 raise ValueError(f"CORS origin {origin!r} must be scheme://host[:port]")
         return origins
+
+    @model_validator(mode="after")
+    def _refresh_audience_of_its_own(self) -> "Settings":
+        if self.jwt_refresh_audience == self.jwt_audience:
+            raise ValueError(
+                "AUTHTWIN_JWT_REFRESH_AUDIENCE must differ from AUTHTWIN_JWT_AUDIENCE: "
+                "a refresh token must not verify as an access token anywhere"
+            )
+        return self
 
     @model_validator(mode="after")
     def _require_real_secret_outside_development(self) -> "Settings":

@@ -7,12 +7,25 @@ RFC 8725 rules applied here:
   (``jwk``, ``jku``, ``x5u``, ``x5c``, ``crit``, …) is refused outright (§3.10, RFC 7515 §4.1);
 - every claim required, issuer and audience checked (§3.8, §3.9);
 - the token's kind checked by both its ``typ`` header (§3.11, RFC 9068) and its ``type``
-  claim, so an access token can never pass as a refresh token or the reverse.
+  claim, so an access token can never pass as a refresh token or the reverse;
+- each kind addressed to its own audience (§3.9): access tokens to the API, refresh tokens
+  to this service alone, so a resource server that trusts our key (the JWKS) and checks its
+  audience refuses a refresh token as any verifier would, without knowing our ``typ``;
+- access tokens name the client they were issued to (``client_id``, RFC 9068 §2.2);
+- one spelling per token: compact form in canonical base64url only (RFC 7515 §2), so no
+  second string for the same signed bytes slips past anything keyed on the token's text.
+
+Every token names its session (``sid``: the refresh family, see models.RefreshToken), which
+the bearer lookup checks is still live. Tokens issued before ``sid`` existed are refused:
+at that deployment every session ends and its users log in again (access tokens lived 15
+minutes anyway; refresh tokens are the cost, accepted for a lookup with no exception).
 """
 
 import base64
+import binascii
 import hashlib
 import json
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -30,6 +43,11 @@ TokenType = Literal["access", "refresh"]
 HEADER_TYPES: dict[TokenType, str] = {"access": "at+jwt", "refresh": "rt+jwt"}
 REQUIRED_CLAIMS = ("exp", "iat", "nbf", "sub", "jti", "aud", "iss")
 ALLOWED_HEADERS = frozenset({"alg", "typ", "kid"})
+# Three non-empty segments of the base64url alphabet, nothing else: no padding, no '+' or
+# '/', no whitespace; what jose's lenient decoder would otherwise skip or translate.
+COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+# A session id as issued (uuid4().hex): the refresh family's, models.RefreshToken.family_id.
+SESSION_ID = re.compile(r"[0-9a-f]{32}")
 
 
 @dataclass(frozen=True)
@@ -46,7 +64,14 @@ class TokenClaims:
     type: TokenType
     # The user's token generation when this was issued; see models.User.token_generation.
     generation: int
+    # The session (refresh family) it was issued in; ended with it (services/identity.py).
+    session_id: str
     expires_at: datetime
+
+
+def new_session_id() -> str:
+    """The id of a new session: a new login's refresh family (claim ``sid``)."""
+    return uuid.uuid4().hex
 
 
 class SigningKey:
@@ -108,34 +133,44 @@ class TokenCodec:
         key: SigningKey,
         issuer: str,
         audience: str,
+        refresh_audience: str,
+        client_id: str,
         access_ttl: timedelta,
         refresh_ttl: timedelta,
     ) -> None:
+        if audience == refresh_audience:
+            raise ValueError("refresh tokens need an audience of their own")
         self.key = key
         self._issuer = issuer
-        self._audience = audience
+        self._audience: dict[TokenType, str] = {"access": audience, "refresh": refresh_audience}
+        self._client_id = client_id
         self._ttl: dict[TokenType, timedelta] = {"access": access_ttl, "refresh": refresh_ttl}
 
     @property
     def access_ttl_seconds(self) -> int:
         return int(self._ttl["access"].total_seconds())
 
-    def issue(self, *, user_id: int, generation: int, token_type: TokenType) -> IssuedToken:
+    def issue(
+        self, *, user_id: int, generation: int, session_id: str, token_type: TokenType
+    ) -> IssuedToken:
         """A signed token. Its claims name the user by id only: no email, name or role."""
         now = datetime.now(UTC).replace(microsecond=0)
         jti = uuid.uuid4().hex
         expires_at = now + self._ttl[token_type]
-        claims = {
+        claims: dict[str, object] = {
             "sub": str(user_id),
             "type": token_type,
             "gen": generation,
             "jti": jti,
+            "sid": session_id,
             "iat": int(now.timestamp()),
             "nbf": int(now.timestamp()),
             "exp": int(expires_at.timestamp()),
             "iss": self._issuer,
-            "aud": self._audience,
+            "aud": self._audience[token_type],
         }
+        if token_type == "access":
+            claims["client_id"] = self._client_id
         headers = {"typ": HEADER_TYPES[token_type]}
         if self.key.kid:
             headers["kid"] = self.key.kid
@@ -146,6 +181,7 @@ class TokenCodec:
 
     def decode(self, token: str, *, expected_type: TokenType) -> TokenClaims:
         """Verify header, signature, claims and kind; any failure is ``InvalidToken`` (401)."""
+        _require_canonical(token)
         try:
             header = jwt.get_unverified_header(token)
             self._check_header(header, expected_type)
@@ -153,7 +189,7 @@ class TokenCodec:
                 token,
                 self.key.verify_with,
                 algorithms=[self.key.algorithm],
-                audience=self._audience,
+                audience=self._audience[expected_type],
                 issuer=self._issuer,
                 options={f"require_{claim}": True for claim in REQUIRED_CLAIMS},
             )
@@ -178,10 +214,18 @@ class TokenCodec:
         # jose accepts ``exp == now``; RFC 7519 §4.1.4 says "on or after" is expired.
         if claims["exp"] <= datetime.now(UTC).timestamp() or claims["type"] != expected_type:
             raise InvalidToken
+        # Exactly our audience for this kind: jose also accepts a list that includes it.
+        if claims["aud"] != self._audience[expected_type]:
+            raise InvalidToken
+        if expected_type == "access" and claims["client_id"] != self._client_id:
+            raise InvalidToken
         sub, jti, generation = claims["sub"], claims["jti"], claims["gen"]
+        session_id = claims["sid"]
         if not (isinstance(sub, str) and sub.isascii() and sub.isdigit()):
             raise InvalidToken
         if not (isinstance(jti, str) and 0 < len(jti) <= 64):
+            raise InvalidToken
+        if not (isinstance(session_id, str) and SESSION_ID.fullmatch(session_id)):
             raise InvalidToken
         if type(generation) is not int or not 0 <= generation <= MAX_DB_INT:
             raise InvalidToken
@@ -193,5 +237,24 @@ class TokenCodec:
             jti=jti,
             type=expected_type,
             generation=generation,
+            session_id=session_id,
             expires_at=datetime.fromtimestamp(claims["exp"], UTC),
         )
+
+
+def _require_canonical(token: str) -> None:
+    """``InvalidToken`` unless ``token`` is the one spelling of its bytes (RFC 7515 §2, app. C).
+
+    jose decodes leniently: it accepts padding, and Python's decoder ignores the unused low
+    bits of the last character, so ``...A`` and ``...B`` may be one signature. Each segment
+    must therefore re-encode to itself.
+    """
+    if not COMPACT_JWS.fullmatch(token):
+        raise InvalidToken
+    for segment in token.split("."):
+        try:
+            raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+        except (binascii.Error, ValueError):  # a length no encoding has (4n + 1)
+            raise InvalidToken from None
+        if base64.urlsafe_b64encode(raw).rstrip(b"=").decode() != segment:
+            raise InvalidToken

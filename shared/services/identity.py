@@ -12,7 +12,7 @@ from sqlalchemy import Engine, Row, bindparam, exists, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.domain.errors import InvalidToken
-from shared.domain.models import RevokedAccessToken, User
+from shared.domain.models import RefreshToken, RevokedAccessToken, User
 from shared.domain.schemas import UserPublic
 from shared.infrastructure.db import (
     async_read_connection,
@@ -32,17 +32,31 @@ ACTIVE_USER: Final = select(
     User.is_active.is_(True),
     User.token_generation == bindparam("generation"),
     ~exists().where(RevokedAccessToken.jti == bindparam("jti")),
+    # The session is live: its family still has an unspent refresh token. Logout and reuse
+    # detection revoke them all, so every access token of the session stops here at once,
+    # not only the one that logged out. Rotation adds the successor before it spends the
+    # old row, in one transaction, so a live session never looks ended.
+    exists().where(
+        RefreshToken.family_id == bindparam("session_id"),
+        RefreshToken.user_id == bindparam("user_id"),
+        RefreshToken.revoked_at.is_(None),
+    ),
 )
 """The token's user, if the token is still good: one statement, one round trip.
 
 It finds nothing when the user was deleted or deactivated, when their tokens were ended by a
-password change (an older generation), or when this token was logged out. Execute it with
-:func:`active_user_parameters`.
+password change (an older generation), when this token was logged out, or when its session
+was (logout, or a replayed refresh token). Execute it with :func:`active_user_parameters`.
 """
 
 
 def active_user_parameters(claims: TokenClaims) -> dict[str, object]:
-    return {"user_id": claims.user_id, "generation": claims.generation, "jti": claims.jti}
+    return {
+        "user_id": claims.user_id,
+        "generation": claims.generation,
+        "jti": claims.jti,
+        "session_id": claims.session_id,
+    }
 
 
 def principal_from_row(row: UserRow | None) -> UserPublic:
