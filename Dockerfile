@@ -1,6 +1,9 @@
 # One image for both twins; docker-compose.yml picks the server command.
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+# Production whoever runs the image (docker run, compose, another orchestrator): a secret is
+# required, the schema is `authtwin migrate`'s job, hashing at OWASP's cost at least.
+ENV AUTHTWIN_ENV=production
 WORKDIR /app
 RUN useradd --create-home --uid 10001 authtwin
 COPY pyproject.toml README.md ./

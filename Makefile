@@ -21,24 +21,27 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # The deployment step before any production server starts (production servers create no
-# table and refuse a database that is not at the code's revision). The database is
+# table and refuse a database that is not at the code's revision). It reads the servers'
+# AUTHTWIN_* settings, so production's need a secret here too; the database is
 # AUTHTWIN_DATABASE_URL's, by default ./authtwin.db; several at once are safe (they queue).
 migrate: install  ## upgrade the database of the AUTHTWIN_* settings to the code's schema
 	$(BIN)/authtwin migrate
 
 # The hardening of deploy/servers.py (head limits, graceful shutdown, no banner; see there).
+# AUTHTWIN_ENV=development: settings default to production, which would refuse to start
+# without a secret and an `authtwin migrate` first; development migrates and, without
+# AUTHTWIN_SECRET_KEY, signs with a random key (a given one is still checked).
 run: install  ## the FastAPI twin on SQLite at http://127.0.0.1:8000 (docs at /docs)
-	$(BIN)/uvicorn --factory fastapi_app:create_app --host 127.0.0.1 --port 8000 --no-server-header --no-proxy-headers \
+	AUTHTWIN_ENV=development $(BIN)/uvicorn --factory fastapi_app:create_app --host 127.0.0.1 --port 8000 --no-server-header --no-proxy-headers \
 		--http deploy.uvicorn_protocol:LimitedHttpToolsProtocol --timeout-graceful-shutdown 10
 
 run-flask: install  ## the Flask twin on SQLite at http://127.0.0.1:5000, under gunicorn
-	$(BIN)/gunicorn --bind 127.0.0.1:5000 --workers 1 --no-control-socket --graceful-timeout 10 \
+	AUTHTWIN_ENV=development $(BIN)/gunicorn --bind 127.0.0.1:5000 --workers 1 --no-control-socket --graceful-timeout 10 \
 		--limit-request-line 4094 --limit-request-fields 100 --limit-request-field_size 8190 \
 		--config python:deploy.gunicorn_conf 'flask_app:create_app()'
 
-# Development servers: each twin restarted when its code changes. AUTHTWIN_ENV is set rather
-# than left to its default, so a change of default cannot make them refuse to start for want
-# of a secret. The ports are variables (make dev DEV_PORT=8001) so that
+# Development servers: each twin restarted when its code changes. AUTHTWIN_ENV is set, as the
+# default is production (see run). The ports are variables (make dev DEV_PORT=8001) so that
 # tests/test_dev_reload.py can run these very recipes.
 DEV_PORT       ?= 8000
 DEV_FLASK_PORT ?= 5000

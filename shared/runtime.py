@@ -10,6 +10,7 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
+from pydantic import ValidationError
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -119,6 +120,11 @@ class Runtime:
                 exc,
             )
             return
+        self._first_superuser()
+
+    def _first_superuser(self) -> None:
+        """The configured superuser, created once; a password the API would refuse stops
+        start-up, with a reason that names the setting and never quotes its value."""
         email, secret = (
             self.settings.first_superuser_email,
             self.settings.first_superuser_password,
@@ -130,9 +136,14 @@ class Runtime:
             # The same rules as every other password the service sets; refuse to start.
             raise ValueError(f"AUTHTWIN_FIRST_SUPERUSER_PASSWORD is refused: {problem}")
         with self.sessions() as session:
-            created = self.users.create_first_superuser(
-                session=session, email=email, password=password
-            )
+            try:
+                created = self.users.create_first_superuser(
+                    session=session, email=email, password=password
+                )
+            except ValidationError as exc:
+                # `from None`: pydantic's own message quotes the value it refused, and a
+                # traceback printing it would put the password in the server's log.
+                raise ValueError(_first_superuser_refused(exc)) from None
         if created:
             logger.info("first superuser created", extra={"email": email})
 
@@ -155,6 +166,23 @@ class Runtime:
         self.probe_engine.dispose()
         self.engine.dispose()
         self.passwords.close()
+
+
+# The setting each field of the account comes from, to name it in a refusal.
+FIRST_SUPERUSER_SETTINGS = {
+    "email": "AUTHTWIN_FIRST_SUPERUSER_EMAIL",
+    "password": "AUTHTWIN_FIRST_SUPERUSER_PASSWORD",
+}
+
+
+def _first_superuser_refused(exc: ValidationError) -> str:
+    """Which setting is wrong and why, from pydantic's errors without their ``input``."""
+    reasons = []
+    for error in exc.errors(include_input=False, include_url=False):
+        field = str(error["loc"][0]) if error["loc"] else ""
+        setting = FIRST_SUPERUSER_SETTINGS.get(field, "the first superuser")
+        reasons.append(f"{setting}: {error['msg']}")
+    return f"the first superuser is refused: {'; '.join(reasons)}"
 
 
 def _token_codec(settings: Settings) -> TokenCodec:

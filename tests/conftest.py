@@ -66,10 +66,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+# OWASP's argon2id minimum, the default: production refuses anything cheaper.
+OWASP_ARGON2: dict[str, object] = {"argon2_memory_kib": 19_456, "argon2_time_cost": 2}
+
+
 def in_process_settings(database: str, **overrides: object) -> Settings:
-    """Settings for an in-process app: cheap argon2 (the default cost is tested on its own)."""
+    """Settings for an in-process app: development, for its cheap argon2 (the suite hashes
+    thousands of passwords; the production cost is tested on its own). Its secret is given,
+    so it is checked as production's is. Development also migrates at start-up, which finds
+    the database already migrated; the tests of production's start-up use
+    ``production_settings``."""
     values: dict[str, object] = {
-        "env": "production",
+        "env": "development",
         "secret_key": TEST_SECRET,
         "database_url": database,
         "argon2_memory_kib": 1024,
@@ -83,6 +91,11 @@ def in_process_settings(database: str, **overrides: object) -> Settings:
     }
     values.update(overrides)
     return Settings.model_validate(values)
+
+
+def production_settings(database: str, **overrides: object) -> Settings:
+    """``in_process_settings`` as a deployment has them: production, at OWASP's cost."""
+    return in_process_settings(database, **{"env": "production", **OWASP_ARGON2, **overrides})
 
 
 @pytest.fixture(scope="session")

@@ -101,16 +101,15 @@ def serve(app: str, env: Mapping[str, str], workdir: Path, workers: int = 1) -> 
 
 
 def production_env(database: Path, **settings: str) -> dict[str, str]:
-    """This environment without inherited ``AUTHTWIN_*``, plus production settings with cheap
-    hashing (its cost is tested elsewhere) and a random secret, overridable by name."""
+    """This environment without inherited ``AUTHTWIN_*``, plus production settings (hashing
+    at their default, OWASP's minimum, as production refuses less) and a random secret,
+    overridable by name."""
     env = {name: value for name, value in os.environ.items() if not name.startswith("AUTHTWIN_")}
     env.update(
         {
             "AUTHTWIN_ENV": "production",
             "AUTHTWIN_SECRET_KEY": secrets.token_urlsafe(48),
             "AUTHTWIN_DATABASE_URL": f"sqlite:///{database}",
-            "AUTHTWIN_ARGON2_MEMORY_KIB": "1024",
-            "AUTHTWIN_ARGON2_TIME_COST": "1",
         }
     )
     env.update({f"AUTHTWIN_{name.upper()}": value for name, value in settings.items()})

@@ -3,6 +3,7 @@ OpenAPI document as the new contract, ``shared/data/openapi.json``. Do it on pur
 review the diff: the Flask twin serves that file, and both twins are tested against it.
 """
 
+import secrets
 import tempfile
 from typing import Any
 
@@ -14,7 +15,9 @@ from shared.web.contract import CONTRACT_PATH, render
 def generated_document() -> dict[str, Any]:
     """The document the FastAPI twin generates from its routes (no database is touched)."""
     with tempfile.TemporaryDirectory() as directory:
-        settings = Settings(database_url=f"sqlite:///{directory}/unused.db", secret_key="x" * 32)
+        settings = Settings(
+            database_url=f"sqlite:///{directory}/unused.db", secret_key=secrets.token_urlsafe(32)
+        )
         return create_app(settings).openapi()
 
 

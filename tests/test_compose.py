@@ -68,3 +68,26 @@ def test_replicas_wait_for_the_migration_and_only_nginx_is_published() -> None:
         assert "ports" not in replica, name
         assert replica["environment"]["AUTHTWIN_TRUSTED_PROXIES"] == f"{proxy_address}/32"
     assert all(port.startswith("127.0.0.1:") for port in every["nginx"]["ports"])
+
+
+DOCKERFILE = COMPOSE.with_name("Dockerfile")
+
+
+def dockerfile_env() -> dict[str, str]:
+    """The image's ``ENV name=value ...`` lines (the only form the Dockerfile uses)."""
+    found: dict[str, str] = {}
+    for line in DOCKERFILE.read_text(encoding="utf-8").splitlines():
+        if line.startswith("ENV "):
+            for pair in shlex.split(line[4:]):
+                name, _, value = pair.partition("=")
+                found[name] = value
+    return found
+
+
+def test_the_image_and_every_service_of_it_run_production() -> None:
+    """An image run without compose (``docker run``, another orchestrator) must not start in
+    development: it would migrate by itself and, without a secret, sign with a random one."""
+    assert dockerfile_env().get("AUTHTWIN_ENV") == "production"
+    every = services()
+    for name in [*REPLICAS, "migrate"]:
+        assert every[name]["environment"]["AUTHTWIN_ENV"] == "production", name

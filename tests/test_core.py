@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="module")
 def hasher() -> PasswordHasher:
-    defaults = Settings()
+    defaults = Settings(env="development")
     return PasswordHasher(
         memory_kib=defaults.argon2_memory_kib,
         time_cost=defaults.argon2_time_cost,
@@ -67,7 +67,11 @@ def test_passwords_are_unicode_normalised(hasher: PasswordHasher) -> None:
 
 
 def test_login_upgrades_a_bcrypt_hash_in_the_database(tmp_path: Path) -> None:
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'db.sqlite'}", secret_key=TEST_SECRET)
+    settings = Settings(
+        env="development",
+        database_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
+        secret_key=TEST_SECRET,
+    )
     runtime = Runtime.build(settings)
     runtime.prepare()
     legacy = bcrypt.hashpw(b"legacy password", bcrypt.gensalt(rounds=4)).decode()
@@ -140,7 +144,7 @@ def test_cli_creates_a_superuser_idempotently(tmp_path: Path) -> None:
             [sys.executable, "-c", command, "create-superuser", "--email", "Root@Example.com",
              "--password-stdin"],
             input="a long enough password\n",
-            env={**os.environ, "AUTHTWIN_DATABASE_URL": url},
+            env={**os.environ, "AUTHTWIN_ENV": "development", "AUTHTWIN_DATABASE_URL": url},
             cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
         )  # fmt: skip
         assert result.returncode == 0, result.stderr
@@ -161,7 +165,8 @@ def test_cli_refuses_a_password_the_api_would(tmp_path: Path, password: str, rea
         [sys.executable, "-m", "shared.cli", "create-superuser", "--email", "a@example.com",
          "--password-stdin"],
         input=f"{password}\n",
-        env={**os.environ, "AUTHTWIN_DATABASE_URL": f"sqlite:///{tmp_path / 'x.sqlite'}"},
+        env={**os.environ, "AUTHTWIN_ENV": "development",
+             "AUTHTWIN_DATABASE_URL": f"sqlite:///{tmp_path / 'x.sqlite'}"},
         cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert result.returncode == 2
@@ -171,6 +176,7 @@ def test_cli_refuses_a_password_the_api_would(tmp_path: Path, password: str, rea
 def boot_settings(tmp_path: Path, **overrides: object) -> Settings:
     """Settings with a first superuser, on a SQLite file of the test's own."""
     values: dict[str, object] = {
+        "env": "development",  # migrates at start-up, and may hash cheaply
         "database_url": f"sqlite:///{tmp_path / 'boot.sqlite'}",
         "secret_key": TEST_SECRET,
         "first_superuser_email": "boss@example.com",

@@ -166,13 +166,15 @@ def test_options_without_a_preflight_method_is_still_a_405(configured: Configure
 @pytest.mark.parametrize("origin", ["null", "*", "https://*.example", "app.example"])
 def test_settings_refuse_anything_but_exact_origins(origin: str) -> None:
     with pytest.raises(ValidationError):
-        Settings.model_validate({"cors_origins": (origin,)})
+        Settings.model_validate({"env": "development", "cors_origins": (origin,)})
 
 
 def test_configured_origins_match_as_browsers_send_them() -> None:
     """Browsers send scheme and host in lowercase, so a capitalised setting still works."""
     policy = CorsPolicy(
-        Settings.model_validate({"cors_origins": "https://App.Example"}).cors_origins
+        Settings.model_validate(
+            {"env": "development", "cors_origins": "https://App.Example"}
+        ).cors_origins
     )
     assert policy.response_headers("https://app.example")["Access-Control-Allow-Origin"]
     assert "Access-Control-Allow-Origin" not in policy.response_headers("https://App.Example")

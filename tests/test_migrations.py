@@ -9,6 +9,7 @@ here; the suite's shared databases are never touched.
 
 import logging
 import os
+import secrets
 import subprocess
 import sys
 import uuid
@@ -27,7 +28,7 @@ import shared.domain.models  # noqa: F401 — the tables, on Base.metadata
 from shared.infrastructure import migrations
 from shared.infrastructure.db import Base, database_url
 from shared.runtime import Runtime
-from tests.conftest import ADMIN_EMAIL, in_process_settings
+from tests.conftest import ADMIN_EMAIL, in_process_settings, production_settings
 
 pytestmark = pytest.mark.in_process  # databases and processes of its own
 ROOT = Path(__file__).resolve().parent.parent
@@ -173,7 +174,9 @@ def migrator(env: dict[str, str], stdin: int) -> subprocess.Popen[str]:
 
 def migrators(url: str, count: int) -> list[subprocess.Popen[str]]:
     env = {name: value for name, value in os.environ.items() if not name.startswith("AUTHTWIN_")}
+    # The servers' settings, as a deploy job has them: production, so a secret too.
     env["AUTHTWIN_DATABASE_URL"] = url
+    env["AUTHTWIN_SECRET_KEY"] = secrets.token_urlsafe(32)
     start_line, go = os.pipe()
     try:
         processes = [migrator(env, start_line) for _ in range(count)]
@@ -204,7 +207,7 @@ def test_migrations_started_at_once_all_succeed_and_migrate_once(fresh: Fresh) -
 
 def test_production_start_up_creates_nothing_and_names_the_command(fresh: Fresh) -> None:
     url = fresh()
-    runtime = Runtime.build(in_process_settings(url))
+    runtime = Runtime.build(production_settings(url))
     try:
         with pytest.raises(migrations.SchemaNotCurrent, match="Run `authtwin migrate`"):
             runtime.prepare()
@@ -215,7 +218,7 @@ def test_production_start_up_creates_nothing_and_names_the_command(fresh: Fresh)
 
 def test_production_start_up_refuses_a_database_behind_the_code(fresh: Fresh) -> None:
     url = fresh()
-    settings = in_process_settings(url)
+    settings = production_settings(url)
     migrations.upgrade(settings)
     migrations.downgrade(settings, "base")  # as a database an older release left would be
     runtime = Runtime.build(settings)
@@ -231,7 +234,7 @@ def test_a_database_newer_than_the_code_is_served_for_rolling_deploys(
 ) -> None:
     """The next release migrated; this one's replicas must still (re)start until replaced."""
     url = fresh()
-    settings = in_process_settings(url)
+    settings = production_settings(url)
     migrations.upgrade(settings)
     engine = create_engine(url)
     with engine.begin() as connection:  # as a revision this code has never seen would leave it
@@ -276,7 +279,7 @@ def test_an_unreachable_database_at_start_up_is_a_warning(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Refusing to start would turn an outage into a crash loop; /health reports it."""
-    runtime = Runtime.build(in_process_settings("postgresql+psycopg://postgres@127.0.0.1:9/x"))
+    runtime = Runtime.build(production_settings("postgresql+psycopg://postgres@127.0.0.1:9/x"))
     try:
         with caplog.at_level(logging.WARNING, logger="authtwin"):
             runtime.prepare()

@@ -49,9 +49,6 @@ def server_env(database: Path, redis_url: str | None) -> dict[str, str]:
             "AUTHTWIN_DATABASE_URL": f"sqlite:///{database}",
             "AUTHTWIN_RATE_LIMIT_ENABLED": "false",  # one address sends everything
             "AUTHTWIN_LOGIN_MAX_FAILURES": str(MAX_FAILURES),
-            # Cheap hashing: the cost is tested elsewhere, and these servers hash a lot.
-            "AUTHTWIN_ARGON2_MEMORY_KIB": "1024",
-            "AUTHTWIN_ARGON2_TIME_COST": "1",
         }
     )
     if redis_url:

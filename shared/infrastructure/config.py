@@ -19,6 +19,39 @@ MIN_SECRET_BYTES = 32
 PLACEHOLDER_SECRETS = frozenset(
     {"changethis", "change-me", "changeme", "secret", "your-secret-key", "supersecret"}
 )
+# A generated secret shows far more: token_urlsafe(32) some 30 of its 43 characters, and even
+# 32 hex digits (`openssl rand -hex 16`, the shortest accepted) fewer than 8 less than once in
+# 25 million draws. Fewer is a typed string such as "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab".
+MIN_SECRET_DISTINCT_CHARACTERS = 8
+# OWASP Password Storage Cheat Sheet, argon2id with parallelism 1: (memory KiB, passes) pairs
+# of equal strength, trading memory for time. Production meets or exceeds one of them.
+OWASP_ARGON2ID_MINIMUMS = ((47_104, 1), (19_456, 2), (12_288, 3), (9_216, 4), (7_168, 5))
+
+
+def secret_key_problem(secret: str) -> str | None:
+    """Why a given HS256 secret is refused, or None. The answer never quotes the secret.
+
+    These catch the mistakes people make (a template's placeholder, filler typed to reach
+    the length), not a determined choice of a weak one: generate it, don't choose it.
+    Compared casefolded and stripped, so "  ChangeThis " is still the placeholder.
+    """
+    folded = secret.strip().casefold()
+    if folded in PLACEHOLDER_SECRETS:
+        return "is a well-known placeholder"
+    if len(secret.encode()) < MIN_SECRET_BYTES:
+        return f"must be at least {MIN_SECRET_BYTES} bytes"
+    if _repeats(folded):
+        return "repeats a shorter string"
+    if len(set(folded)) < MIN_SECRET_DISTINCT_CHARACTERS:
+        return f"has fewer than {MIN_SECRET_DISTINCT_CHARACTERS} distinct characters"
+    return None
+
+
+def _repeats(text: str) -> bool:
+    """Whether ``text`` is one unit over and over, a part of it allowed at the end ("ab" * 20,
+    "changethis" * 4, "s3cr3t-" * 5 + "s3"): shifted by at most half its length, it matches
+    itself. Its length then says nothing of how hard it is to guess."""
+    return any(text[shift:] == text[:-shift] for shift in range(1, len(text) // 2 + 1))
 
 
 def _comma_separated(value: object) -> object:
@@ -47,7 +80,9 @@ class Settings(BaseSettings):
         env_prefix="AUTHTWIN_", extra="ignore", frozen=True, hide_input_in_errors=True
     )
 
-    env: Literal["development", "production"] = "development"
+    # Production unless told otherwise: a deployment that forgot to say must not get
+    # development's conveniences (a random secret, migrating at start-up, cheap hashing).
+    env: Literal["development", "production"] = "production"
     secret_key: SecretStr | None = None
     database_url: str = "sqlite:///./authtwin.db"
     # Per-process pool; size it to the process's concurrency (threads, or in-flight requests).
@@ -82,7 +117,8 @@ class Settings(BaseSettings):
     access_token_minutes: int = Field(default=15, ge=1, le=60)
     refresh_token_days: int = Field(default=14, ge=1, le=90)
 
-    # OWASP Password Storage Cheat Sheet's argon2id minimum: m=19 MiB, t=2, p=1.
+    # OWASP Password Storage Cheat Sheet's argon2id minimum: m=19 MiB, t=2, p=1. Production
+    # refuses less (OWASP_ARGON2ID_MINIMUMS); development may hash cheaply, as the tests do.
     argon2_memory_kib: int = Field(default=19_456, ge=8)
     argon2_time_cost: int = Field(default=2, ge=1)
     argon2_parallelism: int = Field(default=1, ge=1)
@@ -159,19 +195,33 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
-    def _require_real_secret_outside_development(self) -> "Settings":
-        """Refuse to build production settings whose tokens anyone could forge."""
-        if self.env == "development" or self.private_key_pem():
-            return self
-        key = self.secret_key.get_secret_value() if self.secret_key else ""
-        if not key.strip():
+    def _refuse_a_forgeable_secret(self) -> "Settings":
+        """A given secret is checked in every environment: anyone who can guess it can sign
+        a token for any account. Only a missing one is tolerated, in development alone
+        (``signing_key`` then makes a random one), or with an RS256 key instead."""
+        if self.secret_key is not None:
+            if problem := secret_key_problem(self.secret_key.get_secret_value()):
+                raise ValueError(
+                    f"AUTHTWIN_SECRET_KEY {problem}; generate one with "
+                    "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+                )
+        elif self.env != "development" and not self.private_key_pem():
             raise ValueError("AUTHTWIN_SECRET_KEY must be set outside development")
-        if key.lower() in PLACEHOLDER_SECRETS:
-            raise ValueError("AUTHTWIN_SECRET_KEY is a well-known placeholder; generate one")
-        if len(key.encode()) < MIN_SECRET_BYTES:
+        return self
+
+    @model_validator(mode="after")
+    def _owasp_hashing_in_production(self) -> "Settings":
+        """A stolen table of cheap hashes is cracked at GPU speed; production hashes no
+        cheaper than OWASP's minimums. Parallelism is not checked: lanes share the memory."""
+        if self.env == "development":
+            return self
+        memory, passes = self.argon2_memory_kib, self.argon2_time_cost
+        if not any(memory >= m and passes >= t for m, t in OWASP_ARGON2ID_MINIMUMS):
             raise ValueError(
-                f"AUTHTWIN_SECRET_KEY must be at least {MIN_SECRET_BYTES} bytes "
-                "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+                "AUTHTWIN_ARGON2_MEMORY_KIB and AUTHTWIN_ARGON2_TIME_COST are below OWASP's "
+                "argon2id minimums: at least one of "
+                + ", ".join(f"{m} KiB with {t} passes" for m, t in OWASP_ARGON2ID_MINIMUMS)
+                + " (cheaper hashing is for development)"
             )
         return self
 

@@ -1,0 +1,157 @@
+"""No weak signing secret and no cheap password hashing reach a running deployment.
+
+Whoever holds the HS256 secret can mint a token for any account: a service started with
+``AUTHTWIN_SECRET_KEY=changethis`` lets anyone who has read a tutorial act as its superuser.
+So a secret that is *given* is checked in every environment, development included (a
+development setting is one copied line away from a deployment); only a *missing* one is
+replaced, in development alone, by a random one. And a deployment is production unless it
+says otherwise: forgetting ``AUTHTWIN_ENV`` must not quietly disable the checks.
+
+Production also refuses argon2id parameters below OWASP's minimums: a stolen database hashed
+at a few hundred KiB is cracked at GPU speed.
+"""
+
+import base64
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from shared.infrastructure.config import Settings
+
+pytestmark = pytest.mark.in_process
+
+ROOT = Path(__file__).resolve().parent.parent
+STRONG = secrets.token_urlsafe(32)
+
+# Each caught by one rule: the list of placeholders, the length, repetition, variety.
+WEAK_SECRETS = {
+    "placeholder": "changethis",
+    "placeholder-with-spaces-and-capitals": "  ChangeThis ",
+    "placeholder-repeated-to-length": "changethis" * 4,
+    "one-character-repeated": "a" * 40,
+    "digits-repeated": "0123456789" * 4,
+    "repeated-with-a-tail": "s3cr3t-" * 5 + "s3",
+    "too-few-distinct-characters": "abcabcabcabcabcabcabcabcabcabcabcabx",
+    "short": secrets.token_urlsafe(32)[:31],
+}
+
+# What the README and the error message tell people to run, and their usual equivalents.
+GENERATED_SECRETS = {
+    "secrets.token_urlsafe(32)": lambda: secrets.token_urlsafe(32),
+    "openssl rand -hex 32": lambda: secrets.token_hex(32),
+    "openssl rand -base64 32": lambda: base64.b64encode(secrets.token_bytes(32)).decode(),
+    "openssl rand -hex 16": lambda: secrets.token_hex(16),
+}
+
+# OWASP Password Storage Cheat Sheet, argon2id: (memory KiB, iterations), parallelism 1.
+OWASP_ROWS = [(47_104, 1), (19_456, 2), (12_288, 3), (9_216, 4), (7_168, 5)]
+BELOW_OWASP = [(1_024, 1), (19_456, 1), (47_103, 1), (7_168, 4), (9_215, 4), (4_096, 20)]
+
+
+@pytest.mark.parametrize("env", ["development", "production"])
+@pytest.mark.parametrize("secret", WEAK_SECRETS.values(), ids=WEAK_SECRETS.keys())
+def test_a_given_weak_secret_is_refused_in_every_environment(env: str, secret: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        Settings(env=env, secret_key=secret)
+    message = str(refused.value)
+    assert "AUTHTWIN_SECRET_KEY" in message
+    assert secret.strip() not in message  # says why, never what
+
+
+@pytest.mark.parametrize("env", ["development", "production"])
+@pytest.mark.parametrize("make", GENERATED_SECRETS.values(), ids=GENERATED_SECRETS.keys())
+def test_a_generated_secret_is_accepted(env: str, make: object) -> None:
+    assert callable(make)
+    for _ in range(20):  # random: one lucky draw would prove little
+        secret = make()
+        assert Settings(env=env, secret_key=secret).signing_key() == secret
+
+
+def test_without_authtwin_env_settings_are_production(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [name for name in os.environ if name.startswith("AUTHTWIN_")]:
+        monkeypatch.delenv(name)
+    assert Settings(secret_key=STRONG).env == "production"
+    with pytest.raises(ValidationError, match="AUTHTWIN_SECRET_KEY must be set"):
+        Settings()
+
+
+@pytest.mark.parametrize(("memory_kib", "time_cost"), OWASP_ROWS)
+def test_production_accepts_each_owasp_argon2id_row(memory_kib: int, time_cost: int) -> None:
+    settings = Settings(
+        env="production",
+        secret_key=STRONG,
+        argon2_memory_kib=memory_kib,
+        argon2_time_cost=time_cost,
+    )
+    assert (settings.argon2_memory_kib, settings.argon2_time_cost) == (memory_kib, time_cost)
+
+
+@pytest.mark.parametrize(("memory_kib", "time_cost"), BELOW_OWASP)
+def test_production_refuses_argon2id_below_owasp(memory_kib: int, time_cost: int) -> None:
+    with pytest.raises(ValidationError, match="AUTHTWIN_ARGON2_MEMORY_KIB"):
+        Settings(
+            env="production",
+            secret_key=STRONG,
+            argon2_memory_kib=memory_kib,
+            argon2_time_cost=time_cost,
+        )
+
+
+def test_development_may_hash_cheaply() -> None:
+    """What the in-process suite runs on: thousands of hashes at OWASP's cost would take
+    minutes, and the cost itself is not what those tests are about."""
+    settings = Settings(
+        env="development", secret_key=STRONG, argon2_memory_kib=1024, argon2_time_cost=1
+    )
+    assert settings.argon2_memory_kib == 1024
+
+
+def start_app(package: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """The app factory the servers call, in a process of its own with only ``env`` set."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("AUTHTWIN_")}
+    return subprocess.run(  # noqa: S603 — our own interpreter, fixed code
+        [sys.executable, "-c", f"import {package}; {package}.create_app()"],
+        env={**clean, **env},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+# The deployments that went wrong: no AUTHTWIN_ENV at all (the Dockerfile set none), a
+# placeholder left in a development configuration, cheap hashing copied into production.
+REFUSED_STARTS = {
+    "no-env-no-secret": ({}, "AUTHTWIN_SECRET_KEY must be set"),
+    "development-placeholder": (
+        {"AUTHTWIN_ENV": "development", "AUTHTWIN_SECRET_KEY": "changethis"},
+        "AUTHTWIN_SECRET_KEY",
+    ),
+    "production-cheap-hashing": (
+        {
+            "AUTHTWIN_ENV": "production",
+            "AUTHTWIN_SECRET_KEY": STRONG,
+            "AUTHTWIN_ARGON2_MEMORY_KIB": "1024",
+            "AUTHTWIN_ARGON2_TIME_COST": "1",
+        },
+        "AUTHTWIN_ARGON2_MEMORY_KIB",
+    ),
+}
+
+
+@pytest.mark.parametrize("package", ["fastapi_app", "flask_app"])
+@pytest.mark.parametrize("case", REFUSED_STARTS.values(), ids=REFUSED_STARTS.keys())
+def test_both_twins_refuse_to_start(
+    package: str, case: tuple[dict[str, str], str], tmp_path: Path
+) -> None:
+    env, reason = case
+    started = start_app(package, AUTHTWIN_DATABASE_URL=f"sqlite:///{tmp_path / 'a.db'}", **env)
+    assert started.returncode != 0, started.stderr
+    assert reason in started.stderr
+    assert STRONG not in started.stderr
