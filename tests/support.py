@@ -23,6 +23,9 @@ class Api:
     secret_key: str | None
     issuer: str = "authtwin"
     audience: str = "authtwin-api"
+    # In-process only: for the few tests that must put in the database what no request can
+    # (a password hash from an older system).
+    database_url: str | None = None
 
 
 @dataclass

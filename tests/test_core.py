@@ -32,6 +32,7 @@ def hasher() -> PasswordHasher:
         memory_kib=defaults.argon2_memory_kib,
         time_cost=defaults.argon2_time_cost,
         parallelism=defaults.argon2_parallelism,
+        legacy_bcrypt_rounds=4,
     )
 
 
