@@ -215,6 +215,11 @@ def test_the_common_list_is_matched_ignoring_spaces_case_and_invisible_character
     assert policy.problem(password) == COMMON
 
 
+@pytest.mark.parametrize("password", ["passwordpassword", "iloveyou iloveyou", "Trustno1trustno1"])
+def test_a_common_password_repeated_is_still_common(policy: PasswordPolicy, password: str) -> None:
+    assert policy.problem(password) == COMMON
+
+
 def test_the_service_name_and_email_are_matched_ignoring_spaces(policy: PasswordPolicy) -> None:
     assert policy.problem(" Auth Twin  ") == "Password must not be the name of this service"
     email = "alice.smith@example.com"

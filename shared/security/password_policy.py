@@ -128,14 +128,18 @@ class PasswordPolicy:
         """NIST's "repetitive or sequential characters", read narrowly on purpose.
 
         Refused: the whole password is a unit shorter than the minimum length, repeated
-        (``aaaaaaaa``, ``12341234``, ``abcabcab``), or one run of consecutive code points
-        (``abcdefgh``, ``87654321``): the length is there, the guessing work is not. Allowed:
-        a passphrase that contains such a run (``my pin was 12345678, no more``), and a unit
-        that would pass on its own said several times, which is no weaker than the unit.
+        (``aaaaaaaa``, ``12341234``, ``abcabcab``), or a common password repeated
+        (``passwordpassword``), or one run of consecutive code points (``abcdefgh``,
+        ``87654321``): the length is there, the guessing work is not. Allowed: a passphrase
+        that contains such a run (``my pin was 12345678, no more``), and a unit that would
+        pass on its own said several times, which is no weaker than the unit.
         """
         period = _shortest_period(candidate)
-        if period < self.min_length and 2 * period <= len(candidate):
-            return REPEATED
+        if 2 * period <= len(candidate):  # the unit at least twice
+            if period < self.min_length:
+                return REPEATED
+            if candidate[:period] in common_passwords():
+                return "This password is too common; choose another"
         if _is_run(candidate):
             return SEQUENTIAL
         return None
