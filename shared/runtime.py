@@ -67,6 +67,7 @@ class Runtime:
             memory_kib=settings.argon2_memory_kib,
             time_cost=settings.argon2_time_cost,
             parallelism=settings.argon2_parallelism,
+            legacy_bcrypt_rounds=settings.legacy_bcrypt_rounds,
         )
         policy = PasswordPolicy(min_length=settings.password_min_length)
         tokens = _token_codec(settings)

@@ -25,6 +25,9 @@ class Api:
     audience: str = "authtwin-api"
     refresh_audience: str = "authtwin-refresh"
     client_id: str = "authtwin"
+    # In-process only: for the few tests that must put in the database what no request can
+    # (a password hash from an older system).
+    database_url: str | None = None
 
 
 @dataclass

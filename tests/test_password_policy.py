@@ -1,4 +1,5 @@
-"""The password policy on its own: length in code points, the common list, no composition rules.
+"""The password policy on its own: length in code points, the common list, repeats and runs,
+invisible and control characters, no composition rules.
 
 It needs no HTTP, so it runs once, not per target.
 """
@@ -20,6 +21,15 @@ pytestmark = pytest.mark.in_process
 ROOT = Path(__file__).resolve().parent.parent
 # Nothing about it is special except that it is on no list: checked below, not assumed.
 UNCOMMON = "violet kettle under the pier"
+IDEOGRAPHS = "零一二三四五六七八九十百千万亿兆甲乙丙丁戊己庚辛壬癸子丑寅卯辰巳"  # 32, none repeated
+# The reasons a user reads. NIST SP 800-63B §3.1.1.2 names "repetitive or sequential
+# characters" among the values to refuse; spaces or invisible characters alone are a length
+# with nothing in it.
+REPEATED = "Password must not be a few characters repeated, like aaaaaaaa or 12341234"
+SEQUENTIAL = "Password must not be a run of consecutive characters, like abcdefgh or 87654321"
+INVISIBLE = "Password must not be only spaces or invisible characters"
+CONTROL = "Password must not contain control characters such as tab, newline or NUL"
+COMMON = "This password is too common; choose another"
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +115,9 @@ def test_a_minimum_outside_eight_to_128_is_refused(min_length: int) -> None:
 
 
 def test_sixty_four_multibyte_characters_are_accepted(policy: PasswordPolicy) -> None:
-    assert policy.problem("密" * 64) is None
+    sixty_four = "".join(numeral + "密" for numeral in IDEOGRAPHS)
+    assert len(sixty_four) == 64
+    assert policy.problem(sixty_four) is None
     assert policy.problem("🔑密码パスワード" * 8) is None
 
 
@@ -134,3 +146,81 @@ def test_there_are_no_composition_rules(policy: PasswordPolicy) -> None:
 def test_128_code_points_are_accepted_and_129_refused(policy: PasswordPolicy) -> None:
     assert policy.problem("x" * 127 + "密") is None
     assert policy.problem("x" * 128 + "密") == "Password must be at most 128 characters"
+
+
+@pytest.mark.parametrize(
+    "password", ["aaaaaaaa", "99999999", "12341234", "abcabcab", "XyXyXyXy", "aaaa aaaa", "🔑" * 8]
+)
+def test_a_few_characters_repeated_are_refused(policy: PasswordPolicy, password: str) -> None:
+    assert policy.problem(password) == REPEATED
+
+
+@pytest.mark.parametrize(
+    "password", ["abcdefgh", "87654321", "zyxwvuts", "LMNOPQRS", "abc defgh", "αβγδεζηθ"]
+)
+def test_a_run_of_consecutive_characters_is_refused(policy: PasswordPolicy, password: str) -> None:
+    assert password.casefold() not in common_passwords()  # refused for the run, not the list
+    assert policy.problem(password) == SEQUENTIAL
+
+
+def test_a_repeated_unit_as_long_as_the_minimum_is_not_a_repetition(
+    policy: PasswordPolicy,
+) -> None:
+    # Repeating a string that would pass on its own adds to it: what the rule refuses is a
+    # repetition that reaches the minimum length on its own (the NIST rule's aim).
+    assert policy.problem("horse battery staple " * 3) is None
+    assert PasswordPolicy(min_length=12).problem("violetkettle" * 2) is None
+    assert PasswordPolicy(min_length=12).problem("kettle" * 2) == REPEATED
+
+
+def test_a_passphrase_containing_a_run_or_a_repeat_is_allowed(policy: PasswordPolicy) -> None:
+    assert policy.problem("my pin was 12345678, no more") is None
+    assert policy.problem("aaaaaaaa said the pier") is None
+    assert policy.problem("abcdefgz") is None  # almost a run is not a run
+
+
+@pytest.mark.parametrize(
+    "password",
+    [" " * 8, "\u200b" * 8, "\ufeff" * 8, "\u3000" * 8, " \u200b" * 4, "\u2028" * 8, "\u00ad" * 8],
+    ids=["spaces", "zero-width-space", "bom", "ideographic-space", "mixed", "line-sep", "shy"],
+)
+def test_spaces_or_invisible_characters_alone_are_refused(
+    policy: PasswordPolicy, password: str
+) -> None:
+    assert policy.problem(password) == INVISIBLE
+
+
+@pytest.mark.parametrize(
+    "password", ["\x00" * 8, "pass\x00word, long enough", "tab\tseparated words", "two\nlines ok"]
+)
+def test_control_characters_are_refused_anywhere(policy: PasswordPolicy, password: str) -> None:
+    assert policy.problem(password) == CONTROL
+
+
+def test_invisible_characters_inside_a_visible_password_are_allowed(
+    policy: PasswordPolicy,
+) -> None:
+    # U+200D joins emoji into one picture: part of what people type on phones.
+    assert policy.problem("family \U0001f468\u200d\U0001f469\u200d\U0001f467 photo") is None
+
+
+@pytest.mark.parametrize(
+    "password",
+    ["Password1 ", " password1", "PASSWORD1\u3000", "pass word1", "i love you", "iloveyou\u200b"],
+)
+def test_the_common_list_is_matched_ignoring_spaces_case_and_invisible_characters(
+    policy: PasswordPolicy, password: str
+) -> None:
+    assert password not in common_passwords()
+    assert policy.problem(password) == COMMON
+
+
+@pytest.mark.parametrize("password", ["passwordpassword", "iloveyou iloveyou", "Trustno1trustno1"])
+def test_a_common_password_repeated_is_still_common(policy: PasswordPolicy, password: str) -> None:
+    assert policy.problem(password) == COMMON
+
+
+def test_the_service_name_and_email_are_matched_ignoring_spaces(policy: PasswordPolicy) -> None:
+    assert policy.problem(" Auth Twin  ") == "Password must not be the name of this service"
+    email = "alice.smith@example.com"
+    assert policy.problem("alice.smith ", email=email) == "Password must not be your email address"

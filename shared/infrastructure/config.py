@@ -128,6 +128,11 @@ class Settings(BaseSettings):
 
     # NIST SP 800-63B §3.1.1.2: at least 8 characters. Raise it if you like; never lower it.
     password_min_length: int = Field(default=8, ge=8, le=64)
+    # The bcrypt cost of hashes imported from an older system (passlib's and bcrypt's default
+    # is 12). A failed login is held as long as checking such a hash takes, so that an unknown
+    # email or an argon2id account cannot be told from an account still on bcrypt
+    # (security/passwords.py). Set it to the highest cost you hold; 4 (about 1 ms) if none.
+    legacy_bcrypt_rounds: int = Field(default=12, ge=4, le=31)
 
     # Per-account lockout (security/throttle.py): always on, whatever rate_limit_enabled says.
     login_max_failures: int = Field(default=10, ge=1, le=100)

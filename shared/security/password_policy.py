@@ -1,18 +1,23 @@
 """Which passwords a user may choose: length and a blocklist, never composition rules.
 
 NIST SP 800-63B §3.1.1.2 and OWASP ASVS v5 chapter 6 both say the same: require a minimum
-length, check new passwords against values known to be commonly used or compromised and
-against context-specific words (the service's name, the user's own email), and impose no
-rules about character classes, which push people towards ``Password1!`` and add nothing.
+length, check new passwords against values known to be commonly used or compromised, against
+context-specific words (the service's name, the user's own email) and against repetitive or
+sequential characters, and impose no rules about character classes, which push people
+towards ``Password1!`` and add nothing.
 
 Lengths are counted in code points of the NFKC form, which is what shared/security/passwords.py
-hashes, so the password checked here is the password stored.
+hashes, so the password checked here is the password stored. The comparisons (blocklist,
+name, email, repetition, runs) look at a looser form, :func:`_comparable`, so that a space
+or a capital added to a refused password does not make it acceptable; that form is never
+stored.
 """
 
 import unicodedata
 from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
+from itertools import pairwise
 
 SERVICE_NAME = "authtwin"
 # A floor, not a default: the common list leaves out shorter entries (they fail on length
@@ -25,10 +30,15 @@ COMMON_PASSWORDS_SOURCE = (
     "as ranked by the zxcvbn 4.5.0 PyPI package (MIT); entries of 8+ characters kept"
 )
 
+REPEATED = "Password must not be a few characters repeated, like aaaaaaaa or 12341234"
+SEQUENTIAL = "Password must not be a run of consecutive characters, like abcdefgh or 87654321"
+INVISIBLE = "Password must not be only spaces or invisible characters"
+CONTROL = "Password must not contain control characters such as tab, newline or NUL"
+
 
 @cache
 def common_passwords() -> frozenset[str]:
-    """The casefolded blocklist, read on first use rather than at import."""
+    """The blocklist in its comparable form, read on first use rather than at import."""
     text = (files("shared") / "data" / "common-passwords.txt").read_text(encoding="utf-8")
     return frozenset(
         _comparable(line) for line in text.splitlines() if line and not line.startswith("#")
@@ -36,7 +46,44 @@ def common_passwords() -> frozenset[str]:
 
 
 def _comparable(value: str) -> str:
-    return unicodedata.normalize("NFKC", value).casefold()
+    """``value`` as compared with what is refused: NFKC, casefolded, without whitespace or
+    invisible (format) characters.
+
+    ``Password1 ``, ``PASSWORD1``, ``pass word1`` and ``password1`` with a zero-width space
+    are guessed as soon as ``password1`` is (the common list holds no entry with a space, so
+    removing spaces, rather than collapsing them, is what lets ``i love you`` match
+    ``iloveyou``). Only for comparing: the stored password keeps every character typed.
+    """
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", value).casefold())
+    return "".join(char for char in folded if not (char.isspace() or _is_format(char)))
+
+
+def _is_format(char: str) -> bool:
+    # Cf: zero-width space and joiner, byte-order mark, soft hyphen... present, not seen.
+    return unicodedata.category(char) == "Cf"
+
+
+def _is_control(char: str) -> bool:
+    # Cc: C0 and C1 controls, DEL; NUL, tab and newline among them.
+    return unicodedata.category(char) == "Cc"
+
+
+def _shortest_period(value: str) -> int:
+    """The length of the shortest ``unit`` such that ``value`` is ``unit`` repeated, the last
+    time perhaps cut short (``abcabcab``: 3). The KMP failure function: linear time."""
+    border = [0] * len(value)
+    for i in range(1, len(value)):
+        k = border[i - 1]
+        while k and value[i] != value[k]:
+            k = border[k - 1]
+        border[i] = k + (value[i] == value[k])
+    return len(value) - border[-1] if value else 0
+
+
+def _is_run(value: str) -> bool:
+    """Each character the one after (or each the one before) the previous: ``abcdefgh``."""
+    steps = {ord(b) - ord(a) for a, b in pairwise(value)}
+    return len(value) >= 3 and steps in ({1}, {-1})  # two characters are a pair, not a run
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,7 +104,15 @@ class PasswordPolicy:
             return f"Password must be at least {self.min_length} characters"
         if len(normalised) > MAX_LENGTH:
             return f"Password must be at most {MAX_LENGTH} characters"
-        candidate = normalised.casefold()
+        # NIST asks that every printable character and the space be accepted; control
+        # characters are neither. They cannot be typed into a password field (tab moves
+        # focus, a newline submits the form), so whoever sets one cannot log in with it, and
+        # NUL ends the string in C libraries: bcrypt refuses it, other stores truncate there.
+        if any(_is_control(char) for char in normalised):
+            return CONTROL
+        candidate = _comparable(normalised)
+        if not candidate:  # eight spaces, or zero-width spaces: a minimum met by nothing
+            return INVISIBLE
         if candidate == SERVICE_NAME:
             return "Password must not be the name of this service"
         if email is not None:
@@ -67,4 +122,24 @@ class PasswordPolicy:
                 return "Password must not be your email address"
         if candidate in common_passwords():
             return "This password is too common; choose another"
+        return self._pattern(candidate)
+
+    def _pattern(self, candidate: str) -> str | None:
+        """NIST's "repetitive or sequential characters", read narrowly on purpose.
+
+        Refused: the whole password is a unit shorter than the minimum length, repeated
+        (``aaaaaaaa``, ``12341234``, ``abcabcab``), or a common password repeated
+        (``passwordpassword``), or one run of consecutive code points (``abcdefgh``,
+        ``87654321``): the length is there, the guessing work is not. Allowed: a passphrase
+        that contains such a run (``my pin was 12345678, no more``), and a unit that would
+        pass on its own said several times, which is no weaker than the unit.
+        """
+        period = _shortest_period(candidate)
+        if 2 * period <= len(candidate):  # the unit at least twice
+            if period < self.min_length:
+                return REPEATED
+            if candidate[:period] in common_passwords():
+                return "This password is too common; choose another"
+        if _is_run(candidate):
+            return SEQUENTIAL
         return None
