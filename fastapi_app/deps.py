@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from fastapi.requests import HTTPConnection
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.orm import Session
 
@@ -26,6 +27,7 @@ from shared.services.auth import AuthService
 from shared.services.users import UserService
 from shared.web.bodies import is_json_media_type
 from shared.web.client_ip import client_ip
+from shared.web.headers import MAX_AUTHORIZATION_BYTES
 
 TOKEN_URL = "/api/v1/auth/token"
 
@@ -79,10 +81,25 @@ async def get_user_service(runtime: RuntimeDep) -> UserService:
 
 UserServiceDep = Annotated[UserService, Depends(get_user_service)]
 
+
+class CappedBearer(OAuth2PasswordBearer):
+    """FastAPI's bearer scheme, with the header measured before it is parsed."""
+
+    async def __call__(self, request: HTTPConnection) -> str | None:
+        if any(len(v) > MAX_AUTHORIZATION_BYTES for v in request.headers.getlist("authorization")):
+            raise errors.InvalidToken
+        return await super().__call__(request)
+
+
 # The token of ``Authorization: Bearer <token>``, or None; it also puts the password flow in
 # the OpenAPI document. auto_error=False: a missing token is our NotAuthenticated (401 and a
-# challenge), not FastAPI's own error.
-bearer_token = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False)
+# challenge), not FastAPI's own error. A header longer than MAX_AUTHORIZATION_BYTES is an
+# invalid token, whatever it holds.
+bearer_token = CappedBearer(
+    tokenUrl=TOKEN_URL,
+    auto_error=False,
+    scheme_name="OAuth2PasswordBearer",  # the contract's
+)
 
 
 async def get_access_claims(

@@ -24,6 +24,7 @@ from shared.services.identity import find_principal
 from shared.services.users import UserService
 from shared.web.bodies import is_json_media_type
 from shared.web.client_ip import client_ip
+from shared.web.headers import MAX_AUTHORIZATION_BYTES
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -77,9 +78,13 @@ def bearer_token() -> str | None:
 
     Parsed exactly as FastAPI's ``OAuth2PasswordBearer`` does, so the twins agree on odd
     headers. A WSGI server joins two Authorization headers into one value, which then fails
-    to decode: the same 401 that the FastAPI twin gives two headers.
+    to decode: the same 401 that the FastAPI twin gives two headers. A header longer than
+    ``MAX_AUTHORIZATION_BYTES`` is an invalid token, measured before anything reads it.
     """
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    header = request.headers.get("Authorization", "")
+    if len(header) > MAX_AUTHORIZATION_BYTES:
+        raise errors.InvalidToken
+    scheme, _, token = header.partition(" ")
     return token.strip() if scheme.lower() == "bearer" else None
 
 

@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import httpx2
 import schemathesis
@@ -26,6 +27,15 @@ CLIENT_IP = "127.0.0.1"
 
 ClientFactory = Callable[[Settings], AbstractContextManager[httpx2.Client]]
 
+# Each in-process client's app runtime, for the few tests of what HTTP cannot show (how many
+# counters a store holds); runtime_of reads it.
+_RUNTIMES: "WeakKeyDictionary[httpx2.Client, Runtime]" = WeakKeyDictionary()
+
+
+def runtime_of(client: httpx2.Client) -> Runtime:
+    """The runtime behind an in-process ``client`` (a KeyError for a live server)."""
+    return _RUNTIMES[client]
+
 
 @contextmanager
 def fastapi_client(settings: Settings) -> Iterator[httpx2.Client]:
@@ -39,6 +49,7 @@ def fastapi_client(settings: Settings) -> Iterator[httpx2.Client]:
         base_url=IN_PROCESS_BASE,
         client=(CLIENT_IP, 50000),
     ) as client:
+        _RUNTIMES[client] = app.state.runtime
         yield client
 
 
@@ -58,6 +69,7 @@ def flask_client(settings: Settings) -> Iterator[httpx2.Client]:
     transport = httpx2.WSGITransport(app=served, remote_addr=CLIENT_IP)
     try:
         with httpx2.Client(transport=transport, base_url=IN_PROCESS_BASE) as client:
+            _RUNTIMES[client] = app.extensions["authtwin"]
             yield client
     finally:
         app.extensions["authtwin"].dispose()

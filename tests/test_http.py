@@ -16,7 +16,9 @@ from tests.support import (
     PASSWORD,
     Account,
     assert_error,
+    assert_unauthorized,
     assert_validation_error,
+    forge,
     sign_up,
     unique_email,
 )
@@ -334,3 +336,43 @@ def test_a_bug_after_the_answer_is_logged_once_and_kept_from_the_server(
         ("authtwin", "unhandled error")
     ]
     assert response.status_code == 201, response.text
+
+
+# --- The Authorization header's size -------------------------------------------------------
+
+MAX_AUTHORIZATION_BYTES = 4096  # the contract's cap (shared/web/headers.py)
+
+
+def bearer_between(secret: str, user: Account, shortest: int, longest: int) -> dict[str, str]:
+    """An Authorization header of ``shortest`` to ``longest`` bytes carrying a valid access
+    token for ``user``, padded in a claim (base64 reaches three lengths in every four)."""
+    unpadded = len(f"Bearer {forge(secret, sub=str(user.id), pad='')}")
+    estimate = (shortest - unpadded) * 3 // 4
+    for pad in range(max(0, estimate - 4), estimate + 4):
+        value = f"Bearer {forge(secret, sub=str(user.id), pad='x' * pad)}"
+        if shortest <= len(value) <= longest:
+            return {"Authorization": value}
+    raise AssertionError(f"no token makes a header of {shortest} to {longest} bytes")
+
+
+def test_an_authorization_header_over_the_cap_is_refused_before_its_token_is_read(
+    client: httpx2.Client, user: Account, secret_key: str
+) -> None:
+    """A server decodes a bearer token of any size it is sent (4 MB, before this cap): the
+    header is measured first, and one over the cap is an invalid token, signature or not."""
+    at_cap = client.get(
+        "/users/me",
+        headers=bearer_between(
+            secret_key, user, MAX_AUTHORIZATION_BYTES - 1, MAX_AUTHORIZATION_BYTES
+        ),
+    )
+    assert at_cap.status_code == 200, at_cap.text
+    over = client.get(
+        "/users/me",
+        headers=bearer_between(
+            secret_key, user, MAX_AUTHORIZATION_BYTES + 1, MAX_AUTHORIZATION_BYTES + 2
+        ),
+    )
+    assert_unauthorized(over)
+    assert over.json() == {"detail": "Invalid or expired token"}
+    assert 'error="invalid_token"' in over.headers["www-authenticate"]

@@ -1,8 +1,12 @@
 """POST /auth/login (JSON) and POST /auth/token (OAuth2 password form, RFC 6749 §4.3)."""
 
+import asyncio
+
 import httpx2
 import pytest
 
+import shared.services.auth as auth_service
+from tests.conftest import ConfiguredApi
 from tests.support import (
     PASSWORD,
     Account,
@@ -196,3 +200,85 @@ def test_other_grant_types_are_unsupported(client: httpx2.Client, user: Account)
         client, grant_type="client_credentials", username=user.email, password="x"
     )
     assert_oauth_error(response, "unsupported_grant_type")
+
+
+# --- Hostile token forms: stopped at the field cap, never parsed on an event loop ---------
+
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+MAX_FORM_FIELDS = 20  # the contract's cap (shared/services/auth.py)
+TOO_MANY_PARAMETERS = {"error": "invalid_request", "error_description": "Too many parameters"}
+
+
+def grant_with_extra_fields(user: Account, extra: int) -> bytes:
+    grant = f"grant_type=password&username={user.email}&password={PASSWORD.replace(' ', '+')}"
+    return (grant + "".join(f"&extra{n}=1" for n in range(extra))).encode()
+
+
+def test_a_token_form_one_field_over_the_cap_is_invalid_request(
+    client: httpx2.Client, user: Account
+) -> None:
+    at_cap = client.post("/auth/token", content=grant_with_extra_fields(user, 17), headers=FORM)
+    assert_token_pair(at_cap)
+    over = client.post("/auth/token", content=grant_with_extra_fields(user, 18), headers=FORM)
+    assert_oauth_error(over, "invalid_request")
+    assert over.json() == TOO_MANY_PARAMETERS
+
+
+def test_a_form_of_a_quarter_million_fields_gets_the_same_400_as_one_field_too_many(
+    client: httpx2.Client,
+) -> None:
+    """1 MiB of ``a=1&``, within the body limit: refused as too many parameters, as a form of
+    21 fields is, on both twins (the parser stops at the cap instead of building them all)."""
+    body = b"a=1&" * (1024 * 1024 // 4)
+    response = client.post("/auth/token", content=body, headers=FORM)
+    assert_oauth_error(response, "invalid_request")
+    assert response.json() == TOO_MANY_PARAMETERS
+
+
+@pytest.mark.parametrize("parts", [3, 10_000])  # 10,000: some 800 KB, within the body limit
+def test_a_multipart_token_request_is_invalid_request_whatever_its_size(
+    client: httpx2.Client, user: Account, parts: int
+) -> None:
+    """RFC 6749 §4.3.2: the grant is application/x-www-form-urlencoded. Multipart is not
+    parsed at all (its parser is where the parts would pile up), small or large alike."""
+    grant = {"grant_type": "password", "username": user.email, "password": PASSWORD}
+    fields = {**grant, **{f"extra{n}": "1" for n in range(parts - 3)}}
+    response = client.post("/auth/token", files={k: (None, v) for k, v in fields.items()})
+    assert_oauth_error(response, "invalid_request")
+    assert response.json()["error_description"] == (
+        "The request must be application/x-www-form-urlencoded"
+    )
+
+
+def test_a_token_form_that_is_not_utf8_is_invalid_request(client: httpx2.Client) -> None:
+    body = b"grant_type=password&username=a%40example.com&password=%FF%FE"
+    response = client.post("/auth/token", content=body, headers=FORM)
+    assert_oauth_error(response, "invalid_request")
+
+
+def on_an_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def test_the_token_form_is_parsed_off_any_event_loop(
+    configured: ConfiguredApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An async server runs every request of its process on one event loop: a form parsed
+    there holds them all (a 1 MiB form took 0.5 s, and /health waited behind it). The parse
+    runs in a worker thread, on both twins."""
+    parsed_on_a_loop: list[bool] = []
+    parse_form = auth_service.parse_form
+
+    def recording(form: bytes) -> list[tuple[str, str]]:
+        parsed_on_a_loop.append(on_an_event_loop())
+        return parse_form(form)
+
+    monkeypatch.setattr(auth_service, "parse_form", recording)
+    api = configured()
+    response = api.client.post("/auth/token", content=b"a=1&" * (1024 * 1024 // 4), headers=FORM)
+    assert_oauth_error(response, "invalid_request")
+    assert parsed_on_a_loop == [False]

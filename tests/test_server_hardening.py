@@ -114,6 +114,11 @@ REFUSED_HEADS = {
         431,
     ),
     "one header of 64 KiB": (health_with(b"X-Big: " + b"a" * 65536), 431),
+    # A bearer token of 4 MB: refused at the line limit, never assembled or decoded.
+    "an Authorization header of 4 MB": (
+        health_with(b"Authorization: Bearer " + b"a" * (4 * 1024 * 1024)),
+        431,
+    ),
     "more headers than the limit": (
         health_with(*[b"X-H%d: v" % n for n in range(LIMIT_REQUEST_FIELDS + 1)]),
         431,

@@ -10,7 +10,6 @@ from fastapi_app.deps import (
     CurrentUser,
     JSONContentType,
     SessionDep,
-    SettingsDep,
     rate_limited,
 )
 from fastapi_app.openapi import JSON_BODY_ERRORS, OAUTH_ERROR, error_responses
@@ -22,6 +21,7 @@ from shared.domain.schemas import (
     UserCreate,
     UserPublic,
 )
+from shared.web.bodies import is_form_media_type
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -55,22 +55,16 @@ def signup(body: UserCreate, session: SessionDep, ip: ClientIP, auth: AuthServic
     responses={**OAUTH_ERROR, **error_responses(413, 429)},
 )
 async def issue_token(
-    request: Request,
-    settings: SettingsDep,
-    session: SessionDep,
-    ip: ClientIP,
-    auth: AuthServiceDep,
+    request: Request, session: SessionDep, ip: ClientIP, auth: AuthServiceDep
 ) -> object:
-    # The form is read, not declared as Form() parameters: those would keep one of two
+    # The body is read here, not declared as Form() parameters: those would keep one of two
     # repeated fields (RFC 6749 forbids repeats) and answer a missing one with 422, where the
-    # grant must answer 400 invalid_request. The body is at most max_body_bytes, so that
-    # many fields is no limit of its own; the service caps them.
-    async with request.form(max_fields=settings.max_body_bytes) as form:  # closes uploads
-        fields = [(name, value) for name, value in form.multi_items() if isinstance(value, str)]
-    # async to read the form; the grant itself hashes, so it goes to the threadpool.
-    return await run_in_threadpool(
-        auth.token_from_form, session=session, fields=fields, client_ip=ip
-    )
+    # grant must answer 400 invalid_request. Nor through request.form(), which parses on the
+    # event loop, where every request of the process waits. Reading is I/O, bounded by
+    # max_body_bytes; parsing the form and hashing the password run in the threadpool.
+    declared = request.headers.getlist("content-type")
+    form = await request.body() if len(declared) == 1 and is_form_media_type(declared[0]) else None
+    return await run_in_threadpool(auth.token_from_form, session=session, form=form, client_ip=ip)
 
 
 @router.post(

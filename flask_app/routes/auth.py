@@ -13,6 +13,7 @@ from flask_app.deps import (
 )
 from flask_app.validation import json_body, no_content, serialize
 from shared.domain.schemas import LoginRequest, RefreshRequest, TokenPair, UserCreate, UserPublic
+from shared.web.bodies import is_form_media_type
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 
@@ -28,10 +29,12 @@ def signup() -> ResponseReturnValue:
 @bp.post("/token")
 @rate_limited("token")
 def issue_token() -> ResponseReturnValue:
-    # Werkzeug parses the form (within MAX_CONTENT_LENGTH); repeats are kept for the service.
-    fields = list(request.form.items(multi=True))
+    # The body, not request.form: the service parses it, so both twins stop at one field cap
+    # with one answer, and Werkzeug's multipart parser never runs (see the FastAPI twin).
+    is_form = is_form_media_type(request.content_type)
+    form = request.get_data() if is_form else None  # within MAX_CONTENT_LENGTH
     pair = get_auth_service().token_from_form(
-        session=get_session(), fields=fields, client_ip=get_client_ip()
+        session=get_session(), form=form, client_ip=get_client_ip()
     )
     return serialize(TokenPair, pair)
 

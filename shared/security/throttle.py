@@ -1,8 +1,9 @@
 """Brute-force protection: a per-account lockout and per-client-IP rate limits.
 
 One implementation for both twins, on the ``limits`` library. Counters live in the process
-(``memory://``) by default, or in Redis (``AUTHTWIN_REDIS_URL``) when several processes
-serve: in memory each worker counts alone, and an attacker gets N guesses per worker.
+(memory_counters.py: bounded, and each key dropped once its window has passed) by default, or
+in Redis (``AUTHTWIN_REDIS_URL``, where every key has a TTL) when several processes serve: in
+memory each worker counts alone, and an attacker gets N guesses per worker.
 
 The lockout (NIST SP 800-63B §5.2.2, ASVS v5 6.3.x) counts failed logins per *account*,
 whatever address they come from, and holds even against the right password; a success
@@ -21,12 +22,13 @@ from typing import Literal, ParamSpec, TypeVar
 
 from limits import RateLimitItem, RateLimitItemPerSecond, parse
 from limits.errors import StorageError
-from limits.storage import MemoryStorage, RedisStorage, Storage
+from limits.storage import RedisStorage, Storage
 from limits.strategies import MovingWindowRateLimiter
 
 from shared.domain import errors
 from shared.infrastructure.audit import auth_event
 from shared.infrastructure.config import Settings
+from shared.security.memory_counters import BoundedMemoryStorage
 
 logger = logging.getLogger("authtwin")
 P = ParamSpec("P")
@@ -106,7 +108,7 @@ def _account_key(email: str) -> tuple[str, str]:
 
 def _storage(settings: Settings) -> Storage:
     if not settings.redis_url:
-        return MemoryStorage()
+        return BoundedMemoryStorage()
     return RedisStorage(
         settings.redis_url,
         key_prefix=settings.redis_key_prefix,

@@ -14,9 +14,19 @@ def is_json_media_type(content_type: str | None) -> bool:
     """``application/json`` or ``application/*+json``, with any parameters (RFC 6839)."""
     if not content_type:
         return False
+    maintype, subtype = _media_type(content_type)
+    return maintype == "application" and (subtype == "json" or subtype.endswith("+json"))
+
+
+def is_form_media_type(content_type: str | None) -> bool:
+    """``application/x-www-form-urlencoded``, with any parameters: the one body the OAuth2
+    token endpoint reads (RFC 6749 §4.3.2). Multipart is not one: its parser is not run."""
+    if not content_type:
+        return False
+    return _media_type(content_type) == ("application", "x-www-form-urlencoded")
+
+
+def _media_type(content_type: str) -> tuple[str, str]:
     message = Message()
     message["content-type"] = content_type
-    subtype = message.get_content_subtype()
-    return message.get_content_maintype() == "application" and (
-        subtype == "json" or subtype.endswith("+json")
-    )
+    return message.get_content_maintype(), message.get_content_subtype()

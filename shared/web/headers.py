@@ -1,4 +1,14 @@
-"""The headers every response carries, so both twins answer alike (OWASP REST Security)."""
+"""The headers every response carries, so both twins answer alike (OWASP REST Security), and
+the size of the one request header the apps decode."""
+
+# The longest Authorization header read: one over it is an invalid token before any of it is
+# decoded (uvicorn's own servers passed a 4 MB bearer token on to be base64-decoded). The
+# tokens issued here are under 1 KiB (HS256; RS256 with a 4096-bit key adds 700 bytes), so
+# 4 KiB leaves room for claims to grow; the production servers' line limit (8190 bytes,
+# deploy/servers.py) would refuse twice as much with 431, but an app must not rely on the
+# server in front of it. Counted in characters, which are bytes here: both servers decode
+# header values as latin-1.
+MAX_AUTHORIZATION_BYTES = 4096
 
 # OWASP REST Security Cheat Sheet, "Security headers". An auth API's responses are personal
 # or secret (tokens, profiles): never cache them (also RFC 6749 §5.1 for tokens). JSON is
