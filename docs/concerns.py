@@ -118,14 +118,18 @@ CONCERNS: list[Concern] = [
             Ref("fastapi_app/deps.py", "AuthServiceDep"),
             Ref("fastapi_app/deps.py", "get_user_service"),
             Ref("fastapi_app/deps.py", "UserServiceDep"),
+            Ref("fastapi_app/deps.py", "get_admin_service"),
+            Ref("fastapi_app/deps.py", "AdminServiceDep"),
         ],
         flask=[
             Ref("flask_app/deps.py", "get_auth_service"),
             Ref("flask_app/deps.py", "get_user_service"),
+            Ref("flask_app/deps.py", "get_admin_service"),
         ],
         shared=[
             Ref("shared/services/auth.py", "AuthService.__init__"),
             Ref("shared/services/users.py", "UserService.__init__"),
+            Ref("shared/services/admin.py", "AdminService.__init__"),
         ],
     ),
     Concern(
@@ -162,6 +166,33 @@ CONCERNS: list[Concern] = [
             Ref("shared/services/identity.py", "ACTIVE_USER"),
             Ref("shared/services/identity.py", "find_principal"),
             Ref("shared/services/identity.py", "find_principal_async"),
+        ],
+    ),
+    Concern(
+        title="Administration, and its audit trail",
+        slug="administration",
+        notes=(
+            "The superuser gate is a dependency in FastAPI (`CurrentSuperuser` in the route's "
+            "parameters, solved before the body is read) and a call at the top of the view in "
+            "Flask; both hand the check to the same `AdminService.require_superuser`, which "
+            "logs every refusal with the actor and the request (`PATCH /api/v1/users/7`) before "
+            "the 403. A change is logged once committed, one record per act (promote, "
+            "demote, deactivate, reactivate, password_reset, email_change) with actor and "
+            "target, or as a refusal with its reason (the last superuser, a taken email)."
+        ),
+        fastapi=[
+            Ref("fastapi_app/deps.py", "get_current_superuser"),
+            Ref("fastapi_app/deps.py", "CurrentSuperuser"),
+            Ref("fastapi_app/routes/users.py", "update_user"),
+        ],
+        flask=[
+            Ref("flask_app/deps.py", "get_current_superuser"),
+            Ref("flask_app/routes/users.py", "update_user"),
+        ],
+        shared=[
+            Ref("shared/services/admin.py", "AdminService.require_superuser"),
+            Ref("shared/services/admin.py", "AdminService.update_user"),
+            Ref("shared/infrastructure/audit.py", "admin_event"),
         ],
     ),
     Concern(

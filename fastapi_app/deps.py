@@ -23,6 +23,7 @@ from shared.infrastructure.config import Settings
 from shared.runtime import Runtime
 from shared.security.throttle import Operation
 from shared.security.tokens import TokenClaims
+from shared.services.admin import AdminService
 from shared.services.auth import AuthService
 from shared.services.users import UserService
 from shared.web.bodies import is_json_media_type
@@ -82,6 +83,13 @@ async def get_user_service(runtime: RuntimeDep) -> UserService:
 UserServiceDep = Annotated[UserService, Depends(get_user_service)]
 
 
+async def get_admin_service(runtime: RuntimeDep) -> AdminService:
+    return runtime.admins
+
+
+AdminServiceDep = Annotated[AdminService, Depends(get_admin_service)]
+
+
 class CappedBearer(OAuth2PasswordBearer):
     """FastAPI's bearer scheme, with the header measured before it is parsed."""
 
@@ -136,10 +144,10 @@ CurrentUser = Annotated[UserPublic, Depends(get_current_user)]
 
 
 async def get_current_superuser(
-    user: CurrentUser, ip: ClientIP, request: Request, users: UserServiceDep
+    user: CurrentUser, ip: ClientIP, request: Request, admins: AdminServiceDep
 ) -> UserPublic:
     resource = f"{request.method} {request.url.path}"
-    return users.require_superuser(user, client_ip=ip, resource=resource)
+    return admins.require_superuser(user, client_ip=ip, resource=resource)
 
 
 CurrentSuperuser = Annotated[UserPublic, Depends(get_current_superuser)]

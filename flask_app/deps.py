@@ -19,6 +19,7 @@ from shared.infrastructure.logs import log_unexpected_error
 from shared.runtime import Runtime
 from shared.security.throttle import Operation
 from shared.security.tokens import TokenClaims
+from shared.services.admin import AdminService
 from shared.services.auth import AuthService
 from shared.services.identity import find_principal
 from shared.services.users import UserService
@@ -73,6 +74,10 @@ def get_user_service() -> UserService:
     return get_runtime().users
 
 
+def get_admin_service() -> AdminService:
+    return get_runtime().admins
+
+
 def bearer_token() -> str | None:
     """The token of ``Authorization: Bearer <token>`` (RFC 6750 §2.1), else None.
 
@@ -110,7 +115,7 @@ def get_current_user() -> UserPublic:
 def get_current_superuser() -> UserPublic:
     user = get_current_user()
     resource = f"{request.method} {request.path}"
-    return get_user_service().require_superuser(user, client_ip=get_client_ip(), resource=resource)
+    return get_admin_service().require_superuser(user, client_ip=get_client_ip(), resource=resource)
 
 
 def require_json_content_type() -> None:

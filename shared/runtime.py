@@ -29,6 +29,7 @@ from shared.security.password_policy import PasswordPolicy
 from shared.security.passwords import PasswordHasher
 from shared.security.throttle import Throttle
 from shared.security.tokens import SigningKey, TokenCodec
+from shared.services.admin import AdminService
 from shared.services.auth import AuthService
 from shared.services.token_store import TokenStore
 from shared.services.users import UserService
@@ -55,6 +56,7 @@ class Runtime:
     token_store: TokenStore
     auth: AuthService
     users: UserService
+    admins: AdminService
 
     @classmethod
     def build(cls, settings: Settings) -> "Runtime":
@@ -98,6 +100,7 @@ class Runtime:
                 users=users,
             ),
             users=users,
+            admins=AdminService(passwords=passwords, users=users),
         )
 
     def prepare(self) -> None:

@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response, status
 
 from fastapi_app.deps import (
+    AdminServiceDep,
     ClientIP,
     CurrentSuperuser,
     CurrentUser,
@@ -85,9 +86,9 @@ def list_users(
     _: CurrentSuperuser,
     page: Annotated[PageParams, Query()],
     session: SessionDep,
-    users: UserServiceDep,
+    admins: AdminServiceDep,
 ) -> object:
-    return users.list_users(session=session, page=page)
+    return admins.list_users(session=session, page=page)
 
 
 @router.get("/{user_id}", response_model=UserPublic, responses=error_responses(401, 403, 404))
@@ -96,9 +97,9 @@ def read_user(
     user_id: UserIdPath,
     session: SessionDep,
     ip: ClientIP,
-    users: UserServiceDep,
+    admins: AdminServiceDep,
 ) -> object:
-    return users.get_user(session=session, actor=user, user_id=user_id, client_ip=ip)
+    return admins.get_user(session=session, actor=user, user_id=user_id, client_ip=ip)
 
 
 @router.patch(
@@ -113,9 +114,11 @@ def update_user(
     body: UserUpdate,
     session: SessionDep,
     ip: ClientIP,
-    users: UserServiceDep,
+    admins: AdminServiceDep,
 ) -> object:
-    return users.update_user(session=session, actor=admin, user_id=user_id, data=body, client_ip=ip)
+    return admins.update_user(
+        session=session, actor=admin, user_id=user_id, data=body, client_ip=ip
+    )
 
 
 @router.delete(
@@ -129,6 +132,6 @@ def delete_user(
     user_id: UserIdPath,
     session: SessionDep,
     ip: ClientIP,
-    users: UserServiceDep,
+    admins: AdminServiceDep,
 ) -> None:
-    users.delete_user(session=session, actor=admin, user_id=user_id, client_ip=ip)
+    admins.delete_user(session=session, actor=admin, user_id=user_id, client_ip=ip)

@@ -4,6 +4,7 @@ from flask import Blueprint
 from flask.typing import ResponseReturnValue
 
 from flask_app.deps import (
+    get_admin_service,
     get_client_ip,
     get_current_superuser,
     get_current_user,
@@ -71,7 +72,7 @@ def delete_me() -> ResponseReturnValue:
 def list_users() -> ResponseReturnValue:
     get_current_superuser()
     page = query_params(PageParams)
-    return serialize(UserPage, get_user_service().list_users(session=get_session(), page=page))
+    return serialize(UserPage, get_admin_service().list_users(session=get_session(), page=page))
 
 
 # No <int:user_id>: the converter would 404 on /users/abc, where FastAPI answers 422, so the
@@ -80,7 +81,7 @@ def list_users() -> ResponseReturnValue:
 def read_user(user_id: str) -> ResponseReturnValue:
     user = get_current_user()
     target = path_user_id(user_id)
-    found = get_user_service().get_user(
+    found = get_admin_service().get_user(
         session=get_session(), actor=user, user_id=target, client_ip=get_client_ip()
     )
     return serialize(UserPublic, found)
@@ -90,7 +91,7 @@ def read_user(user_id: str) -> ResponseReturnValue:
 def update_user(user_id: str) -> ResponseReturnValue:
     admin = get_current_superuser()
     target, body = path_user_id_and_body(user_id, UserUpdate)
-    updated = get_user_service().update_user(
+    updated = get_admin_service().update_user(
         session=get_session(), actor=admin, user_id=target, data=body, client_ip=get_client_ip()
     )
     return serialize(UserPublic, updated)
@@ -100,7 +101,7 @@ def update_user(user_id: str) -> ResponseReturnValue:
 def delete_user(user_id: str) -> ResponseReturnValue:
     admin = get_current_superuser()
     target = path_user_id(user_id)
-    get_user_service().delete_user(
+    get_admin_service().delete_user(
         session=get_session(), actor=admin, user_id=target, client_ip=get_client_ip()
     )
     return no_content()
