@@ -12,6 +12,7 @@ clock would after 15 minutes or 14 days.
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -135,3 +136,48 @@ def test_purge_tokens_keeps_only_what_can_still_be_presented(runtime: Runtime) -
         refresh(runtime, live_first)  # still caught as reuse...
     with pytest.raises(errors.InvalidToken):
         refresh(runtime, live)  # ...which revoked the family, successor included
+
+
+def add_dead_families_with_expired_rows(runtime: Runtime, families: int) -> None:
+    """Sessions that ended (a password change, a replay) before any sweep came by, whose first
+    token has expired since: a spent, expired row and the revoked end row of each family."""
+    now = datetime.now(UTC)
+    with runtime.engine.begin() as connection:
+        user_id = connection.scalar(select(User.id).where(User.email == EMAIL))
+        rows = []
+        for number in range(families):
+            family, first, last = (f"{number:08d}{os.urandom(12).hex()}" for _ in range(3))
+            rows += [
+                {"jti": first, "user_id": user_id, "family_id": family, "replaced_by": last,
+                 "expires_at": now - timedelta(days=1), "revoked_at": now - timedelta(days=2)},
+                {"jti": last, "user_id": user_id, "family_id": family, "replaced_by": None,
+                 "expires_at": now + timedelta(days=1), "revoked_at": now - timedelta(days=1)},
+            ]  # fmt: skip
+        connection.execute(insert(RefreshToken), rows)
+
+
+def test_logins_sweeping_at_once_never_fail(runtime: Runtime) -> None:
+    """Each login sweeps a batch on its way (token_store.py): with a backlog of ended
+    sessions, logins at the same moment sweep at the same moment, and must all succeed.
+
+    On PostgreSQL one sweep held expired rows of families another sweep was deleting, while
+    waiting for rows of families that other sweep held: a deadlock, the login a 500 (or a
+    statement timeout: 503)."""
+    failures: list[str] = []
+
+    def log_in_at_once(start: threading.Barrier) -> None:
+        start.wait()
+        try:
+            log_in(runtime)
+        except Exception as exc:  # any failure is the finding
+            failures.append(f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
+
+    for _ in range(5):
+        add_dead_families_with_expired_rows(runtime, 600)
+        start = threading.Barrier(3)
+        threads = [threading.Thread(target=log_in_at_once, args=(start,)) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert failures == []

@@ -112,3 +112,23 @@ def test_a_non_canonical_refresh_token_does_not_log_out(
     )
     assert_unauthorized(response)
     assert client.post("/auth/refresh", json={"refresh_token": refresh}).status_code == 200
+
+
+# Bytes a header may carry (obs-text) that Python's str.strip() takes for whitespace: NBSP
+# and NEL. Stripped, they would make "<token>\xa0" a second spelling of the same token.
+NON_ASCII_SPACES = {
+    "nbsp-after": "{token}\xa0",
+    "nbsp-before": "\xa0{token}",
+    "nel-after": "{token}\x85",
+}
+
+
+@pytest.mark.parametrize("spelling", list(NON_ASCII_SPACES))
+def test_an_access_token_padded_with_non_ascii_whitespace_is_401(
+    client: httpx2.Client, user: Account, spelling: str
+) -> None:
+    token = log_in(client, user.email, user.password)["access_token"]
+    value = "Bearer " + NON_ASCII_SPACES[spelling].format(token=token)
+    response = client.get("/users/me", headers={b"Authorization": value.encode("latin-1")})
+    assert_unauthorized(response)
+    assert 'error="invalid_token"' in response.headers["www-authenticate"]
