@@ -27,7 +27,7 @@ from shared.domain.schemas import TokenPair
 from shared.infrastructure.db import utcnow
 from shared.security.tokens import TokenClaims, TokenCodec, new_session_id
 
-# Rows (families, for dead ones) each login and logout purges on the way. Each creates at
+# Rows of each kind each login and logout purges on the way. Each creates at
 # most a row or two, so a sweep of this size keeps up with them many times over, and its
 # DELETEs stay short enough never to hold locks anyone would notice.
 SWEEP_BATCH = 100
@@ -125,9 +125,10 @@ class TokenStore:
         docstring says which); the caller commits. ``authtwin purge-tokens`` repeats it
         until nothing is left; each login and logout runs one small pass.
 
-        The rows are chosen ``FOR UPDATE SKIP LOCKED`` on PostgreSQL: two sweeps at once take
-        different rows instead of queueing (or deadlocking) on the same ones. SQLite has one
-        writer at a time and no such clause.
+        Every row deleted is one chosen ``FOR UPDATE SKIP LOCKED`` on PostgreSQL: two sweeps
+        at once (or a sweep and a user's deletion) take different rows, and none ever waits
+        for a row another transaction holds, so none can deadlock. SQLite has one writer at a
+        time and no such clause.
         """
         now = utcnow()
         denials = _delete_chosen(
@@ -203,23 +204,35 @@ def _delete_chosen(
 
 
 def _delete_dead_families(session: Session, batch: int) -> int:
-    """Every row of up to ``batch`` families that have no live row left.
+    """Up to ``batch`` rows of families that have no live row left.
 
     A dead family is found by its end (a row revoked other than by rotation, which a
     partial index keeps apart); the check for a live row guards the rare family a
     password change's single UPDATE revoked while a rotation added to it.
+
+    Rows, not families, are chosen and locked (``SKIP LOCKED``), so the DELETE touches only
+    rows this sweep holds and never waits for one another transaction holds: deleting whole
+    families took rows another sweep (or a user's deletion) had locked while it waited for
+    ours, a deadlock. The end row goes last, so a family cut by the batch is found again by
+    the next sweep.
     """
-    end, live = aliased(RefreshToken), aliased(RefreshToken)
+    end, live, row = aliased(RefreshToken), aliased(RefreshToken), aliased(RefreshToken)
     dead = (
         select(end.family_id)
         .where(end.revoked_at.is_not(None), end.replaced_by.is_(None))
         .where(~exists().where(live.family_id == end.family_id, live.revoked_at.is_(None)))
         .limit(batch)
-        .with_for_update(skip_locked=True)
+    )
+    picked = (
+        select(row.jti)
+        .where(row.family_id.in_(dead.scalar_subquery()))
+        .order_by(row.replaced_by.is_(None))
+        .limit(batch)
+        .with_for_update(skip_locked=True, of=row)
     )
     result = session.execute(
         delete(RefreshToken)
-        .where(RefreshToken.family_id.in_(dead.scalar_subquery()))
+        .where(RefreshToken.jti.in_(picked.scalar_subquery()))
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
