@@ -28,7 +28,7 @@ from shared.services.auth import AuthService
 from shared.services.users import UserService
 from shared.web.bodies import is_json_media_type
 from shared.web.client_ip import client_ip
-from shared.web.headers import MAX_AUTHORIZATION_BYTES
+from shared.web.headers import MAX_AUTHORIZATION_BYTES, bearer_token_in
 
 TOKEN_URL = "/api/v1/auth/token"
 
@@ -91,12 +91,14 @@ AdminServiceDep = Annotated[AdminService, Depends(get_admin_service)]
 
 
 class CappedBearer(OAuth2PasswordBearer):
-    """FastAPI's bearer scheme, with the header measured before it is parsed."""
+    """FastAPI's bearer scheme (for the OpenAPI document), with the header measured before
+    it is parsed, and parsed as the Flask twin does: FastAPI's own parser trims with
+    ``str.strip()``, which also takes NBSP and NEL off a token (``bearer_token_in``)."""
 
     async def __call__(self, request: HTTPConnection) -> str | None:
         if any(len(v) > MAX_AUTHORIZATION_BYTES for v in request.headers.getlist("authorization")):
             raise errors.InvalidToken
-        return await super().__call__(request)
+        return bearer_token_in(request.headers.get("authorization", ""))
 
 
 # The token of ``Authorization: Bearer <token>``, or None; it also puts the password flow in

@@ -25,7 +25,7 @@ from shared.services.identity import find_principal
 from shared.services.users import UserService
 from shared.web.bodies import is_json_media_type
 from shared.web.client_ip import client_ip
-from shared.web.headers import MAX_AUTHORIZATION_BYTES
+from shared.web.headers import MAX_AUTHORIZATION_BYTES, bearer_token_in
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -81,7 +81,7 @@ def get_admin_service() -> AdminService:
 def bearer_token() -> str | None:
     """The token of ``Authorization: Bearer <token>`` (RFC 6750 §2.1), else None.
 
-    Parsed exactly as FastAPI's ``OAuth2PasswordBearer`` does, so the twins agree on odd
+    Parsed by the same ``bearer_token_in`` as the FastAPI twin's, so the twins agree on odd
     headers. A WSGI server joins two Authorization headers into one value, which then fails
     to decode: the same 401 that the FastAPI twin gives two headers. A header longer than
     ``MAX_AUTHORIZATION_BYTES`` is an invalid token, measured before anything reads it.
@@ -89,8 +89,7 @@ def bearer_token() -> str | None:
     header = request.headers.get("Authorization", "")
     if len(header) > MAX_AUTHORIZATION_BYTES:
         raise errors.InvalidToken
-    scheme, _, token = header.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" else None
+    return bearer_token_in(header)
 
 
 def get_access_claims() -> TokenClaims:

@@ -58,11 +58,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if not config.getoption("--base-url"):
-        return
-    skip = pytest.mark.skip(reason="needs the apps in this process; not run against --base-url")
+    if config.getoption("--base-url"):
+        marker, reason = "in_process", "needs the apps in this process; not run against --base-url"
+    else:
+        marker, reason = "live", "needs a real server's HTTP parsing; run by python -m tests.live"
+    skip = pytest.mark.skip(reason=reason)
     for item in items:
-        if "in_process" in item.keywords:
+        if marker in item.keywords:
             item.add_marker(skip)
 
 

@@ -123,6 +123,9 @@ NON_ASCII_SPACES = {
 }
 
 
+# Live only: the in-process clients cannot send these bytes as a server receives them
+# (httpx2's WSGI transport decodes header values as ASCII; the ASGI one re-encodes them).
+@pytest.mark.live
 @pytest.mark.parametrize("spelling", list(NON_ASCII_SPACES))
 def test_an_access_token_padded_with_non_ascii_whitespace_is_401(
     client: httpx2.Client, user: Account, spelling: str

@@ -1,5 +1,5 @@
 """The headers every response carries, so both twins answer alike (OWASP REST Security), and
-the size of the one request header the apps decode."""
+the one request header the apps decode: its size, and how its token is read."""
 
 # The longest Authorization header read: one over it is an invalid token before any of it is
 # decoded (uvicorn's own servers passed a 4 MB bearer token on to be base64-decoded). The
@@ -9,6 +9,18 @@ the size of the one request header the apps decode."""
 # server in front of it. Counted in characters, which are bytes here: both servers decode
 # header values as latin-1.
 MAX_AUTHORIZATION_BYTES = 4096
+
+# The whitespace HTTP allows around a token (RFC 9110 §5.6.3: SP and HTAB). Not str.strip(),
+# which also removes NBSP (0xA0) and NEL (0x85), ordinary field content to HTTP: trimming
+# those would give one token several spellings (RFC 7515 §2 allows it one).
+HTTP_WHITESPACE = " \t"
+
+
+def bearer_token_in(authorization: str) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` value (RFC 6750 §2.1), else None."""
+    scheme, _, token = authorization.partition(" ")
+    return token.strip(HTTP_WHITESPACE) if scheme.lower() == "bearer" else None
+
 
 # OWASP REST Security Cheat Sheet, "Security headers". An auth API's responses are personal
 # or secret (tokens, profiles): never cache them (also RFC 6749 §5.1 for tokens). JSON is
