@@ -126,6 +126,12 @@ def test_admin_actions_and_refusals_are_audited(
         for change in changes:
             response = client.patch(f"/users/{member.id}", json=change, headers=as_admin)
             assert response.status_code == 200, response.text
+        weak_reset = client.patch(f"/users/{member.id}", json={"password": "aaaaaaaa"},
+                                  headers=as_admin)  # fmt: skip
+        assert weak_reset.status_code == 422
+        nobody = 2_000_000_000
+        assert client.patch(f"/users/{nobody}", json={}, headers=as_admin).status_code == 404
+        assert client.delete(f"/users/{nobody}", headers=as_admin).status_code == 404
         refused = [
             client.get("/users", headers=outsider.headers),
             client.get(f"/users/{member.id}", headers=outsider.headers),
@@ -151,6 +157,9 @@ def test_admin_actions_and_refusals_are_audited(
         ("reactivate", "success", member.id),
         ("password_reset", "success", member.id),
         ("email_change", "success", member.id),
+        ("password_reset", "failure", member.id),
+        ("update_user", "failure", nobody),
+        ("delete_user", "failure", nobody),
         ("delete_user", "failure", admin["id"]),
         ("demote", "failure", admin["id"]),
         ("delete_user", "success", member.id),

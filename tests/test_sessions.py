@@ -50,6 +50,30 @@ def test_logout_leaves_the_access_tokens_of_other_sessions_working(
     assert me(client, other["access_token"]).status_code == 200
 
 
+def test_logout_takes_the_refresh_token_of_the_same_session_only(
+    client: httpx2.Client, user: Account
+) -> None:
+    """A logout that named one session's access token and another's refresh token ended the
+    second and only denied the first token: the first session (refreshed since) lived on."""
+    other = log_in(client, user.email, user.password)
+    pair = refresh(client, user.refresh_token).json()  # the first session goes on
+    response = client.post(
+        "/auth/logout", json={"refresh_token": other["refresh_token"]}, headers=user.headers
+    )
+    assert_unauthorized(response)
+    # Nothing was ended: both sessions work, and each logs out with its own pair.
+    assert me(client, pair["access_token"]).status_code == 200
+    assert me(client, other["access_token"]).status_code == 200
+    assert refresh(client, other["refresh_token"]).status_code == 200
+    response = client.post(
+        "/auth/logout",
+        json={"refresh_token": pair["refresh_token"]},
+        headers=bearer(pair["access_token"]),
+    )
+    assert response.status_code == 204
+    assert_unauthorized(me(client, user.access_token))
+
+
 def test_a_replayed_refresh_token_ends_the_thiefs_access_token(
     client: httpx2.Client, user: Account
 ) -> None:

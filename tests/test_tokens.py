@@ -2,6 +2,7 @@
 
 import base64
 import json
+import time
 from datetime import timedelta
 
 import httpx2
@@ -153,6 +154,15 @@ def forged_cases(secret: str, user_id: int, session: str) -> dict[str, str]:
         "both-audiences": forge(secret, sub=sub, audience=["authtwin-api", "authtwin-refresh"]),
         "no-client-id": forge(secret, sub=sub, drop=("client_id",)),
         "other-client-id": forge(secret, sub=sub, client_id="someone-else"),
+        # Values only a holder of the key could sign, which once reached the database: a NUL
+        # (PostgreSQL refuses it: a 500) or a lone surrogate (no driver encodes it).
+        "jti-nul": forge(secret, sub=sub, jti="a\x00b"),
+        "jti-lone-surrogate": forge(secret, sub=sub, jti="\ud800"),
+        "jti-with-a-space": forge(secret, sub=sub, jti="a b"),
+        "sub-leading-zero": forge(secret, sub="0" + sub),
+        "nbf-a-string": forge(secret, sub=sub, nbf="0"),
+        "exp-a-float": forge(secret, sub=sub, exp=time.time() + 300.5),
+        "issued-in-the-future": forge(secret, sub=sub, iat=int(time.time()) + 3600),
     }
 
 

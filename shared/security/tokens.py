@@ -48,6 +48,10 @@ ALLOWED_HEADERS = frozenset({"alg", "typ", "kid"})
 COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 # A session id as issued (uuid4().hex): the refresh family's, models.RefreshToken.family_id.
 SESSION_ID = re.compile(r"[0-9a-f]{32}")
+# Decimal without a leading zero (one spelling per id); and the ids this service mints
+# (uuid4 hex), with room for another issuer's URL-safe ones.
+USER_ID = re.compile(r"[1-9][0-9]{0,9}")
+TOKEN_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -211,35 +215,46 @@ class TokenCodec:
             raise InvalidToken
 
     def _checked_claims(self, claims: dict[str, Any], expected_type: TokenType) -> TokenClaims:
-        # jose accepts ``exp == now``; RFC 7519 §4.1.4 says "on or after" is expired.
-        if claims["exp"] <= datetime.now(UTC).timestamp() or claims["type"] != expected_type:
+        _require_well_formed(claims)
+        now = datetime.now(UTC).timestamp()
+        # jose accepts ``exp == now``; RFC 7519 §4.1.4 says "on or after" is expired. And a
+        # token is not issued in the future: only a holder of the key could make one.
+        if claims["exp"] <= now or claims["iat"] > now or claims["type"] != expected_type:
             raise InvalidToken
         # Exactly our audience for this kind: jose also accepts a list that includes it.
         if claims["aud"] != self._audience[expected_type]:
             raise InvalidToken
         if expected_type == "access" and claims["client_id"] != self._client_id:
             raise InvalidToken
-        sub, jti, generation = claims["sub"], claims["jti"], claims["gen"]
-        session_id = claims["sid"]
-        if not (isinstance(sub, str) and sub.isascii() and sub.isdigit()):
-            raise InvalidToken
-        if not (isinstance(jti, str) and 0 < len(jti) <= 64):
-            raise InvalidToken
-        if not (isinstance(session_id, str) and SESSION_ID.fullmatch(session_id)):
-            raise InvalidToken
-        if type(generation) is not int or not 0 <= generation <= MAX_DB_INT:
-            raise InvalidToken
-        user_id = int(sub)
-        if not 0 < user_id <= MAX_DB_INT:
-            raise InvalidToken
         return TokenClaims(
-            user_id=user_id,
-            jti=jti,
+            user_id=int(claims["sub"]),
+            jti=claims["jti"],
             type=expected_type,
-            generation=generation,
-            session_id=session_id,
+            generation=claims["gen"],
+            session_id=claims["sid"],
             expires_at=datetime.fromtimestamp(claims["exp"], UTC),
         )
+
+
+def _require_well_formed(claims: dict[str, Any]) -> None:
+    """Each claim in the one form this service issues, or ``InvalidToken``.
+
+    The signature already proves the issuer; this keeps a token minted elsewhere with the key
+    (or by a bug) from reaching the database with values it cannot store or compare alike on
+    SQLite and PostgreSQL (a NUL or a lone surrogate in ``jti``), or meaning two things
+    (``"07"`` and ``"7"`` as ``sub``; ``"0"`` as a time).
+    """
+    sub, jti, generation, session_id = claims["sub"], claims["jti"], claims["gen"], claims["sid"]
+    if not (isinstance(sub, str) and USER_ID.fullmatch(sub) and int(sub) <= MAX_DB_INT):
+        raise InvalidToken
+    if not (isinstance(jti, str) and TOKEN_ID.fullmatch(jti)):
+        raise InvalidToken
+    if not (isinstance(session_id, str) and SESSION_ID.fullmatch(session_id)):
+        raise InvalidToken
+    if type(generation) is not int or not 0 <= generation <= MAX_DB_INT:
+        raise InvalidToken
+    if any(type(claims[time]) is not int for time in ("exp", "iat", "nbf")):
+        raise InvalidToken
 
 
 def _require_canonical(token: str) -> None:

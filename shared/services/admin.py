@@ -75,9 +75,13 @@ class AdminService:
         self, *, session: Session, actor: UserPublic, user_id: int, data: UserUpdate, client_ip: str
     ) -> User:
         """A superuser's change to any account. ``null`` leaves a non-nullable field as it is."""
-        user = load_user(session, user_id)
-        acts = _acts(user, data)
         audit = functools.partial(_audit, actor_id=actor.id, target_id=user_id, client_ip=client_ip)
+        try:
+            user = load_user(session, user_id)
+        except errors.UserNotFound:
+            audit(["update_user"], "not_found")
+            raise
+        acts = _acts(user, data)
         try:
             self._apply(session, user, data)
         except errors.LastSuperuser:
@@ -85,6 +89,9 @@ class AdminService:
             raise
         except errors.EmailTaken:
             audit(["email_change"], "email_taken")
+            raise
+        except errors.RequestValidationFailed:  # the only one _apply raises: the policy's
+            audit(["password_reset"], "password_policy")
             raise
         audit(acts, None)
         return user
@@ -114,7 +121,11 @@ class AdminService:
         if actor.id == user_id:
             audit("self")
             raise errors.CannotDeleteSelf
-        user = load_user(session, user_id)
+        try:
+            user = load_user(session, user_id)
+        except errors.UserNotFound:
+            audit("not_found")
+            raise
         if user.is_superuser and user.is_active:
             try:
                 keep_one_superuser(session, user)

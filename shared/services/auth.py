@@ -159,9 +159,12 @@ class AuthService:
         client_ip: str,
     ) -> None:
         """End the session: the refresh family ``refresh_token`` belongs to, and, at once, the
-        access token that made this request (RFC 7009 §2.1 revokes both kinds)."""
+        access token that made this request (RFC 7009 §2.1 revokes both kinds).
+
+        Both tokens must be of one session: given another session's refresh token, a logout
+        would end that one and leave the caller's own session alive."""
         claims = self._tokens.decode(refresh_token, expected_type="refresh")
-        if claims.user_id != actor.id:
+        if claims.user_id != actor.id or claims.session_id != access.session_id:
             raise errors.InvalidToken
         record = self._token_store.find(session=session, claims=claims)
         self._token_store.revoke_family(session=session, family_id=record.family_id)
