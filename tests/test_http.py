@@ -19,6 +19,7 @@ from tests.support import (
     assert_unauthorized,
     assert_validation_error,
     forge,
+    session_of,
     sign_up,
     unique_email,
 )
@@ -346,10 +347,11 @@ MAX_AUTHORIZATION_BYTES = 4096  # the contract's cap (shared/web/headers.py)
 def bearer_between(secret: str, user: Account, shortest: int, longest: int) -> dict[str, str]:
     """An Authorization header of ``shortest`` to ``longest`` bytes carrying a valid access
     token for ``user``, padded in a claim (base64 reaches three lengths in every four)."""
-    unpadded = len(f"Bearer {forge(secret, sub=str(user.id), pad='')}")
+    sub, session = str(user.id), session_of(user.access_token)
+    unpadded = len(f"Bearer {forge(secret, sub=sub, session=session, pad='')}")
     estimate = (shortest - unpadded) * 3 // 4
     for pad in range(max(0, estimate - 4), estimate + 4):
-        value = f"Bearer {forge(secret, sub=str(user.id), pad='x' * pad)}"
+        value = f"Bearer {forge(secret, sub=sub, session=session, pad='x' * pad)}"
         if shortest <= len(value) <= longest:
             return {"Authorization": value}
     raise AssertionError(f"no token makes a header of {shortest} to {longest} bytes")

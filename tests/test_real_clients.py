@@ -83,16 +83,25 @@ def test_pyjwt_verifies_the_issued_tokens_with_the_shared_secret(server: str) ->
         token = client.fetch_token(
             f"{server}{API_PREFIX}/auth/token", username=email, password=password
         )
-    for name, kind in (("access_token", "access"), ("refresh_token", "refresh")):
+    # Each kind of token has its audience: a resource server (audience authtwin-api) takes
+    # the access token only.
+    kinds = [
+        ("access_token", "access", "authtwin-api"),
+        ("refresh_token", "refresh", "authtwin-refresh"),
+    ]
+    for name, kind, audience in kinds:
         claims = jwt.decode(
             token[name],
             SECRET,
             algorithms=["HS256"],
-            audience="authtwin-api",
+            audience=audience,
             issuer="authtwin",
             options={"require": REQUIRED},
         )
         assert claims["type"] == kind
+    with pytest.raises(jwt.InvalidAudienceError):
+        jwt.decode(token["refresh_token"], SECRET, algorithms=["HS256"], audience="authtwin-api",
+                   issuer="authtwin")  # fmt: skip
     with pytest.raises(jwt.InvalidSignatureError):
         jwt.decode(token["access_token"], "another-secret-" * 4, algorithms=["HS256"],
                    audience="authtwin-api", issuer="authtwin")  # fmt: skip

@@ -125,6 +125,7 @@ class PasswordHasher:
         self._legacy_bcrypt = self._context.handler("bcrypt").using(rounds=legacy_bcrypt_rounds)
         self._pacing = FailurePacing()
         self._calibrated = False  # on the first check, not here: the CLI and tests build many
+        self._calibrating = threading.Lock()
 
     def hash(self, password: str) -> str:
         return str(self._hash_thread(self._context.hash, _normalise(password)))
@@ -133,7 +134,12 @@ class PasswordHasher:
         """Check ``password`` against ``hashed`` (None: no such user); every failure takes
         the same time, whatever ``hashed`` was (see :class:`FailurePacing`)."""
         if not self._calibrated:
-            self._hash_thread(self._calibrate)
+            # One calibration, however many first logins arrive together: each would add a
+            # bcrypt hash (0.3 s) to the queue of the few hashing threads, and 64 at once
+            # held every login for seconds.
+            with self._calibrating:
+                if not self._calibrated:
+                    self._hash_thread(self._calibrate)
         checked = hashed or self._dummy_hash
         try:
             ok, seconds = self._hash_thread(self._check, _normalise(password), checked)
@@ -163,7 +169,7 @@ class PasswordHasher:
 
     def _calibrate(self) -> None:
         """In a hashing thread: a first time for the kinds of hash that may be stored, so the
-        first failure is held right. Once per hasher; a race only adds a measurement."""
+        first failure is held right. Once per hasher (``verify`` lets one caller run it)."""
         _, seconds = self._check(secrets.token_urlsafe(16), self._dummy_hash)
         self._pacing.record(_profile(self._dummy_hash), seconds)
         # bcrypt's key setup is all of its cost, and hashing runs the same one as checking.
