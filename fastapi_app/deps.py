@@ -26,7 +26,7 @@ from shared.security.tokens import TokenClaims
 from shared.services.admin import AdminService
 from shared.services.auth import AuthService
 from shared.services.users import UserService
-from shared.web.bodies import is_json_media_type
+from shared.web.bodies import check_json_members, is_json_media_type
 from shared.web.client_ip import client_ip
 from shared.web.headers import MAX_AUTHORIZATION_BYTES, bearer_token_in
 
@@ -156,11 +156,16 @@ CurrentSuperuser = Annotated[UserPublic, Depends(get_current_superuser)]
 
 
 async def require_json_content_type(request: Request) -> None:
-    """415 for a body that is not declared JSON (FastAPI alone would answer 422)."""
+    """415 for a body that is not declared JSON (FastAPI alone would answer 422); and 422
+    for an object of too many members, before FastAPI validates it member by member."""
     declared = request.headers.getlist("content-type")
     # Two Content-Type headers: refuse rather than pick one (gunicorn refuses such a request).
     if len(declared) != 1 or not is_json_media_type(declared[0]):
         raise errors.UnsupportedMediaType
+    if await request.body():
+        # Parsed already: FastAPI reads the body before it solves any dependency, and
+        # Starlette keeps the result (a body that was not JSON never gets here).
+        check_json_members(await request.json())
 
 
 JSONContentType = Depends(require_json_content_type)
