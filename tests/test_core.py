@@ -93,7 +93,7 @@ def test_login_upgrades_a_bcrypt_hash_in_the_database(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("secret", "message"),
-    [(None, "must be set"), ("changethis", "placeholder"), ("short-secret", "at least 32 bytes")],
+    [(None, "must be set"), ("changethis", "placeholder"), ("short-key-9Xq2", "at least 32 bytes")],
 )
 def test_production_settings_refuse_a_weak_secret(secret: str | None, message: str) -> None:
     with pytest.raises(ValidationError, match=message):

@@ -38,6 +38,17 @@ WEAK_SECRETS = {
     "repeated-with-a-tail": "s3cr3t-" * 5 + "s3",
     "too-few-distinct-characters": "abcabcabcabcabcabcabcabcabcabcabcabx",
     "short": secrets.token_urlsafe(32)[:31],
+    # Found from outside: a placeholder brought to the length with what a person (or a
+    # template) adds, or written in look-alikes; a run typed along the keyboard; a key
+    # published in a tutorial.
+    "placeholder-and-zero-width-spaces": "changethis" + "\u200b" * 8,
+    "placeholder-in-full-width-letters": "  ｃｈａｎｇｅｔｈｉｓ" + "x7Qp2v" * 2,
+    "placeholder-and-dots": "changethis" + "." * 22,
+    "placeholder-inside": "your-secret-key-change-in-production",
+    "placeholder-twice-and-digits": "supersecretkeysupersecretkey1234",
+    "placeholder-thrice-and-a-tail": "changethis" * 3 + "12",
+    "alphabet-run": "abcdefghijklmnopqrstuvwxyz012345",
+    "fastapi-tutorial-key": "09d25e094faa6ca2556c818166b7a9563b93f7099f6f0f4caa6cf63b88e8d3e7",
 }
 
 # What the README and the error message tell people to run, and their usual equivalents.

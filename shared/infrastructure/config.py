@@ -12,46 +12,13 @@ from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy import make_url
 
+from shared.security.secret_key import MIN_SECRET_BYTES, secret_key_problem
+
 logger = logging.getLogger("authtwin")
 
-MIN_SECRET_BYTES = 32
-# Values seen in tutorials and .env templates; a deployment that kept one has no secret at all.
-PLACEHOLDER_SECRETS = frozenset(
-    {"changethis", "change-me", "changeme", "secret", "your-secret-key", "supersecret"}
-)
-# A generated secret shows far more: token_urlsafe(32) some 30 of its 43 characters, and even
-# 32 hex digits (`openssl rand -hex 16`, the shortest accepted) fewer than 8 less than once in
-# 25 million draws. Fewer is a typed string such as "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab".
-MIN_SECRET_DISTINCT_CHARACTERS = 8
 # OWASP Password Storage Cheat Sheet, argon2id with parallelism 1: (memory KiB, passes) pairs
 # of equal strength, trading memory for time. Production meets or exceeds one of them.
 OWASP_ARGON2ID_MINIMUMS = ((47_104, 1), (19_456, 2), (12_288, 3), (9_216, 4), (7_168, 5))
-
-
-def secret_key_problem(secret: str) -> str | None:
-    """Why a given HS256 secret is refused, or None. The answer never quotes the secret.
-
-    These catch the mistakes people make (a template's placeholder, filler typed to reach
-    the length), not a determined choice of a weak one: generate it, don't choose it.
-    Compared casefolded and stripped, so "  ChangeThis " is still the placeholder.
-    """
-    folded = secret.strip().casefold()
-    if folded in PLACEHOLDER_SECRETS:
-        return "is a well-known placeholder"
-    if len(secret.encode()) < MIN_SECRET_BYTES:
-        return f"must be at least {MIN_SECRET_BYTES} bytes"
-    if _repeats(folded):
-        return "repeats a shorter string"
-    if len(set(folded)) < MIN_SECRET_DISTINCT_CHARACTERS:
-        return f"has fewer than {MIN_SECRET_DISTINCT_CHARACTERS} distinct characters"
-    return None
-
-
-def _repeats(text: str) -> bool:
-    """Whether ``text`` is one unit over and over, a part of it allowed at the end ("ab" * 20,
-    "changethis" * 4, "s3cr3t-" * 5 + "s3"): shifted by at most half its length, it matches
-    itself. Its length then says nothing of how hard it is to guess."""
-    return any(text[shift:] == text[:-shift] for shift in range(1, len(text) // 2 + 1))
 
 
 def _comma_separated(value: object) -> object:
