@@ -7,6 +7,7 @@ the length; a key published in a tutorial. They are not an entropy meter, and ca
 determined choice of a weak secret: generate it, don't choose it.
 """
 
+import itertools
 import re
 import unicodedata
 
@@ -65,7 +66,7 @@ def _longest_run(text: str) -> int:
     """The most characters in a row whose code points step by the same 0, +1 or -1."""
     longest = run = 1
     step = None
-    for before, now in zip(text, text[1:], strict=False):
+    for before, now in itertools.pairwise(text):
         difference = ord(now) - ord(before)
         run = run + 1 if difference == step and abs(difference) <= 1 else 2
         step = difference
