@@ -42,7 +42,9 @@ WEAK_SECRETS = {
     # template) adds, or written in look-alikes; a run typed along the keyboard; a key
     # published in a tutorial.
     "placeholder-and-zero-width-spaces": "changethis" + "\u200b" * 8,
-    "placeholder-in-full-width-letters": "  ｃｈａｎｇｅｔｈｉｓ" + "x7Qp2v" * 2,
+    "placeholder-in-full-width-letters": "  "
+    + "".join(chr(ord(c) + 0xFEE0) for c in "changethis")
+    + "x7Qp2v" * 2,
     "placeholder-and-dots": "changethis" + "." * 22,
     "placeholder-inside": "your-secret-key-change-in-production",
     "placeholder-twice-and-digits": "supersecretkeysupersecretkey1234",
