@@ -224,3 +224,41 @@ def test_the_service_name_and_email_are_matched_ignoring_spaces(policy: Password
     assert policy.problem(" Auth Twin  ") == "Password must not be the name of this service"
     email = "alice.smith@example.com"
     assert policy.problem("alice.smith ", email=email) == "Password must not be your email address"
+
+
+# Found from outside: blank on screen, yet neither whitespace nor a format character.
+BLANK_LOOKING = {
+    "hangul-fillers-and-braille-blanks": "\u3164 \u2800 \u115f \u1160 \uffa0",
+    "braille-blanks": "\u2800 " * 4,
+    "variation-selectors": "\ufe0f\ufe0e" * 4,
+}
+
+
+@pytest.mark.parametrize("password", BLANK_LOOKING.values(), ids=BLANK_LOOKING.keys())
+def test_characters_that_render_as_nothing_alone_are_refused(
+    policy: PasswordPolicy, password: str
+) -> None:
+    assert policy.problem(password) == INVISIBLE
+
+
+@pytest.mark.parametrize(
+    "password",
+    ["pass\u034fword1", "password\ufe0f1", "ilove\u3164you", "trust\u2800no1"],
+    ids=["combining-grapheme-joiner", "variation-selector", "hangul-filler", "braille-blank"],
+)
+def test_a_common_password_with_a_mark_that_renders_as_nothing_is_still_common(
+    policy: PasswordPolicy, password: str
+) -> None:
+    assert policy.problem(password) == "This password is too common; choose another"
+
+
+@pytest.mark.parametrize("password", ["Password1!", "iloveyou!!", "trustno1234", "qwertyuiop!?"])
+def test_a_common_password_with_a_few_digits_or_signs_added_is_still_common(
+    policy: PasswordPolicy, password: str
+) -> None:
+    assert policy.problem(password) == "This password is too common; choose another"
+
+
+def test_a_password_that_only_ends_like_a_common_one_is_allowed(policy: PasswordPolicy) -> None:
+    assert policy.problem("my own password1 is long") is None
+    assert policy.problem("Password1!is-mine") is None

@@ -26,6 +26,9 @@ WEAK = {
     "pass\x00word is long": "control characters",
     "Password1 ": "too common",  # a trailing space, or a capital, does not make it uncommon
     " i love you ": "too common",
+    "\u3164 \u2800 \u115f \u1160 \uffa0": "invisible",  # fillers and blanks: nothing drawn
+    "pass\u034fword1": "too common",  # a joiner that renders as nothing
+    "Password1!": "too common",  # the first variation a guessing tool tries
 }
 IDEOGRAPHS = "零一二三四五六七八九十百千万亿兆甲乙丙丁戊己庚辛壬癸子丑寅卯辰巳"  # none repeated
 

@@ -47,7 +47,7 @@ def common_passwords() -> frozenset[str]:
 
 def _comparable(value: str) -> str:
     """``value`` as compared with what is refused: NFKC, casefolded, without whitespace or
-    invisible (format) characters.
+    invisible characters (:func:`_is_invisible`).
 
     ``Password1 ``, ``PASSWORD1``, ``pass word1`` and ``password1`` with a zero-width space
     are guessed as soon as ``password1`` is (the common list holds no entry with a space, so
@@ -55,12 +55,30 @@ def _comparable(value: str) -> str:
     ``iloveyou``). Only for comparing: the stored password keeps every character typed.
     """
     folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", value).casefold())
-    return "".join(char for char in folded if not (char.isspace() or _is_format(char)))
+    return "".join(char for char in folded if not (char.isspace() or _is_invisible(char)))
 
 
-def _is_format(char: str) -> bool:
-    # Cf: zero-width space and joiner, byte-order mark, soft hyphen... present, not seen.
-    return unicodedata.category(char) == "Cf"
+# Unicode's Default_Ignorable_Code_Point ranges (DerivedCoreProperties.txt): characters a
+# renderer shows as nothing, whatever their category. Not only format characters (Cf): the
+# Hangul fillers are letters (Lo), the combining grapheme joiner a mark (Mn), the variation
+# selectors marks too; "pass\u034fword1" is "password1" to whoever reads it.
+DEFAULT_IGNORABLE = (
+    (0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x115F, 0x1160),
+    (0x17B4, 0x17B5), (0x180B, 0x180F), (0x200B, 0x200F), (0x202A, 0x202E),
+    (0x2060, 0x206F), (0x3164, 0x3164), (0xFE00, 0xFE0F), (0xFEFF, 0xFEFF),
+    (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8), (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A),
+    (0xE0000, 0xE0FFF),
+)  # fmt: skip
+# Drawn as a blank though a symbol (So), and not default-ignorable: the braille blank.
+BLANK_SYMBOLS = frozenset({"\u2800"})
+
+
+def _is_invisible(char: str) -> bool:
+    """Present, not seen: a format character (Cf), a default-ignorable one, a blank symbol."""
+    if unicodedata.category(char) == "Cf" or char in BLANK_SYMBOLS:
+        return True
+    point = ord(char)
+    return any(first <= point <= last for first, last in DEFAULT_IGNORABLE)
 
 
 def _is_control(char: str) -> bool:
@@ -78,6 +96,22 @@ def _shortest_period(value: str) -> int:
             k = border[k - 1]
         border[i] = k + (value[i] == value[k])
     return len(value) - border[-1] if value else 0
+
+
+# How many digits or signs added to the end of a common password still leave it common.
+MAX_ADDED_TAIL = 4
+
+
+def _common_with_a_tail(candidate: str) -> bool:
+    """A common password with up to ``MAX_ADDED_TAIL`` digits or signs after it
+    (``Password1!``, ``iloveyou!!``, ``trustno1234``): the first variations any guessing
+    tool tries, and what people add when a site refuses the plain word."""
+    for cut in range(1, min(MAX_ADDED_TAIL, len(candidate)) + 1):
+        if candidate[-cut].isalpha():
+            return False
+        if candidate[:-cut] in common_passwords():
+            return True
+    return False
 
 
 def _is_run(value: str) -> bool:
@@ -120,7 +154,7 @@ class PasswordPolicy:
             # The local part alone is as guessable as the address: it is the usual username.
             if candidate in {address, address.rpartition("@")[0]}:
                 return "Password must not be your email address"
-        if candidate in common_passwords():
+        if candidate in common_passwords() or _common_with_a_tail(candidate):
             return "This password is too common; choose another"
         return self._pattern(candidate)
 
