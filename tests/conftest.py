@@ -85,8 +85,6 @@ def in_process_settings(database: str, **overrides: object) -> Settings:
         "database_url": database,
         "argon2_memory_kib": 1024,
         "argon2_time_cost": 1,
-        # Failed logins are held as long as a bcrypt check of this cost takes: 1 ms, not 0.3 s.
-        "legacy_bcrypt_rounds": 4,
         "first_superuser_email": ADMIN_EMAIL,
         "first_superuser_password": ADMIN_PASSWORD,
         "db_pool_size": 5,

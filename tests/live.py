@@ -110,7 +110,6 @@ def production_env(database: Path, **settings: str) -> dict[str, str]:
             "AUTHTWIN_ENV": "production",
             "AUTHTWIN_SECRET_KEY": secrets.token_urlsafe(48),
             "AUTHTWIN_DATABASE_URL": f"sqlite:///{database}",
-            "AUTHTWIN_LEGACY_BCRYPT_ROUNDS": "4",  # failures held 1 ms, not 0.3 s
         }
     )
     env.update({f"AUTHTWIN_{name.upper()}": value for name, value in settings.items()})
@@ -150,9 +149,6 @@ def main(argv: list[str]) -> int:
             # answer everything with 429. It is tested in-process (tests/test_throttling.py,
             # with settings of its own); the per-account lockout cannot be turned off.
             "AUTHTWIN_RATE_LIMIT_ENABLED": "false",
-            # No bcrypt hash is stored here: failed logins are held 1 ms, not 0.3 s (the
-            # pacing itself is tested in-process, tests/test_timing.py).
-            "AUTHTWIN_LEGACY_BCRYPT_ROUNDS": "4",
         }
         env.setdefault("AUTHTWIN_DATABASE_URL", f"sqlite:///{workdir}/live.db")
         if redis_url := os.environ.get("AUTHTWIN_TEST_REDIS_URL"):

@@ -52,6 +52,15 @@ def test_bcrypt_hashes_verify_and_ask_to_be_upgraded(hasher: PasswordHasher) -> 
     assert not hasher.verify("wrong password", legacy).ok
 
 
+def test_without_legacy_rounds_a_bcrypt_hash_is_refused() -> None:
+    """bcrypt is accepted only where the operator says such hashes are stored: each accepted
+    scheme adds its work to every failed login (security/passwords.py)."""
+    hasher = PasswordHasher(memory_kib=1024, time_cost=1, parallelism=1)
+    legacy = bcrypt.hashpw(b"legacy password", bcrypt.gensalt(rounds=4)).decode()
+    assert not hasher.verify("legacy password", legacy).ok
+    hasher.close()
+
+
 def test_passwords_over_72_bytes_fail_cleanly_against_bcrypt(hasher: PasswordHasher) -> None:
     legacy = bcrypt.hashpw(b"x" * 72, bcrypt.gensalt(rounds=4)).decode()
     assert not hasher.verify("x" * 73, legacy).ok  # bcrypt would have truncated: refuse
@@ -72,6 +81,7 @@ def test_login_upgrades_a_bcrypt_hash_in_the_database(tmp_path: Path) -> None:
         env="development",
         database_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
         secret_key=TEST_SECRET,
+        legacy_bcrypt_rounds=4,
     )
     runtime = Runtime.build(settings)
     runtime.prepare()

@@ -10,6 +10,7 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import bcrypt
 import pytest
 
 from shared.security.passwords import PasswordHasher
@@ -74,28 +75,44 @@ def test_a_forked_worker_can_hash(hasher: PasswordHasher) -> None:
     hasher.close()
 
 
-def test_first_logins_arriving_together_calibrate_once(
+class SchemeCounter:
+    """The hasher's passlib context, counting the checks of each scheme."""
+
+    def __init__(self, context: Any) -> None:
+        self._context = context
+        self.checks: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._context, name)
+
+    def verify(self, secret: str, hashed: str) -> Any:
+        result = self._context.verify(secret, hashed)  # one refused at once is no work: uncounted
+        self.checks.append("bcrypt" if hashed.startswith("$2") else "argon2")
+        return result
+
+
+def test_every_failure_checks_each_accepted_scheme_once(
     hasher: PasswordHasher, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The first check times a bcrypt hash (0.3 s at 12 rounds) for the failure pacing: 64
-    first logins at once each queued one on the few hashing threads, and a benchmark's first
-    seconds went unanswered."""
-    stored = hasher.hash(PASSWORD)
-    legacy = hasher._legacy_bcrypt
-    hashed = []
-
-    class CountingBcrypt:
-        def __getattr__(self, name: str) -> Any:
-            return getattr(legacy, name)
-
-        def hash(self, secret: str) -> str:
-            hashed.append(secret)
-            time.sleep(0.02)  # long enough for the other first logins to arrive meanwhile
-            return str(legacy.hash(secret))
-
-    monkeypatch.setattr(hasher, "_legacy_bcrypt", CountingBcrypt())
-    with ThreadPoolExecutor(16) as logins:
-        results = list(logins.map(lambda _: hasher.verify(PASSWORD, stored), range(16)))
+    """Equal work, not only equal time: a bcrypt check holds a hashing thread ten times
+    longer than argon2id's, so failed logins sent at once for a bcrypt account queued behind
+    each other and took seconds where an unknown email took a fraction. Now each failure
+    checks one hash of every accepted scheme: its own, and dummies for the others."""
+    argon2_account = hasher.hash(PASSWORD)
+    bcrypt_account = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
+    counter = SchemeCounter(hasher._context)
+    monkeypatch.setattr(hasher, "_context", counter)
+    for stored, password in [
+        (None, PASSWORD),  # an unknown email
+        (argon2_account, "wrong"),
+        (bcrypt_account, "wrong"),
+        (bcrypt_account, "x" * 100),  # over bcrypt's 72 bytes
+        ("$2b$04$corrupt", "wrong"),  # a damaged stored hash
+    ]:
+        counter.checks.clear()
+        assert not hasher.verify(password, stored).ok
+        assert sorted(counter.checks) == ["argon2", "bcrypt"], (stored, counter.checks)
+    counter.checks.clear()
+    assert hasher.verify(PASSWORD, argon2_account).ok  # a success needs no disguise
+    assert counter.checks == ["argon2"]
     hasher.close()
-    assert all(result.ok for result in results)
-    assert len(hashed) == 1

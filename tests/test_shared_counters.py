@@ -49,7 +49,6 @@ def server_env(database: Path, redis_url: str | None) -> dict[str, str]:
             "AUTHTWIN_DATABASE_URL": f"sqlite:///{database}",
             "AUTHTWIN_RATE_LIMIT_ENABLED": "false",  # one address sends everything
             "AUTHTWIN_LOGIN_MAX_FAILURES": str(MAX_FAILURES),
-            "AUTHTWIN_LEGACY_BCRYPT_ROUNDS": "4",  # failures held 1 ms, not 0.3 s
         }
     )
     if redis_url:

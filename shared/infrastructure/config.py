@@ -95,11 +95,13 @@ class Settings(BaseSettings):
 
     # NIST SP 800-63B §3.1.1.2: at least 8 characters. Raise it if you like; never lower it.
     password_min_length: int = Field(default=8, ge=8, le=64)
-    # The bcrypt cost of hashes imported from an older system (passlib's and bcrypt's default
-    # is 12). A failed login is held as long as checking such a hash takes, so that an unknown
-    # email or an argon2id account cannot be told from an account still on bcrypt
-    # (security/passwords.py). Set it to the highest cost you hold; 4 (about 1 ms) if none.
-    legacy_bcrypt_rounds: int = Field(default=12, ge=4, le=31)
+    # Set only if bcrypt hashes imported from an older system are stored: their cost (12 is
+    # passlib's and bcrypt's default). They then verify (and become argon2id at the next
+    # login), and every failed login also checks a dummy bcrypt hash of this cost, so that an
+    # unknown email or an argon2id account cannot be told from a bcrypt one, by time or by
+    # load (security/passwords.py). That is ten times the CPU per failure: unset, bcrypt
+    # hashes are refused and failures cost one argon2id check.
+    legacy_bcrypt_rounds: int | None = Field(default=None, ge=4, le=31)
 
     # Per-account lockout (security/throttle.py): always on, whatever rate_limit_enabled says.
     login_max_failures: int = Field(default=10, ge=1, le=100)

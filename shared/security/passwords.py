@@ -1,10 +1,12 @@
 """Password hashing policy: the only module that imports passlib.
 
-argon2id is the scheme for every new hash (OWASP Password Storage Cheat Sheet); bcrypt
-hashes from older systems still verify and are replaced by argon2id on the next login.
+argon2id is the scheme for every new hash (OWASP Password Storage Cheat Sheet). bcrypt
+hashes from an older system are accepted only when ``AUTHTWIN_LEGACY_BCRYPT_ROUNDS`` says
+they are stored, and are replaced by argon2id on the next login.
 
-A failed check is held until the slowest kind of stored hash would have finished (see
-:class:`FailurePacing`), so that its time tells nothing about the account it named.
+Every failed check does the same work, whatever the account (:meth:`PasswordHasher._check`):
+one check per accepted scheme, against the stored hash or a dummy. Its time, and its use of
+the few hashing threads, tell nothing about the account it named.
 """
 
 import contextlib
@@ -21,6 +23,8 @@ from typing import TypeVar
 
 from passlib.context import CryptContext
 
+from shared.security.failure_pacing import FailurePacing, profile
+
 
 @dataclass(frozen=True)
 class Verification:
@@ -36,56 +40,14 @@ def _normalise(password: str) -> str:
 
 T = TypeVar("T")
 HASHING_NICENESS = 10  # of 19: below every request thread, still far from idle
-# A failure is held this much longer than the slowest kind of hash usually takes: each check
-# varies around its usual time, and one that ran long would stand out from the held ones.
-HEADROOM = 1.25
-SMOOTHING = 0.2  # the weight of the newest time in a kind of hash's running estimate
+BCRYPT_MAX_BYTES = 72  # bcrypt refuses longer passwords (passlib raises, not truncates)
 
 
-def _profile(hashed: str) -> str:
-    """What a check of ``hashed`` costs depends on: its scheme and parameters, not its salt.
-
-    ``$argon2id$v=19$m=19456,t=2,p=1$<salt>$<digest>`` → ``$argon2id$v=19$m=19456,t=2,p=1``;
-    ``$2b$12$<salt and digest>`` → ``$2b$12``.
-    """
-    head = hashed.rpartition("$")[0]
-    return head.rpartition("$")[0] if hashed.startswith("$argon2") else head
-
-
-class FailurePacing:
-    """How long a failed password check takes in all, whatever hash it was checked against.
-
-    An unknown email is checked against a dummy argon2id hash at today's cost, so it costs
-    what a current account costs. But accounts may still hold bcrypt hashes (about ten times
-    slower at passlib's 12 rounds) or argon2id from before the cost was raised (faster): a
-    wrong password for those would answer in its own time, and say the account exists.
-    So a failure is held, asleep (no CPU), until the slowest kind of hash would have
-    finished. What each kind takes is measured here, not assumed: a running estimate per
-    scheme and parameters (a handful of entries: the kinds of hash stored), from every check
-    made, so a machine under load or a bcrypt account of 13 rounds raises the target. The
-    times run from the start of the check in its hashing thread: waiting for a free thread
-    costs every request alike, and is left out. Successes are not held: whoever sent the
-    right password learns nothing from the time.
-
-    The limit: a kind of hash costlier than any checked yet in this process (a bcrypt cost
-    above ``legacy_bcrypt_rounds``) answers its first failure in its own time. Django's
-    ``harden_runtime`` instead runs the missing iterations for a weaker hash of the current
-    scheme: it burns CPU, and cannot make a slower legacy scheme (bcrypt) answer faster.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._seconds: dict[str, float] = {}
-
-    def record(self, profile: str, seconds: float) -> None:
-        with self._lock:
-            before = self._seconds.get(profile, seconds)
-            self._seconds[profile] = before + SMOOTHING * (seconds - before)
-
-    def target(self) -> float:
-        """The time every failed check should take, from its start in the hashing thread."""
-        with self._lock:
-            return HEADROOM * max(self._seconds.values(), default=0.0)
+def _within_limits(scheme: str, password: str) -> str:
+    """``password`` as ``scheme`` will check it: bcrypt refuses more than 72 bytes."""
+    if scheme != "bcrypt":
+        return password
+    return password.encode()[:BCRYPT_MAX_BYTES].decode(errors="ignore")
 
 
 def _lower_priority() -> None:
@@ -102,7 +64,12 @@ def _cores() -> int:
 
 class PasswordHasher:
     def __init__(
-        self, *, memory_kib: int, time_cost: int, parallelism: int, legacy_bcrypt_rounds: int
+        self,
+        *,
+        memory_kib: int,
+        time_cost: int,
+        parallelism: int,
+        legacy_bcrypt_rounds: int | None = None,
     ) -> None:
         # Hashing runs on one thread per core, at a lower CPU priority; callers wait for it.
         # argon2id is CPU-bound and memory-hard: more hashes at once than there are cores
@@ -112,48 +79,37 @@ class PasswordHasher:
         self._hashing: ThreadPoolExecutor | None = None  # started by the first hash
         self._starting = threading.Lock()
         self._pid = os.getpid()
+        legacy = legacy_bcrypt_rounds is not None
         self._context = CryptContext(
-            schemes=["argon2", "bcrypt"],
-            deprecated=["bcrypt"],
+            schemes=["argon2", "bcrypt"] if legacy else ["argon2"],
+            deprecated=["bcrypt"] if legacy else [],
             argon2__type="ID",
             argon2__memory_cost=memory_kib,
             argon2__time_cost=time_cost,
             argon2__parallelism=parallelism,
+            **({"bcrypt__rounds": legacy_bcrypt_rounds} if legacy else {}),
         )
-        # Verified against when no user matches, so an unknown email costs one real hash too.
-        self._dummy_hash = self._context.hash(secrets.token_urlsafe(16))
-        self._legacy_bcrypt = self._context.handler("bcrypt").using(rounds=legacy_bcrypt_rounds)
+        # One per accepted scheme, checked when the account's own hash is of another scheme
+        # (or there is no account), so that every failure costs the work of every scheme.
+        self._dummies = {
+            scheme: self._context.handler(scheme).hash(secrets.token_urlsafe(16))
+            for scheme in self._context.schemes()
+        }
         self._pacing = FailurePacing()
-        self._calibrated = False  # on the first check, not here: the CLI and tests build many
-        self._calibrating = threading.Lock()
 
     def hash(self, password: str) -> str:
         return str(self._hash_thread(self._context.hash, _normalise(password)))
 
     def verify(self, password: str, hashed: str | None) -> Verification:
-        """Check ``password`` against ``hashed`` (None: no such user); every failure takes
-        the same time, whatever ``hashed`` was (see :class:`FailurePacing`)."""
-        if not self._calibrated:
-            # One calibration, however many first logins arrive together: each would add a
-            # bcrypt hash (0.3 s) to the queue of the few hashing threads, and 64 at once
-            # held every login for seconds.
-            with self._calibrating:
-                if not self._calibrated:
-                    self._hash_thread(self._calibrate)
-        checked = hashed or self._dummy_hash
-        try:
-            ok, seconds = self._hash_thread(self._check, _normalise(password), checked)
-        except ValueError:
-            # bcrypt refuses passwords over 72 bytes instead of truncating: that is a wrong
-            # password for that hash, not a server error. UnknownHashError (a corrupt stored
-            # hash) is a ValueError too, and likewise fails closed.
-            ok, seconds = False, 0.0
-        # The target as it was before this check counted: had a slow hash's own time moved
-        # it, that hash's failures would end sooner or later than the others'.
-        target = self._pacing.target()
-        if seconds:
-            self._pacing.record(_profile(checked), seconds)
+        """Check ``password`` against ``hashed`` (None: no such user); every failure costs
+        the same work and time, whatever ``hashed`` was."""
+        checked = hashed or self._dummies["argon2"]
+        ok, seconds = self._hash_thread(self._check, _normalise(password), checked)
         if not ok or hashed is None:
+            # The target as it was before this failure counted: had a slow kind's own time
+            # moved it, that kind's failures would end sooner or later than the others'.
+            target = self._pacing.target()
+            self._pacing.record(profile(checked), seconds)
             # Asleep in the caller's thread: the hashing threads (one per core) stay free.
             time.sleep(max(0.0, target - seconds))
             return Verification(ok=False)
@@ -162,23 +118,26 @@ class PasswordHasher:
         return Verification(ok=True)
 
     def _check(self, password: str, hashed: str) -> tuple[bool, float]:
-        """In a hashing thread: the check, and how long it took there (not queued)."""
-        start = time.perf_counter()
-        ok = bool(self._context.verify(password, hashed))
-        return ok, time.perf_counter() - start
+        """In a hashing thread: the check, and when it fails, a dummy check of every other
+        accepted scheme; with how long that took there (not queued).
 
-    def _calibrate(self) -> None:
-        """In a hashing thread: a first time for the kinds of hash that may be stored, so the
-        first failure is held right. Once per hasher (``verify`` lets one caller run it)."""
-        _, seconds = self._check(secrets.token_urlsafe(16), self._dummy_hash)
-        self._pacing.record(_profile(self._dummy_hash), seconds)
-        # bcrypt's key setup is all of its cost, and hashing runs the same one as checking.
-        # Its backend loads first, untimed: passlib's self-test (tens of ms) runs on first use.
-        self._legacy_bcrypt.get_backend()
+        Equal work, not only equal time: a bcrypt check holds a hashing thread ten times
+        longer than argon2id's, so a few failed logins sent at once for a bcrypt account
+        queued behind each other, and took seconds where an unknown email took a fraction.
+        """
         start = time.perf_counter()
-        legacy: str = self._legacy_bcrypt.hash(secrets.token_urlsafe(16))
-        self._pacing.record(_profile(legacy), time.perf_counter() - start)
-        self._calibrated = True
+        try:
+            ok = bool(self._context.verify(password, hashed))
+            scheme = self._context.identify(hashed)
+        except ValueError:
+            # A password bcrypt refuses (over 72 bytes), or a corrupt stored hash: a wrong
+            # password, failing closed; the work below still costs what any failure costs.
+            ok, scheme = False, None
+        if not ok:
+            for other, dummy in self._dummies.items():
+                if other != scheme:
+                    self._context.verify(_within_limits(other, password), dummy)
+        return ok, time.perf_counter() - start
 
     def close(self) -> None:
         """Stop the hashing threads; like a disposed engine, the next hash starts new ones."""
