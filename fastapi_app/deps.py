@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from fastapi_app.readers import Reader
 from shared.domain import errors
-from shared.domain.schemas import UserPublic
+from shared.domain.schemas import UserPublic, check_body_members
 from shared.infrastructure.config import Settings
 from shared.runtime import Runtime
 from shared.security.throttle import Operation
@@ -26,7 +26,7 @@ from shared.security.tokens import TokenClaims
 from shared.services.admin import AdminService
 from shared.services.auth import AuthService
 from shared.services.users import UserService
-from shared.web.bodies import check_json_members, is_json_media_type
+from shared.web.bodies import is_json_media_type
 from shared.web.client_ip import client_ip
 from shared.web.headers import MAX_AUTHORIZATION_BYTES, bearer_token_in
 
@@ -165,7 +165,7 @@ async def require_json_content_type(request: Request) -> None:
     if await request.body():
         # Parsed already: FastAPI reads the body before it solves any dependency, and
         # Starlette keeps the result (a body that was not JSON never gets here).
-        check_json_members(await request.json())
+        check_body_members(await request.json())
 
 
 JSONContentType = Depends(require_json_content_type)

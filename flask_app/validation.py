@@ -15,8 +15,8 @@ from pydantic import BaseModel, ValidationError
 
 from flask_app.deps import require_json_content_type
 from shared.domain import errors
-from shared.domain.schemas import UserId
-from shared.web.bodies import BODY_METHODS, check_json_members
+from shared.domain.schemas import UserId, check_body_members
+from shared.web.bodies import BODY_METHODS
 
 Model = TypeVar("Model", bound=BaseModel)
 FORM_ENDPOINTS = frozenset({"api.auth.issue_token"})  # OAuth2 form, not JSON
@@ -43,7 +43,7 @@ def parse_json_body() -> None:
         ) from None
     except (ValueError, RecursionError):  # not UTF-8, or nested past Python's limit
         raise errors.BodyParseError from None
-    check_json_members(g.json_payload)
+    check_body_members(g.json_payload)
 
 
 def json_body(model: type[Model]) -> Model:

@@ -1,10 +1,14 @@
 """Helpers the contract tests share: accounts, tokens, and what the suite knows of a target."""
 
+import os
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -171,3 +175,21 @@ def all_at_once(workers: int, request: Callable[[], httpx2.Response]) -> list[in
     for thread in threads:
         thread.join()
     return sorted(statuses)
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``code`` in an interpreter of its own, with only ``env`` of the ``AUTHTWIN_*`` settings:
+    how a server or the CLI starts, without this test process's configuration."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("AUTHTWIN_")}
+    return subprocess.run(  # noqa: S603 — our own interpreter, fixed code
+        [sys.executable, "-c", code],
+        env={**clean, **env},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )

@@ -19,6 +19,7 @@ from shared.infrastructure.config import Settings
 from shared.runtime import Runtime
 from shared.security.passwords import PasswordHasher
 from tests.conftest import TEST_SECRET
+from tests.support import run_python
 
 pytestmark = pytest.mark.in_process
 
@@ -113,19 +114,6 @@ def test_production_settings_refuse_a_weak_secret(secret: str | None, message: s
 def test_development_generates_a_secret_when_none_is_set() -> None:
     key = Settings(env="development").signing_key()
     assert len(key) >= 32
-
-
-def run_python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("AUTHTWIN_")}
-    return subprocess.run(  # noqa: S603 — our own interpreter, fixed code
-        [sys.executable, "-c", code],
-        env={**clean, **env},
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 @pytest.mark.parametrize("package", ["fastapi_app", "flask_app"])

@@ -15,17 +15,16 @@ import base64
 import os
 import secrets
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
 from shared.infrastructure.config import Settings
+from tests.support import run_python
 
 pytestmark = pytest.mark.in_process
 
-ROOT = Path(__file__).resolve().parent.parent
 STRONG = secrets.token_urlsafe(32)
 
 # Each caught by one rule: the list of placeholders, the length, repetition, variety.
@@ -126,16 +125,7 @@ def test_development_may_hash_cheaply() -> None:
 
 def start_app(package: str, **env: str) -> subprocess.CompletedProcess[str]:
     """The app factory the servers call, in a process of its own with only ``env`` set."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("AUTHTWIN_")}
-    return subprocess.run(  # noqa: S603 — our own interpreter, fixed code
-        [sys.executable, "-c", f"import {package}; {package}.create_app()"],
-        env={**clean, **env},
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_python(f"import {package}; {package}.create_app()", **env)
 
 
 # The deployments that went wrong: no AUTHTWIN_ENV at all (the Dockerfile set none), a

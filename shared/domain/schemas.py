@@ -14,6 +14,7 @@ from pydantic import (
     model_validator,
 )
 
+from shared.domain.errors import RequestValidationFailed
 from shared.domain.models import NAME_MAX_LENGTH
 
 PASSWORD_MIN_LENGTH = 8  # NIST SP 800-63B §3.1.1.2; no composition rules.
@@ -53,6 +54,27 @@ FullName = Annotated[
     str, Field(max_length=NAME_MAX_LENGTH), AfterValidator(_encodable), AfterValidator(_printable)
 ]
 UserId = Annotated[int, Field(ge=1, le=MAX_DB_INT)]
+
+
+# More members than any request body of the contract has (five at most), with room to spare.
+# Past it, a body is refused whole: validated, 87,000 tiny keys in a 1 MiB body were 87,000
+# "extra_forbidden" errors, an 8 MB answer built in over a second of CPU, on FastAPI's event
+# loop, before any rate limit was counted.
+MAX_BODY_MEMBERS = 32
+
+
+def check_body_members(payload: object) -> None:
+    """422 for a JSON object of more than ``MAX_BODY_MEMBERS`` members, before validation."""
+    if isinstance(payload, dict) and len(payload) > MAX_BODY_MEMBERS:
+        raise RequestValidationFailed(
+            [
+                {
+                    "type": "too_many_members",
+                    "loc": ["body"],
+                    "msg": f"Body must have at most {MAX_BODY_MEMBERS} members",
+                }
+            ]
+        )
 
 
 class Input(BaseModel):

@@ -12,7 +12,7 @@ from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy import make_url
 
-from shared.security.secret_key import MIN_SECRET_BYTES, secret_key_problem
+from shared.infrastructure.secret_key import MIN_SECRET_BYTES, secret_key_problem
 
 logger = logging.getLogger("authtwin")
 

@@ -3,16 +3,8 @@ for one that is too large."""
 
 from email.message import Message
 
-from shared.domain.errors import RequestValidationFailed
-
 # Methods whose requests carry a body this API reads.
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
-
-# More members than any request body of the contract has (five at most), with room to spare.
-# Past it, a body is refused whole: validated, 87,000 tiny keys in a 1 MiB body were 87,000
-# "extra_forbidden" errors, an 8 MB answer built in over a second of CPU, on FastAPI's event
-# loop, before any rate limit was counted.
-MAX_JSON_MEMBERS = 32
 
 # RFC 9110's name for 413 (Python 3.11's http.HTTPStatus still says "Request Entity Too Large").
 CONTENT_TOO_LARGE = "Content Too Large"
@@ -38,17 +30,3 @@ def _media_type(content_type: str) -> tuple[str, str]:
     message = Message()
     message["content-type"] = content_type
     return message.get_content_maintype(), message.get_content_subtype()
-
-
-def check_json_members(payload: object) -> None:
-    """422 for a JSON object of more than ``MAX_JSON_MEMBERS`` members, before validation."""
-    if isinstance(payload, dict) and len(payload) > MAX_JSON_MEMBERS:
-        raise RequestValidationFailed(
-            [
-                {
-                    "type": "too_many_members",
-                    "loc": ["body"],
-                    "msg": f"Body must have at most {MAX_JSON_MEMBERS} members",
-                }
-            ]
-        )
