@@ -14,6 +14,8 @@ from typing import Any
 import httpx2
 from jose import jwt
 
+from shared.infrastructure.config import Settings
+
 PASSWORD = "correct horse battery"
 
 
@@ -178,6 +180,8 @@ def all_at_once(workers: int, request: Callable[[], httpx2.Response]) -> list[in
 
 
 ROOT = Path(__file__).resolve().parent.parent
+# The servers' default AUTHTWIN_MAX_BODY_BYTES: in-process apps and the live runs alike.
+BODY_LIMIT: int = Settings.model_fields["max_body_bytes"].default
 
 
 def run_python(code: str, **env: str) -> subprocess.CompletedProcess[str]:

@@ -173,8 +173,8 @@ def test_an_error_sent_before_the_body_was_read_spoils_no_later_request(
     requests and the twin had none left (a 502 within 11 to 20 rounds). See upstream_servers
     in deploy/nginx.py and the flask upstream in deploy/nginx.conf.template."""
     spoilers = [  # bodies over nginx's in-memory buffer: spooled to its temporary files
-        ("/not-a-route", "application/json", 200_000),  # 404
-        ("/auth/login", "text/plain", 300_000),  # 415
+        ("/not-a-route", "application/json", 60_000),  # 404
+        ("/auth/login", "text/plain", 50_000),  # 415
     ]
     with client(cluster.urls[app_name], client_address()) as edge:
         statuses = []
