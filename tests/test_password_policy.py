@@ -259,6 +259,15 @@ def test_a_common_password_with_a_few_digits_or_signs_added_is_still_common(
     assert policy.problem(password) == "This password is too common; choose another"
 
 
+# The most common passwords of all are shorter than the minimum, so the common list leaves
+# them out; a few signs added reach the length without adding any guessing work (attack 3).
+@pytest.mark.parametrize("password", ["123456!!", "qwerty!!", "abc123!!", "111111!!", "1234567!"])
+def test_a_short_common_password_with_signs_added_to_reach_the_minimum_is_still_common(
+    policy: PasswordPolicy, password: str
+) -> None:
+    assert policy.problem(password) == "This password is too common; choose another"
+
+
 def test_a_password_that_only_ends_like_a_common_one_is_allowed(policy: PasswordPolicy) -> None:
     assert policy.problem("my own password1 is long") is None
     assert policy.problem("Password1!is-mine") is None
