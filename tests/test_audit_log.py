@@ -121,6 +121,7 @@ def test_admin_actions_and_refusals_are_audited(
         {"is_active": True},
         {"password": ADMIN_RESET},
         {"email": new_email},
+        {"full_name": "Renamed by an administrator"},
     ]
     with caplog.at_level(logging.INFO, logger="authtwin"):
         for change in changes:
@@ -157,6 +158,7 @@ def test_admin_actions_and_refusals_are_audited(
         ("reactivate", "success", member.id),
         ("password_reset", "success", member.id),
         ("email_change", "success", member.id),
+        ("name_change", "success", member.id),
         ("password_reset", "failure", member.id),
         ("update_user", "failure", nobody),
         ("delete_user", "failure", nobody),

@@ -6,6 +6,7 @@ It needs no HTTP, so it runs once, not per target.
 
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from shared.security.password_policy import (
     COMMON_PASSWORDS_SOURCE,
     PasswordPolicy,
     common_passwords,
+    common_short_passwords,
 )
 
 pytestmark = pytest.mark.in_process
@@ -45,13 +47,23 @@ def test_the_common_list_holds_at_least_ten_thousand_well_known_passwords() -> N
     assert "zxcvbn 4.5.0" in COMMON_PASSWORDS_SOURCE
 
 
-def test_the_common_list_file_names_its_source_and_holds_no_comments_as_entries() -> None:
-    text = (ROOT / "shared" / "data" / "common-passwords.txt").read_text(encoding="utf-8")
+@pytest.mark.parametrize(
+    ("name", "listed"),
+    [
+        ("common-passwords.txt", common_passwords),
+        ("common-short-passwords.txt", common_short_passwords),
+    ],
+)
+def test_each_common_list_file_names_its_source_and_holds_no_comments_as_entries(
+    name: str, listed: Callable[[], frozenset[str]]
+) -> None:
+    text = (ROOT / "shared" / "data" / name).read_text(encoding="utf-8")
     header = [line for line in text.splitlines() if line.startswith("#")]
     assert any("zxcvbn 4.5.0" in line for line in header)
     assert any("MIT" in line for line in header)
-    assert not any(entry.startswith("#") for entry in common_passwords())
-    assert "" not in common_passwords()
+    assert not any(entry.startswith("#") for entry in listed())
+    assert "" not in listed()
+    assert len(listed()) >= 10_000
 
 
 def test_the_common_list_is_read_on_first_use_not_at_import() -> None:

@@ -39,7 +39,17 @@ CONTROL = "Password must not contain control characters such as tab, newline or 
 @cache
 def common_passwords() -> frozenset[str]:
     """The blocklist in its comparable form, read on first use rather than at import."""
-    text = (files("shared") / "data" / "common-passwords.txt").read_text(encoding="utf-8")
+    return _listed("common-passwords.txt")
+
+
+@cache
+def common_short_passwords() -> frozenset[str]:
+    """The same corpus's entries of 4 to 7 characters: bases, not passwords (too short)."""
+    return _listed("common-short-passwords.txt")
+
+
+def _listed(name: str) -> frozenset[str]:
+    text = (files("shared") / "data" / name).read_text(encoding="utf-8")
     return frozenset(
         _comparable(line) for line in text.splitlines() if line and not line.startswith("#")
     )
@@ -103,13 +113,15 @@ MAX_ADDED_TAIL = 4
 
 
 def _common_with_a_tail(candidate: str) -> bool:
-    """A common password with up to ``MAX_ADDED_TAIL`` digits or signs after it
-    (``Password1!``, ``iloveyou!!``, ``trustno1234``): the first variations any guessing
-    tool tries, and what people add when a site refuses the plain word."""
+    """A common password, short ones included, with up to ``MAX_ADDED_TAIL`` digits or signs
+    after it (``Password1!``, ``iloveyou!!``, ``123456!!``, ``monkey12``): the first
+    variations any guessing tool tries, and what people add when a site refuses the plain
+    word or wants eight characters."""
     for cut in range(1, min(MAX_ADDED_TAIL, len(candidate)) + 1):
         if candidate[-cut].isalpha():
             return False
-        if candidate[:-cut] in common_passwords():
+        base = candidate[:-cut]
+        if base in common_passwords() or base in common_short_passwords():
             return True
     return False
 
@@ -154,9 +166,13 @@ class PasswordPolicy:
             # The local part alone is as guessable as the address: it is the usual username.
             if candidate in {address, address.rpartition("@")[0]}:
                 return "Password must not be your email address"
-        if candidate in common_passwords() or _common_with_a_tail(candidate):
+        if candidate in common_passwords():
             return "This password is too common; choose another"
-        return self._pattern(candidate)
+        if (pattern := self._pattern(candidate)) is not None:
+            return pattern  # before the tail: "12341234" is a repeat, not "1234" and a tail
+        if _common_with_a_tail(candidate):
+            return "This password is too common; choose another"
+        return None
 
     def _pattern(self, candidate: str) -> str | None:
         """NIST's "repetitive or sequential characters", read narrowly on purpose.

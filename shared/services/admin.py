@@ -147,6 +147,8 @@ def _acts(user: User, data: UserUpdate) -> list[str]:
         acts.append("password_reset")
     if data.email is not None and data.email != user.email:
         acts.append("email_change")
+    if "full_name" in data.model_fields_set and data.full_name != user.full_name:
+        acts.append("name_change")
     return acts
 
 
