@@ -283,3 +283,33 @@ def test_a_short_common_password_with_signs_added_to_reach_the_minimum_is_still_
 def test_a_password_that_only_ends_like_a_common_one_is_allowed(policy: PasswordPolicy) -> None:
     assert policy.problem("my own password1 is long") is None
     assert policy.problem("Password1!is-mine") is None
+
+
+# Found by a third look from outside: the variations a guessing tool tries first.
+VARIANTS = {
+    "signs-before": "!Password1",
+    "digits-before": "123password",
+    "both-sides": "!iloveyou!",
+    "leetspeak": "p@$$w0rd",
+    "backwards": "1drowssap",
+    "short-common-and-signs": "qwerty!!",
+}
+
+
+@pytest.mark.parametrize("password", VARIANTS.values(), ids=VARIANTS.keys())
+def test_the_first_variations_of_a_common_password_are_still_common(
+    policy: PasswordPolicy, password: str
+) -> None:
+    assert policy.problem(password) == COMMON
+
+
+def test_the_service_name_and_email_with_digits_added_are_refused(policy: PasswordPolicy) -> None:
+    assert policy.problem("Authtwin2024") == "Password must not be the name of this service"
+    assert policy.problem("!!alice.smith", email="alice.smith@example.com") == (
+        "Password must not be your email address"
+    )
+
+
+def test_a_passphrase_with_digits_and_signs_is_still_allowed(policy: PasswordPolicy) -> None:
+    assert policy.problem("2 cats, 1 dog & a parrot!") is None
+    assert policy.problem("Tr0ub4dor&3-horse") is None

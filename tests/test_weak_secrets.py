@@ -15,6 +15,7 @@ import base64
 import os
 import secrets
 import subprocess
+import uuid
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,13 @@ WEAK_SECRETS = {
     "placeholder-thrice-and-a-tail": "changethis" * 3 + "12",
     "alphabet-run": "abcdefghijklmnopqrstuvwxyz012345",
     "fastapi-tutorial-key": "09d25e094faa6ca2556c818166b7a9563b93f7099f6f0f4caa6cf63b88e8d3e7",
+    # Found by a third look from outside: the placeholder in leetspeak, in base64 or hex, a
+    # repetition with a character added, a keyboard walk.
+    "placeholder-in-leetspeak": "s3cr3t-k3y-f0r-jwt-s1gn1ng-pr0duct10n",
+    "placeholder-in-base64": base64.b64encode(b"changethis changethis changethis").decode(),
+    "phrase-in-hex": b"a key for production use only".hex(),
+    "repetition-and-a-sign": "hunter2" * 5 + "!",
+    "keyboard-walk": "qwertyuiop[]asdfghjkl;zxcvbnm,./123",
 }
 
 # What the README and the error message tell people to run, and their usual equivalents.
@@ -58,6 +66,7 @@ GENERATED_SECRETS = {
     "openssl rand -hex 32": lambda: secrets.token_hex(32),
     "openssl rand -base64 32": lambda: base64.b64encode(secrets.token_bytes(32)).decode(),
     "openssl rand -hex 16": lambda: secrets.token_hex(16),
+    "two uuid4s": lambda: f"{uuid.uuid4()}{uuid.uuid4()}",
 }
 
 # OWASP Password Storage Cheat Sheet, argon2id: (memory KiB, iterations), parallelism 1.

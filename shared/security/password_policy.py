@@ -108,22 +108,38 @@ def _shortest_period(value: str) -> int:
     return len(value) - border[-1] if value else 0
 
 
-# How many digits or signs added to the end of a common password still leave it common.
-MAX_ADDED_TAIL = 4
+# How many digits or signs added before or after a refused password still leave it refused.
+MAX_ADDED = 4
+# Digits and signs read as the letters they stand for: "p@$$w0rd" is "password".
+LEETSPEAK = str.maketrans({"4": "a", "@": "a", "3": "e", "1": "i", "!": "i", "0": "o",
+                           "5": "s", "$": "s", "7": "t", "+": "t"})  # fmt: skip
 
 
-def _common_with_a_tail(candidate: str) -> bool:
-    """A common password, short ones included, with up to ``MAX_ADDED_TAIL`` digits or signs
-    after it (``Password1!``, ``iloveyou!!``, ``123456!!``, ``monkey12``): the first
-    variations any guessing tool tries, and what people add when a site refuses the plain
-    word or wants eight characters."""
-    for cut in range(1, min(MAX_ADDED_TAIL, len(candidate)) + 1):
-        if candidate[-cut].isalpha():
-            return False
-        base = candidate[:-cut]
-        if base in common_passwords() or base in common_short_passwords():
-            return True
-    return False
+def _bases(candidate: str) -> set[str]:
+    """``candidate`` without up to ``MAX_ADDED`` digits or signs at its start, its end, or
+    both (``!Password1``, ``Password1!``, ``123password``): the first variations any guessing
+    tool tries on a word, and what people add when a site refuses the plain one."""
+    lead = min(_non_letters_leading(candidate), MAX_ADDED)
+    trail = min(_non_letters_leading(candidate[::-1]), MAX_ADDED)
+    return {
+        candidate[start : len(candidate) - end]
+        for start in range(lead + 1)
+        for end in range(trail + 1)
+        if start + end < len(candidate)
+    }
+
+
+def _non_letters_leading(text: str) -> int:
+    return next((index for index, char in enumerate(text) if char.isalpha()), len(text))
+
+
+def _common_variant(candidate: str) -> bool:
+    """A common password, short ones included, with digits or signs added (:func:`_bases`),
+    in leetspeak, or backwards."""
+    listed = common_passwords()
+    if candidate.translate(LEETSPEAK) in listed or candidate[::-1] in listed:
+        return True
+    return any(base in listed or base in common_short_passwords() for base in _bases(candidate))
 
 
 def _is_run(value: str) -> bool:
@@ -159,18 +175,19 @@ class PasswordPolicy:
         candidate = _comparable(normalised)
         if not candidate:  # eight spaces, or zero-width spaces: a minimum met by nothing
             return INVISIBLE
-        if candidate == SERVICE_NAME:
+        bases = _bases(candidate)  # itself, and without digits or signs added around it
+        if SERVICE_NAME in bases:
             return "Password must not be the name of this service"
         if email is not None:
             address = _comparable(email)
             # The local part alone is as guessable as the address: it is the usual username.
-            if candidate in {address, address.rpartition("@")[0]}:
+            if bases & {address, address.rpartition("@")[0]}:
                 return "Password must not be your email address"
         if candidate in common_passwords():
             return "This password is too common; choose another"
         if (pattern := self._pattern(candidate)) is not None:
-            return pattern  # before the tail: "12341234" is a repeat, not "1234" and a tail
-        if _common_with_a_tail(candidate):
+            return pattern  # before the variants: "12341234" is a repeat, not "1234" and more
+        if _common_variant(candidate):
             return "This password is too common; choose another"
         return None
 
