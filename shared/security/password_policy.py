@@ -81,14 +81,15 @@ DEFAULT_IGNORABLE = (
 )  # fmt: skip
 # Drawn as a blank though a symbol (So), and not default-ignorable: the braille blank.
 BLANK_SYMBOLS = frozenset({"\u2800"})
+_INVISIBLE = BLANK_SYMBOLS | frozenset(
+    chr(point) for first, last in DEFAULT_IGNORABLE for point in range(first, last + 1)
+)
 
 
 def _is_invisible(char: str) -> bool:
     """Present, not seen: a format character (Cf), a default-ignorable one, a blank symbol."""
-    if unicodedata.category(char) == "Cf" or char in BLANK_SYMBOLS:
-        return True
-    point = ord(char)
-    return any(first <= point <= last for first, last in DEFAULT_IGNORABLE)
+    # ASCII has none, and the common lists are ASCII: reading them stays quick.
+    return not char.isascii() and (char in _INVISIBLE or unicodedata.category(char) == "Cf")
 
 
 def _is_control(char: str) -> bool:
