@@ -129,6 +129,40 @@ class Settings(BaseSettings):
     # runs, and 1 MiB of nested arrays took 0.5 s there; 64 KiB takes a sixteenth of that.
     max_body_bytes: int = Field(default=65_536, ge=1024)
 
+    # Where this service is reached by people: the links in mail are built from it, never
+    # from a request's Host header, which whoever sends the request chooses (a reset link
+    # pointing at an attacker's host would hand them the token).
+    public_url: str = "http://localhost:8000"
+    # Account mail (services/account_mail.py). Unset, development logs each message
+    # (console) and production sends it by SMTP; production refuses the console, which
+    # would write reset links, that is live credentials, into the log.
+    mail_backend: Literal["console", "smtp"] | None = None
+    mail_from: str = "authtwin <no-reply@localhost>"
+    mail_reply_to: str | None = None
+    smtp_host: str = "localhost"
+    smtp_port: int = Field(default=587, ge=1, le=65_535)
+    # STARTTLS unless told otherwise: credentials and reset links never cross a network in
+    # clear by default. ``none`` is for a relay on the same host (and the tests).
+    smtp_security: Literal["none", "starttls", "tls"] = "starttls"
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_timeout: float = Field(default=10, gt=0, le=120)
+    # A failed delivery is retried after this many seconds, doubled at each attempt up to an
+    # hour, and given up after mail_max_attempts (about a day at the default).
+    mail_retry_seconds: float = Field(default=30, gt=0, le=3600)
+    mail_max_attempts: int = Field(default=30, ge=1, le=1000)
+
+    # One-time links (services/one_time_tokens.py). OWASP's Forgot Password cheat sheet: a
+    # reset token is short-lived; a verification link may wait for someone to read mail.
+    password_reset_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    verify_email_hours: int = Field(default=48, ge=1, le=30 * 24)
+    # How many reset or verification mails one address (or account) may be sent, whoever
+    # asks: always on, like the lockout, so no one can flood a mailbox through the service.
+    mail_rate_limit: str = "5/hour"
+    # True: an unverified account cannot log in (403 after the password check), and signup
+    # no longer tells whether an address has an account (202 for both, README explains).
+    require_verified_login: bool = False
+
     @field_validator("database_url")
     @classmethod
     def _shared_database(cls, value: str) -> str:
@@ -139,7 +173,7 @@ class Settings(BaseSettings):
             raise ValueError("an in-memory SQLite database is refused: give it a file path")
         return value
 
-    @field_validator("rate_limit")
+    @field_validator("rate_limit", "mail_rate_limit")
     @classmethod
     def _parseable_rate_limit(cls, value: str) -> str:
         try:
@@ -147,6 +181,17 @@ class Settings(BaseSettings):
         except ValueError:
             raise ValueError("rate_limit must look like '20/minute' or '5 per second'") from None
         return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_base(cls, value: str) -> str:
+        """``scheme://host[:port][/path]``: links are this plus ``/reset-password#token=…``."""
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise ValueError("public_url must be an http(s) URL, e.g. https://auth.example.com")
+        if parts.query or parts.fragment or parts.username or parts.password:
+            raise ValueError("public_url must have no query, fragment or credentials")
+        return value.rstrip("/")
 
     @field_validator("cors_origins")
     @classmethod
@@ -202,6 +247,22 @@ class Settings(BaseSettings):
                 + " (cheaper hashing is for development)"
             )
         return self
+
+    @model_validator(mode="after")
+    def _no_links_in_production_logs(self) -> "Settings":
+        if self.env == "production" and self.mail_backend == "console":
+            raise ValueError(
+                "AUTHTWIN_MAIL_BACKEND=console is refused in production: it logs reset and "
+                "verification links, which are credentials; use smtp"
+            )
+        return self
+
+    @property
+    def mail_transport(self) -> Literal["console", "smtp"]:
+        """The backend in use: as set, else the console in development and SMTP elsewhere."""
+        if self.mail_backend is not None:
+            return self.mail_backend
+        return "console" if self.env == "development" else "smtp"
 
     def private_key_pem(self) -> str | None:
         """The RS256 private key, from the setting or the file; None for HS256."""
