@@ -25,6 +25,8 @@ from shared.security.throttle import Operation
 from shared.security.tokens import TokenClaims
 from shared.services.admin import AdminService
 from shared.services.auth import AuthService
+from shared.services.mail_delivery import MailDelivery
+from shared.services.recovery import RecoveryService
 from shared.services.users import UserService
 from shared.web.bodies import is_json_media_type
 from shared.web.client_ip import client_ip
@@ -88,6 +90,20 @@ async def get_admin_service(runtime: RuntimeDep) -> AdminService:
 
 
 AdminServiceDep = Annotated[AdminService, Depends(get_admin_service)]
+
+
+async def get_recovery_service(runtime: RuntimeDep) -> RecoveryService:
+    return runtime.recovery
+
+
+RecoveryServiceDep = Annotated[RecoveryService, Depends(get_recovery_service)]
+
+
+async def get_mail_delivery(runtime: RuntimeDep) -> MailDelivery:
+    return runtime.mail_delivery
+
+
+MailDeliveryDep = Annotated[MailDelivery, Depends(get_mail_delivery)]
 
 
 class CappedBearer(OAuth2PasswordBearer):

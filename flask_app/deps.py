@@ -22,6 +22,8 @@ from shared.security.tokens import TokenClaims
 from shared.services.admin import AdminService
 from shared.services.auth import AuthService
 from shared.services.identity import find_principal
+from shared.services.mail_delivery import MailDelivery
+from shared.services.recovery import RecoveryService
 from shared.services.users import UserService
 from shared.web.bodies import is_json_media_type
 from shared.web.client_ip import client_ip
@@ -76,6 +78,14 @@ def get_user_service() -> UserService:
 
 def get_admin_service() -> AdminService:
     return get_runtime().admins
+
+
+def get_recovery_service() -> RecoveryService:
+    return get_runtime().recovery
+
+
+def get_mail_delivery() -> MailDelivery:
+    return get_runtime().mail_delivery
 
 
 def bearer_token() -> str | None:

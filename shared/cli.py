@@ -2,7 +2,10 @@
 
 import argparse
 import getpass
+import json
+import signal
 import sys
+import threading
 
 from pydantic import ValidationError
 
@@ -85,6 +88,32 @@ def purge_tokens(*, batch: int) -> int:
     return 0
 
 
+def deliver_mail(*, loop: bool, interval: float) -> int:
+    """Send what the outbox holds that is due: once, or every ``interval`` seconds until
+    SIGTERM or SIGINT (finishing the pass under way). Any number may run beside the servers
+    and each other: every message is claimed before it is sent (services/mail_delivery.py)."""
+    runtime = Runtime.build(Settings())
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    unsent = False
+    try:
+        while True:
+            report = runtime.mail_delivery.deliver_due()
+            if report.counts:
+                print(json.dumps(report.counts), flush=True)
+            unsent = unsent or bool(report.counts.get("retrying") or report.counts.get("failed"))
+            if not loop and not report.counts.get("sent"):
+                return 1 if unsent else 0  # every pass after the last send finds nothing due
+            if loop and stop.wait(interval):
+                return 0
+    except DatabaseUnreachable as exc:
+        print(f"error: the database is unreachable: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        runtime.dispose()
+
+
 def _batch_size(value: str) -> int:
     size = int(value)
     if not 1 <= size <= 100_000:
@@ -132,7 +161,14 @@ def main(argv: list[str] | None = None) -> int:
     purge.add_argument(
         "--batch", type=_batch_size, default=1000, help="rows per transaction (default 1000)"
     )
+    deliver = commands.add_parser("deliver-mail", help="send the mail waiting in the outbox")
+    deliver.add_argument("--loop", action="store_true", help="keep delivering until stopped")
+    deliver.add_argument(
+        "--interval", type=float, default=5.0, help="seconds between passes with --loop"
+    )
     args = parser.parse_args(argv)
+    if args.command == "deliver-mail":
+        return deliver_mail(loop=args.loop, interval=args.interval)
     if args.command == "purge-tokens":
         return purge_tokens(batch=args.batch)
     if args.command == "migrate":

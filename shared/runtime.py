@@ -23,19 +23,27 @@ from shared.infrastructure.db import (
     make_session_factory,
 )
 from shared.infrastructure.logs import configure_logging
+from shared.infrastructure.mail import make_mail_backend
 from shared.infrastructure.outages import DatabaseUnreachable
 from shared.infrastructure.timeouts import DatabaseTimeouts
 from shared.security.password_policy import PasswordPolicy
 from shared.security.passwords import PasswordHasher
 from shared.security.throttle import Throttle
 from shared.security.tokens import SigningKey, TokenCodec
+from shared.services.account_mail import AccountMail
 from shared.services.admin import AdminService
 from shared.services.auth import AuthService
+from shared.services.mail_delivery import MailDelivery
+from shared.services.one_time_tokens import OneTimeTokens
+from shared.services.recovery import RecoveryService
 from shared.services.token_store import TokenStore
 from shared.services.users import UserService
 from shared.web.cors import CorsPolicy
 
 logger = logging.getLogger("authtwin")
+# A send is connect, EHLO, STARTTLS, EHLO, AUTH, MAIL, RCPT, DATA, QUIT: nine steps of at
+# most AUTHTWIN_SMTP_TIMEOUT each (and a claim must not expire under a live sender).
+CLAIM_TIMEOUTS = 10
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,6 +65,8 @@ class Runtime:
     auth: AuthService
     users: UserService
     admins: AdminService
+    recovery: RecoveryService
+    mail_delivery: MailDelivery
 
     @classmethod
     def build(cls, settings: Settings) -> "Runtime":
@@ -75,9 +85,21 @@ class Runtime:
         tokens = _token_codec(settings)
         throttle = Throttle.from_settings(settings)
         token_store = TokenStore(tokens=tokens)
-        users = UserService(
-            passwords=passwords, policy=policy, throttle=throttle, token_store=token_store
+        one_time_tokens = OneTimeTokens(
+            lifetimes={
+                "password_reset": timedelta(minutes=settings.password_reset_minutes),
+                "verify_email": timedelta(hours=settings.verify_email_hours),
+            }
         )
+        mail = AccountMail(tokens=one_time_tokens, throttle=throttle, public_url=settings.public_url)
+        users = UserService(
+            passwords=passwords,
+            policy=policy,
+            throttle=throttle,
+            token_store=token_store,
+            mail=mail,
+        )
+        sessions = make_session_factory(engine)
         return cls(
             settings=settings,
             engine=engine,
@@ -85,7 +107,7 @@ class Runtime:
                 url, pool_size=settings.db_read_pool_size, timeouts=timeouts
             ),
             probe_engine=make_probe_engine(url, timeouts=timeouts),
-            sessions=make_session_factory(engine),
+            sessions=sessions,
             passwords=passwords,
             policy=policy,
             tokens=tokens,
@@ -98,9 +120,28 @@ class Runtime:
                 throttle=throttle,
                 token_store=token_store,
                 users=users,
+                mail=mail,
+                require_verified=settings.require_verified_login,
             ),
             users=users,
-            admins=AdminService(passwords=passwords, users=users),
+            admins=AdminService(passwords=passwords, users=users, mail=mail),
+            recovery=RecoveryService(
+                passwords=passwords,
+                throttle=throttle,
+                tokens=one_time_tokens,
+                mail=mail,
+                users=users,
+            ),
+            mail_delivery=MailDelivery(
+                sessions=sessions,
+                backend=make_mail_backend(settings),
+                mail=mail,
+                retry_after=timedelta(seconds=settings.mail_retry_seconds),
+                max_attempts=settings.mail_max_attempts,
+                # Longer than any send can take (each SMTP step is bounded by the timeout):
+                # a claim outlives its sender only if the sender died.
+                lease=timedelta(seconds=settings.smtp_timeout * CLAIM_TIMEOUTS),
+            ),
         )
 
     def prepare(self) -> None:

@@ -14,7 +14,7 @@ from tests.support import (
     unique_email,
 )
 
-USER_FIELDS = {"id", "email", "full_name", "is_active", "is_superuser", "created_at"}
+USER_FIELDS = {"id", "email", "full_name", "is_active", "is_superuser", "is_verified", "created_at"}
 
 
 def test_signup_returns_the_public_user(client: httpx2.Client) -> None:
@@ -29,6 +29,7 @@ def test_signup_returns_the_public_user(client: httpx2.Client) -> None:
     assert body["full_name"] == "Ada Lovelace"
     assert body["is_active"] is True
     assert body["is_superuser"] is False
+    assert body["is_verified"] is False  # until the link mailed to the address is followed
     assert isinstance(body["id"], int)
     created = datetime.fromisoformat(body["created_at"])
     assert created.utcoffset() == timedelta(0)

@@ -2,9 +2,10 @@
 
 from fastapi import APIRouter
 
-from fastapi_app.routes import auth, health, users
+from fastapi_app.routes import auth, health, recovery, users
 
 api_router = APIRouter()
 api_router.include_router(auth.router)
+api_router.include_router(recovery.router)
 api_router.include_router(users.router)
 api_router.include_router(health.router)

@@ -1,19 +1,23 @@
 """/auth: sign up, obtain tokens (JSON or OAuth2 form), refresh, log out."""
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, BackgroundTasks, Request, Response, status
+from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from fastapi_app.background import send_mail_after_response
 from fastapi_app.deps import (
     AccessClaims,
     AuthServiceDep,
     ClientIP,
     CurrentUser,
     JSONContentType,
+    MailDeliveryDep,
     SessionDep,
     rate_limited,
 )
 from fastapi_app.openapi import JSON_BODY_ERRORS, OAUTH_ERROR, error_responses
 from shared.domain.schemas import (
+    Accepted,
     LoginRequest,
     OAuth2PasswordForm,
     RefreshRequest,
@@ -41,10 +45,25 @@ TOKEN_FORM_DOCS = {
     status_code=status.HTTP_201_CREATED,
     response_model=UserPublic,
     dependencies=[JSONContentType, rate_limited("signup")],
-    responses=error_responses(409, *JSON_BODY_ERRORS, 429),
+    responses={
+        202: {"model": Accepted, "description": "With AUTHTWIN_REQUIRE_VERIFIED_LOGIN: mailed"},
+        **error_responses(409, *JSON_BODY_ERRORS, 429),
+    },
 )
-def signup(body: UserCreate, session: SessionDep, ip: ClientIP, auth: AuthServiceDep) -> object:
-    return auth.signup(session=session, data=body, client_ip=ip)
+def signup(
+    body: UserCreate,
+    session: SessionDep,
+    ip: ClientIP,
+    auth: AuthServiceDep,
+    background: BackgroundTasks,
+    mail: MailDeliveryDep,
+) -> object:
+    result = auth.signup(session=session, data=body, client_ip=ip)
+    send_mail_after_response(background, session, mail)
+    if isinstance(result, Accepted):
+        # A response returned as is still carries the request's background tasks.
+        return JSONResponse(result.model_dump(), status_code=status.HTTP_202_ACCEPTED)
+    return result
 
 
 @router.post(

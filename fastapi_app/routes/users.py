@@ -2,14 +2,16 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response, status
+from fastapi import APIRouter, BackgroundTasks, Path, Query, Response, status
 
+from fastapi_app.background import send_mail_after_response
 from fastapi_app.deps import (
     AdminServiceDep,
     ClientIP,
     CurrentSuperuser,
     CurrentUser,
     JSONContentType,
+    MailDeliveryDep,
     SessionDep,
     UserServiceDep,
 )
@@ -41,9 +43,17 @@ async def read_me(user: CurrentUser) -> object:
     responses=error_responses(401, 409, *JSON_BODY_ERRORS, 429),
 )
 def update_me(
-    user: CurrentUser, body: UserUpdateMe, session: SessionDep, ip: ClientIP, users: UserServiceDep
+    user: CurrentUser,
+    body: UserUpdateMe,
+    session: SessionDep,
+    ip: ClientIP,
+    users: UserServiceDep,
+    background: BackgroundTasks,
+    mail: MailDeliveryDep,
 ) -> object:
-    return users.update_me(session=session, user_id=user.id, data=body, client_ip=ip)
+    updated = users.update_me(session=session, user_id=user.id, data=body, client_ip=ip)
+    send_mail_after_response(background, session, mail)
+    return updated
 
 
 @router.put(
@@ -61,6 +71,8 @@ def change_password(
     session: SessionDep,
     ip: ClientIP,
     users: UserServiceDep,
+    background: BackgroundTasks,
+    mail: MailDeliveryDep,
 ) -> None:
     users.change_password(
         session=session,
@@ -69,6 +81,7 @@ def change_password(
         new=body.new_password,
         client_ip=ip,
     )
+    send_mail_after_response(background, session, mail)
 
 
 @router.delete(
@@ -115,10 +128,14 @@ def update_user(
     session: SessionDep,
     ip: ClientIP,
     admins: AdminServiceDep,
+    background: BackgroundTasks,
+    mail: MailDeliveryDep,
 ) -> object:
-    return admins.update_user(
+    updated = admins.update_user(
         session=session, actor=admin, user_id=user_id, data=body, client_ip=ip
     )
+    send_mail_after_response(background, session, mail)
+    return updated
 
 
 @router.delete(

@@ -3,6 +3,7 @@
 from flask import Blueprint, request
 from flask.typing import ResponseReturnValue
 
+from flask_app.background import send_mail_after_response
 from flask_app.deps import (
     get_access_claims,
     get_auth_service,
@@ -12,7 +13,14 @@ from flask_app.deps import (
     rate_limited,
 )
 from flask_app.validation import json_body, no_content, serialize
-from shared.domain.schemas import LoginRequest, RefreshRequest, TokenPair, UserCreate, UserPublic
+from shared.domain.schemas import (
+    Accepted,
+    LoginRequest,
+    RefreshRequest,
+    TokenPair,
+    UserCreate,
+    UserPublic,
+)
 from shared.web.bodies import is_form_media_type
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
@@ -22,8 +30,13 @@ bp = Blueprint("auth", __name__, url_prefix="/auth")
 @rate_limited("signup")
 def signup() -> ResponseReturnValue:
     body = json_body(UserCreate)
-    user = get_auth_service().signup(session=get_session(), data=body, client_ip=get_client_ip())
-    return serialize(UserPublic, user), 201
+    result = get_auth_service().signup(
+        session=get_session(), data=body, client_ip=get_client_ip()
+    )
+    send_mail_after_response()
+    if isinstance(result, Accepted):
+        return serialize(Accepted, result), 202
+    return serialize(UserPublic, result), 201
 
 
 @bp.post("/token")

@@ -3,6 +3,7 @@
 from flask import Blueprint
 from flask.typing import ResponseReturnValue
 
+from flask_app.background import send_mail_after_response
 from flask_app.deps import (
     get_admin_service,
     get_client_ip,
@@ -44,6 +45,7 @@ def update_me() -> ResponseReturnValue:
     updated = get_user_service().update_me(
         session=get_session(), user_id=user.id, data=body, client_ip=get_client_ip()
     )
+    send_mail_after_response()
     return serialize(UserPublic, updated)
 
 
@@ -58,6 +60,7 @@ def change_password() -> ResponseReturnValue:
         new=body.new_password,
         client_ip=get_client_ip(),
     )
+    send_mail_after_response()
     return no_content()
 
 
@@ -94,6 +97,7 @@ def update_user(user_id: str) -> ResponseReturnValue:
     updated = get_admin_service().update_user(
         session=get_session(), actor=admin, user_id=target, data=body, client_ip=get_client_ip()
     )
+    send_mail_after_response()
     return serialize(UserPublic, updated)
 
 

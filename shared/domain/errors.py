@@ -61,6 +61,24 @@ class UserNotFound(DomainError):
     status_code, detail = 404, "User not found"
 
 
+class EmailNotVerified(DomainError):
+    """Login refused until the address is proved (AUTHTWIN_REQUIRE_VERIFIED_LOGIN), told only
+    to someone who gave the right password."""
+
+    status_code, detail = 403, "Email address not verified; follow the link mailed to it"
+
+
+class InvalidOneTimeToken(DomainError):
+    """A reset or verification token that is unknown, expired, used or superseded: one
+    answer for all, so a guess learns nothing about which."""
+
+    status_code, detail = 400, "Invalid, expired or already used token"
+
+
+class AlreadyVerified(DomainError):
+    status_code, detail = 409, "Email address already verified"
+
+
 class EmailTaken(DomainError):
     status_code, detail = 409, "A user with this email already exists"
 

@@ -1,8 +1,9 @@
-"""The tables: users, every refresh token issued, and access tokens revoked before expiry."""
+"""The tables: users, every refresh token issued, access tokens revoked before expiry, the
+one-time tokens of reset and verification links, and the outbox of mail to send."""
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, text
+from sqlalchemy import ForeignKey, Index, String, Text, false, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.infrastructure.db import Base, UTCDateTime, utcnow
@@ -25,6 +26,10 @@ class User(Base):
     full_name: Mapped[str | None] = mapped_column(String(NAME_MAX_LENGTH), default=None)
     is_active: Mapped[bool] = mapped_column(default=True)
     is_superuser: Mapped[bool] = mapped_column(default=False)
+    # The owner proved the address by following a link mailed to it (or an operator vouched
+    # for it); an email change makes it false again. The server default is for the rows
+    # that existed before the column (migration 0003).
+    is_verified: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     # Every token carries the generation it was issued in (claim ``gen``); raising this ends
     # every token of the user at once (password change, deactivation). A counter rather than
@@ -88,3 +93,64 @@ class RevokedAccessToken(Base):
 
     jti: Mapped[str] = mapped_column(String(64), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class OneTimeToken(Base):
+    """A password reset or email verification token: stored only as its SHA-256 (whoever
+    reads the table cannot use it), and used at most once.
+
+    ``email`` and ``generation`` are the account's when it was issued: a token dies when
+    the address changes, and a reset token when the password changes any other way (every
+    password change raises ``User.token_generation``). ``used_at`` is set when it is used
+    and when a newer token of the same purpose supersedes it.
+    """
+
+    __tablename__ = "one_time_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    purpose: Mapped[str] = mapped_column(String(16))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    email: Mapped[str] = mapped_column(String(EMAIL_MAX_LENGTH))
+    generation: Mapped[int]
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+
+class OutboxMessage(Base):
+    """A mail to send, written in the transaction that decided to send it (the outbox
+    pattern): a message exists if and only if what it announces was committed, and a crash
+    or an SMTP outage after the commit loses nothing, as the row waits to be delivered.
+
+    ``context`` (JSON) holds what the template needs, a link's token included, until the
+    message is sent; then it is erased. A password reset request is written with no context
+    and no account: the account is looked up when the message is prepared, after the
+    response (services/outbox.py says why).
+    """
+
+    __tablename__ = "outbox_messages"
+    __table_args__ = (
+        # What the delivery asks for: unsent messages, oldest first.
+        Index(
+            "ix_outbox_messages_pending",
+            "next_attempt_at",
+            postgresql_where=text("sent_at IS NULL AND failed_at IS NULL"),
+            sqlite_where=text("sent_at IS NULL AND failed_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    recipient: Mapped[str] = mapped_column(String(EMAIL_MAX_LENGTH))
+    context: Mapped[str | None] = mapped_column(Text(), default=None)
+    # The same Message-ID on every attempt: a resend after a crash can be recognised.
+    message_id: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    attempts: Mapped[int] = mapped_column(default=0)
+    # A sender holds a message until then; another may take it only after (it crashed).
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    last_error: Mapped[str | None] = mapped_column(String(255), default=None)

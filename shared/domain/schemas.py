@@ -132,6 +132,24 @@ class UserUpdate(Input):
     password: NewPassword | None = None
     is_active: bool | None = None
     is_superuser: bool | None = None
+    is_verified: bool | None = None
+
+
+# secrets.token_urlsafe(32) gives 43 characters; anything much longer is not ours.
+OneTimeTokenText = Annotated[str, Field(min_length=1, max_length=256), AfterValidator(_encodable)]
+
+
+class PasswordResetRequest(Input):
+    email: Email
+
+
+class PasswordResetConfirm(Input):
+    token: OneTimeTokenText
+    new_password: NewPassword
+
+
+class EmailVerification(Input):
+    token: OneTimeTokenText
 
 
 class PageParams(BaseModel):
@@ -156,6 +174,7 @@ class UserPublic(BaseModel):
     full_name: str | None
     is_active: bool
     is_superuser: bool
+    is_verified: bool
     created_at: datetime
 
 
@@ -171,6 +190,12 @@ class TokenPair(BaseModel):
     refresh_token: str
     token_type: Literal["bearer"] = "bearer"
     expires_in: int
+
+
+class Accepted(BaseModel):
+    """202: the request is taken; what follows happens by mail."""
+
+    detail: str
 
 
 class Health(BaseModel):

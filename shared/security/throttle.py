@@ -35,7 +35,11 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 # Operations limited per client address, each with its own AUTHTWIN_RATE_LIMIT budget.
-Operation = Literal["signup", "login", "token", "refresh"]
+Operation = Literal[
+    "signup", "login", "token", "refresh", "password_reset", "reset_confirm", "verify"
+]
+# Mail limited per recipient (an address, or an account's id), AUTHTWIN_MAIL_RATE_LIMIT each.
+MailPurpose = Literal["password_reset", "verify_email", "signup_attempt"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,9 @@ class Throttle:
     # None when AUTHTWIN_RATE_LIMIT_ENABLED=false (load tests from one address).
     per_client: RateLimitItem | None
     failures: RateLimitItem
+    # Always on, like the lockout: the per-client limits may be off (load tests), but no
+    # one may use the service to flood a mailbox.
+    mail: RateLimitItem
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Throttle":
@@ -53,6 +60,7 @@ class Throttle:
             failures=RateLimitItemPerSecond(
                 settings.login_max_failures, settings.login_lockout_seconds
             ),
+            mail=parse(settings.mail_rate_limit),
         )
 
     def limit_client(self, operation: Operation, client_ip: str) -> None:
@@ -63,6 +71,18 @@ class Throttle:
         if not self._call(self.limiter.hit, self.per_client, *key):
             auth_event(operation, "failure", client_ip=client_ip, reason="rate_limited")
             raise errors.TooManyRequests(self._retry_after(self.per_client, *key))
+
+    def limit_mail(self, purpose: MailPurpose, recipient: str) -> None:
+        """Count one ``purpose`` mail to ``recipient``; 429 once over the limit. Counted
+        whether the recipient has an account or not, so the 429 tells nothing."""
+        key = ("mail", purpose, _hashed(recipient))
+        if not self._call(self.limiter.hit, self.mail, *key):
+            raise errors.TooManyRequests(self._retry_after(self.mail, *key))
+
+    def allow_mail(self, purpose: MailPurpose, recipient: str) -> bool:
+        """``limit_mail`` for a mail the client must not learn about: True, or False."""
+        key = ("mail", purpose, _hashed(recipient))
+        return self._call(self.limiter.hit, self.mail, *key)
 
     def count_login_attempt(self, email: str) -> None:
         """Count an attempt at ``email``'s password, or 429 while the account is locked.
@@ -102,8 +122,12 @@ class Throttle:
 
 
 def _account_key(email: str) -> tuple[str, str]:
+    return ("account", _hashed(email))
+
+
+def _hashed(recipient: str) -> str:
     # Hashed, so the counter store (Redis) holds no email addresses.
-    return ("account", hashlib.sha256(email.encode()).hexdigest()[:32])
+    return hashlib.sha256(recipient.encode()).hexdigest()[:32]
 
 
 def _storage(settings: Settings) -> Storage:

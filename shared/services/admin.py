@@ -15,6 +15,7 @@ from shared.domain.models import User
 from shared.domain.schemas import PageParams, UserPage, UserPublic, UserUpdate
 from shared.infrastructure.audit import admin_event
 from shared.security.passwords import PasswordHasher
+from shared.services.account_mail import AccountMail
 from shared.services.users import (
     UserService,
     commit_or_email_taken,
@@ -28,9 +29,12 @@ class AdminService:
     """The administrative use cases, built once per app like ``UserService``, whose rules for
     passwords and sessions they share."""
 
-    def __init__(self, *, passwords: PasswordHasher, users: UserService) -> None:
+    def __init__(
+        self, *, passwords: PasswordHasher, users: UserService, mail: AccountMail
+    ) -> None:
         self._passwords = passwords
         self._users = users
+        self._mail = mail
 
     @staticmethod
     def require_superuser(actor: UserPublic, *, client_ip: str, resource: str) -> UserPublic:
@@ -108,9 +112,14 @@ class AdminService:
             self._users.end_every_session(session, user)
         if "full_name" in data.model_fields_set:
             user.full_name = data.full_name
-        for field in ("email", "is_active", "is_superuser"):
+        for field in ("is_active", "is_superuser", "is_verified"):
             if (value := getattr(data, field)) is not None:
                 setattr(user, field, value)
+        if data.email is not None and data.email != user.email:
+            # Unverified again unless the administrator says in the same request that it is.
+            self._users.change_email(session, user, data.email, verified=bool(data.is_verified))
+        if data.password is not None:
+            self._mail.password_changed(session, user)
         commit_or_email_taken(session)
 
     @staticmethod
@@ -147,6 +156,8 @@ def _acts(user: User, data: UserUpdate) -> list[str]:
         acts.append("password_reset")
     if data.email is not None and data.email != user.email:
         acts.append("email_change")
+    if data.is_verified is not None and data.is_verified != user.is_verified:
+        acts.append("verify" if data.is_verified else "unverify")
     if "full_name" in data.model_fields_set and data.full_name != user.full_name:
         acts.append("name_change")
     return acts

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from shared.domain import errors
 from shared.domain.models import User
 from shared.domain.schemas import (
+    Accepted,
     OAuth2PasswordForm,
     TokenPair,
     UserCreate,
@@ -20,11 +21,14 @@ from shared.infrastructure.audit import auth_event
 from shared.security.passwords import PasswordHasher
 from shared.security.throttle import Throttle
 from shared.security.tokens import TokenClaims, TokenCodec
+from shared.services.account_mail import AccountMail
 from shared.services.token_store import TokenStore
 from shared.services.users import UserService
 
 MAX_FORM_FIELDS = 20  # the grant has four parameters; a client may add a few of its own
 NOT_A_FORM = "The request must be application/x-www-form-urlencoded"
+# With verified login required, every signup gets this, taken address or not.
+SIGNUP_ACCEPTED = Accepted(detail="Check your inbox: we sent you a link to finish signing up")
 
 
 class AuthService:
@@ -42,22 +46,39 @@ class AuthService:
         throttle: Throttle,
         token_store: TokenStore,
         users: UserService,
+        mail: AccountMail,
+        require_verified: bool,
     ) -> None:
         self._passwords = passwords
         self._tokens = tokens
         self._throttle = throttle
         self._token_store = token_store
         self._users = users
+        self._mail = mail
+        self._require_verified = require_verified
 
-    def signup(self, *, session: Session, data: UserCreate, client_ip: str) -> User:
+    def signup(self, *, session: Session, data: UserCreate, client_ip: str) -> User | Accepted:
+        """The new account, with a verification link mailed to it.
+
+        When login requires a verified address, the answer no longer says whether the
+        address was free: both cases get ``SIGNUP_ACCEPTED``, and the owner of a taken one a
+        mail about the attempt. (Without that requirement the new account's tokens are one
+        login away, so the 409 has nothing left to hide: README, "Two signup modes".)
+        """
         self._users.check_new_password(data.password, email=data.email, field="password")
         try:
-            user = self._users.create_user(session=session, data=data)
+            user = self._users.add_user(session=session, data=data)
         except errors.EmailTaken:
             auth_event("signup", "failure", client_ip=client_ip, email=data.email, reason="taken")
-            raise
+            if not self._require_verified:
+                raise
+            self._mail.signup_attempt(session, data.email)
+            session.commit()
+            return SIGNUP_ACCEPTED
+        self._mail.verification(session, user)
+        session.commit()
         auth_event("signup", "success", client_ip=client_ip, user_id=user.id)
-        return user
+        return SIGNUP_ACCEPTED if self._require_verified else user
 
     def authenticate(self, *, session: Session, email: str, password: str, client_ip: str) -> User:
         """The user these credentials prove, upgrading an outdated password hash on the way.
@@ -92,6 +113,10 @@ class AuthService:
         if not user.is_active:
             auth_event("login", "failure", client_ip=client_ip, user_id=user.id, reason="inactive")
             raise errors.InactiveUser
+        if self._require_verified and not user.is_verified:
+            # After the password check: only the account's owner learns it is unverified.
+            auth_event("login", "failure", client_ip=client_ip, user_id=user.id, reason="unverified")
+            raise errors.EmailNotVerified
         if verification.new_hash:
             # Committed with the new refresh token, and only over the hash just verified: a
             # password change that committed meanwhile must not be overwritten with the old one.
@@ -129,8 +154,8 @@ class AuthService:
             )
         except errors.InvalidCredentials:
             raise errors.OAuthError("invalid_grant", errors.InvalidCredentials.detail) from None
-        except errors.InactiveUser:
-            raise errors.OAuthError("invalid_grant", errors.InactiveUser.detail) from None
+        except (errors.InactiveUser, errors.EmailNotVerified) as refused:
+            raise errors.OAuthError("invalid_grant", refused.detail) from None
 
     def refresh(self, *, session: Session, refresh_token: str, client_ip: str) -> TokenPair:
         """Trade a refresh token for a new pair; replaying a spent one revokes its family."""

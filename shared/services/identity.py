@@ -21,12 +21,18 @@ from shared.infrastructure.db import (
 )
 from shared.security.tokens import TokenClaims
 
-UserRow = Row[int, str, str | None, bool, bool, datetime]
+UserRow = Row[int, str, str | None, bool, bool, bool, datetime]
 
 # Built once, with bind parameters: constructing the statement and its cache key on every
 # request took a sixth of the Flask twin's CPU time for ``GET /users/me`` (py-spy, bench/).
 ACTIVE_USER: Final = select(
-    User.id, User.email, User.full_name, User.is_active, User.is_superuser, User.created_at
+    User.id,
+    User.email,
+    User.full_name,
+    User.is_active,
+    User.is_superuser,
+    User.is_verified,
+    User.created_at,
 ).where(
     User.id == bindparam("user_id"),
     User.is_active.is_(True),

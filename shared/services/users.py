@@ -15,6 +15,7 @@ from shared.infrastructure.audit import auth_event
 from shared.security.password_policy import PasswordPolicy
 from shared.security.passwords import PasswordHasher
 from shared.security.throttle import Throttle
+from shared.services.account_mail import AccountMail
 from shared.services.token_store import TokenStore
 
 
@@ -33,24 +34,33 @@ class UserService:
         policy: PasswordPolicy,
         throttle: Throttle,
         token_store: TokenStore,
+        mail: AccountMail,
     ) -> None:
         self._passwords = passwords
         self._policy = policy
         self._throttle = throttle
         self._token_store = token_store
+        self._mail = mail
 
-    def create_user(
-        self, *, session: Session, data: UserCreate, is_superuser: bool = False
-    ) -> User:
-        """Insert a user; the unique index, not a prior SELECT, decides who wins a race."""
+    def add_user(self, *, session: Session, data: UserCreate, is_superuser: bool = False) -> User:
+        """Insert a user, uncommitted; the unique index, not a prior SELECT, decides who wins
+        a race. Superusers are created by an operator, who vouches for their address."""
         user = User(
             email=data.email,
             hashed_password=self._passwords.hash(data.password),
             full_name=data.full_name,
             is_superuser=is_superuser,
+            is_verified=is_superuser,
         )
         session.add(user)
-        commit_or_email_taken(session)
+        flush_or_email_taken(session)
+        return user
+
+    def create_user(
+        self, *, session: Session, data: UserCreate, is_superuser: bool = False
+    ) -> User:
+        user = self.add_user(session=session, data=data, is_superuser=is_superuser)
+        session.commit()
         return user
 
     def ensure_superuser(self, *, session: Session, email: str, password: str) -> User:
@@ -93,12 +103,21 @@ class UserService:
         if "full_name" in data.model_fields_set:
             user.full_name = data.full_name
         changing_email = data.email is not None and data.email != user.email
-        if data.email is not None:
-            user.email = data.email
+        if data.email is not None and changing_email:
+            self.change_email(session, user, data.email)
         commit_or_email_taken(session)
         if changing_email:
             auth_event("email_change", "success", client_ip=client_ip, user_id=user_id)
         return user
+
+    def change_email(self, session: Session, user: User, email: str, verified: bool = False) -> None:
+        """The new address is unproved until its owner follows the link mailed to it; the
+        old one is told, in case the change was not its owner's doing."""
+        old_email, user.email, user.is_verified = user.email, email, verified
+        flush_or_email_taken(session)  # a taken address fails here, before any mail is written
+        if not verified:
+            self._mail.verification(session, user)
+        self._mail.email_changed(session, user, old_email=old_email)
 
     def check_new_password(self, password: str, *, email: str | None, field: str) -> None:
         """422 at ``["body", field]`` for a password the policy refuses, with its reason."""
@@ -116,6 +135,7 @@ class UserService:
         self.check_new_password(new, email=user.email, field="new_password")
         user.hashed_password = self._passwords.hash(new)
         self.end_every_session(session, user)
+        self._mail.password_changed(session, user)
         session.commit()
         auth_event("password_change", "success", client_ip=client_ip, user_id=user_id)
 
@@ -183,6 +203,15 @@ def delete_account(session: Session, user: User) -> None:
 def commit_or_email_taken(session: Session) -> None:
     try:
         session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise errors.EmailTaken from None
+
+
+def flush_or_email_taken(session: Session) -> None:
+    """``commit_or_email_taken`` for a transaction that goes on (its mail is still to write)."""
+    try:
+        session.flush()
     except IntegrityError:
         session.rollback()
         raise errors.EmailTaken from None

@@ -1,0 +1,106 @@
+"""/auth: a forgotten password, and proving an address, each finished by a mailed link.
+
+Every route that writes mail ends the same way: the service committed the messages with
+its changes, and ``send_mail_after_response`` hands them to ``BackgroundTasks``
+(flask_app/routes/recovery.py hands them to the app's own pool).
+"""
+
+from fastapi import APIRouter, BackgroundTasks, Response, status
+
+from fastapi_app.background import send_mail_after_response
+from fastapi_app.deps import (
+    ClientIP,
+    CurrentUser,
+    JSONContentType,
+    MailDeliveryDep,
+    RecoveryServiceDep,
+    SessionDep,
+    rate_limited,
+)
+from fastapi_app.openapi import JSON_BODY_ERRORS, error_responses
+from shared.domain.schemas import (
+    Accepted,
+    EmailVerification,
+    PasswordResetConfirm,
+    PasswordResetRequest,
+    UserPublic,
+)
+
+router = APIRouter(prefix="/auth", tags=["recovery"])
+
+RESET_REQUESTED = Accepted(
+    detail="If an account exists for this address, a link to reset its password was sent to it"
+)
+VERIFICATION_SENT = Accepted(detail="A verification link was sent to your address")
+
+
+@router.post(
+    "/password-reset",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Accepted,
+    dependencies=[JSONContentType, rate_limited("password_reset")],
+    responses=error_responses(*JSON_BODY_ERRORS, 429),
+)
+def request_password_reset(
+    body: PasswordResetRequest,
+    session: SessionDep,
+    ip: ClientIP,
+    recovery: RecoveryServiceDep,
+    background: BackgroundTasks,
+    mail: MailDeliveryDep,
+) -> object:
+    recovery.request_password_reset(session=session, email=body.email, client_ip=ip)
+    send_mail_after_response(background, session, mail)
+    return RESET_REQUESTED
+
+
+@router.post(
+    "/password-reset/confirm",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,  # no Content-Type for an empty 204 (see routes/users.py)
+    dependencies=[JSONContentType, rate_limited("reset_confirm")],
+    responses=error_responses(400, *JSON_BODY_ERRORS, 429),
+)
+def reset_password(
+    body: PasswordResetConfirm,
+    session: SessionDep,
+    ip: ClientIP,
+    recovery: RecoveryServiceDep,
+    background: BackgroundTasks,
+    mail: MailDeliveryDep,
+) -> None:
+    recovery.reset_password(
+        session=session, token=body.token, new_password=body.new_password, client_ip=ip
+    )
+    send_mail_after_response(background, session, mail)
+
+
+@router.post(
+    "/verify",
+    response_model=UserPublic,
+    dependencies=[JSONContentType, rate_limited("verify")],
+    responses=error_responses(400, *JSON_BODY_ERRORS, 429),
+)
+def verify_email(
+    body: EmailVerification, session: SessionDep, ip: ClientIP, recovery: RecoveryServiceDep
+) -> object:
+    return recovery.verify_email(session=session, token=body.token, client_ip=ip)
+
+
+@router.post(
+    "/verify/request",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Accepted,
+    responses=error_responses(401, 409, 429),
+)
+def request_verification(
+    user: CurrentUser,
+    session: SessionDep,
+    ip: ClientIP,
+    recovery: RecoveryServiceDep,
+    background: BackgroundTasks,
+    mail: MailDeliveryDep,
+) -> object:
+    recovery.request_verification(session=session, user_id=user.id, client_ip=ip)
+    send_mail_after_response(background, session, mail)
+    return VERIFICATION_SENT

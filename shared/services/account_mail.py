@@ -1,0 +1,104 @@
+"""What the service mails about an account, and the links in it: the hooks the use cases
+call (fastapi-users' ``on_after_register``, ``on_after_forgot_password``), each writing one
+outbox message in the caller's transaction.
+"""
+
+import json
+from urllib.parse import urlsplit
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from shared.domain.models import OutboxMessage, User
+from shared.infrastructure.mail import OutgoingMail
+from shared.infrastructure.mail_templates import MailKind, render_mail
+from shared.security.throttle import Throttle
+from shared.services.one_time_tokens import OneTimeTokens
+from shared.services.outbox import enqueue
+
+# The pages each twin serves for the links (routes/pages.py). The token goes in the
+# fragment, which browsers never send: not to our server's log, nor in a Referer.
+RESET_PAGE = "/reset-password"
+VERIFY_PAGE = "/verify-email"
+
+
+class AccountMail:
+    def __init__(self, *, tokens: OneTimeTokens, throttle: Throttle, public_url: str) -> None:
+        self._tokens = tokens
+        self._throttle = throttle
+        self._public_url = public_url
+        self._domain = urlsplit(public_url).hostname or "localhost"
+
+    def verification(self, session: Session, user: User) -> None:
+        """A link proving ``user.email`` is theirs; any earlier one stops working."""
+        token = self._tokens.issue(session=session, user=user, purpose="verify_email")
+        hours = int(self._tokens.lifetime("verify_email").total_seconds() // 3600)
+        link = f"{self._public_url}{VERIFY_PAGE}#token={token}"
+        self._add(session, "verify_email", user.email, {"link": link, "hours": hours})
+
+    def password_reset_requested(self, session: Session, email: str) -> None:
+        """A reset request for an address, whoever owns it (if anyone): see ``prepare``."""
+        self._add(session, "password_reset", email, None)
+
+    def password_changed(self, session: Session, user: User) -> None:
+        self._add(session, "password_changed", user.email, {"public_url": self._public_url})
+
+    def email_changed(self, session: Session, user: User, *, old_email: str) -> None:
+        """A notice to the address the account had: if someone else changed it, its owner
+        hears of it where the attacker cannot delete the message."""
+        context = {"new_email_hint": mask(user.email), "public_url": self._public_url}
+        self._add(session, "email_changed", old_email, context)
+
+    def signup_attempt(self, session: Session, email: str) -> None:
+        """Someone tried to sign up with an address that has an account: its owner is told,
+        the one signing up is not (OWASP Authentication cheat sheet). Limited per address,
+        silently: a 429 only for taken addresses would tell which are taken."""
+        if self._throttle.allow_mail("signup_attempt", email):
+            self._add(session, "signup_attempt", email, {"public_url": self._public_url})
+
+    def prepare(self, session: Session, message: OutboxMessage) -> bool:
+        """Give a reset request its link, in the caller's transaction; False when the
+        address has no active account, and there is nothing to send.
+
+        The account is looked up here, when the message is delivered after the response,
+        not by the request: the request then does the same work (one row) for every
+        address, and neither its answer nor its time tells whether one has an account
+        (OWASP Forgot Password cheat sheet: no quick exit).
+        """
+        if message.context is not None:
+            return True
+        user = session.scalar(select(User).where(User.email == message.recipient))
+        if user is None or not user.is_active:
+            return False
+        token = self._tokens.issue(session=session, user=user, purpose="password_reset")
+        minutes = int(self._tokens.lifetime("password_reset").total_seconds() // 60)
+        link = f"{self._public_url}{RESET_PAGE}#token={token}"
+        message.context = json.dumps({"link": link, "minutes": minutes})
+        return True
+
+    @staticmethod
+    def render(message: OutboxMessage) -> OutgoingMail:
+        context = json.loads(message.context or "{}")
+        subject, text, html = render_mail(message.kind, **context)  # type: ignore[arg-type]
+        return OutgoingMail(
+            to=message.recipient,
+            subject=subject,
+            text=text,
+            html=html,
+            message_id=message.message_id,
+        )
+
+    def _add(
+        self,
+        session: Session,
+        kind: MailKind,
+        recipient: str,
+        context: dict[str, str | int] | None,
+    ) -> None:
+        enqueue(session, kind=kind, recipient=recipient, context=context, domain=self._domain)
+
+
+def mask(email: str) -> str:
+    """``j***@example.com``: enough for the owner to recognise, not to hand out the address."""
+    local, _, domain = email.partition("@")
+    return f"{local[:1]}***@{domain}"

@@ -1,0 +1,179 @@
+"""Sending what the outbox holds: after a response, and by ``authtwin deliver-mail``.
+
+Each message is claimed before it is sent (a lease: ``claimed_until``), by a compare-and-set
+that one sender alone can win, and marked sent once the SMTP server has accepted it. So two
+senders (a background step and the worker, or two workers) never send one message twice.
+A sender that dies mid-send leaves its claim to expire, and the message is sent again: the
+one case of a duplicate, when the server accepted it and the crash came before the mark;
+the Message-ID is the same, for the receiving side to recognise it.
+"""
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Literal
+
+from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from shared.domain.models import OutboxMessage
+from shared.infrastructure.db import utcnow
+from shared.infrastructure.logs import log_unexpected_error
+from shared.infrastructure.mail import MailBackend, MailError, OutgoingMail
+from shared.infrastructure.outages import is_database_outage
+from shared.services.account_mail import AccountMail
+
+logger = logging.getLogger("authtwin.mail")
+MAX_BACKOFF = timedelta(hours=1)
+Outcome = Literal["sent", "retrying", "failed", "dropped", "skipped"]
+
+
+@dataclass
+class DeliveryReport:
+    """What one pass did: sent, to retry later, given up, dropped (no account), or left to
+    another sender (already claimed or sent)."""
+
+    counts: dict[Outcome, int] = field(default_factory=dict)
+
+    def add(self, outcome: Outcome) -> None:
+        self.counts[outcome] = self.counts.get(outcome, 0) + 1
+
+
+class MailDelivery:
+    def __init__(
+        self,
+        *,
+        sessions: sessionmaker[Session],
+        backend: MailBackend,
+        mail: AccountMail,
+        retry_after: timedelta,
+        max_attempts: int,
+        lease: timedelta,
+    ) -> None:
+        self._sessions = sessions
+        self._backend = backend
+        self._mail = mail
+        self._retry_after = retry_after
+        self._max_attempts = max_attempts
+        self._lease = lease
+        # After a failure, background steps leave mail to the worker for a while, rather
+        # than each request's step waiting out the SMTP timeout on a server that is down.
+        self._paused_until = 0.0
+
+    def deliver(self, ids: list[int]) -> DeliveryReport:
+        """The background step after a response: send the messages it wrote.
+
+        It never raises: no one is left to answer. A database outage or a bug is logged and
+        the messages stay in the outbox, for the worker.
+        """
+        report = DeliveryReport()
+        try:
+            for message_id in ids:
+                if time.monotonic() < self._paused_until:
+                    report.add("skipped")  # still in the outbox: the worker's next pass
+                    continue
+                report.add(self._deliver_one(message_id))
+        except Exception as exc:
+            if is_database_outage(exc):
+                logger.warning("mail left in the outbox: database unavailable: %s", exc)
+            else:
+                log_unexpected_error(exc)
+        return report
+
+    def deliver_due(self, *, limit: int = 100) -> DeliveryReport:
+        """One pass of the worker: every message whose (next) attempt is due, oldest first."""
+        now = utcnow()
+        with self._sessions() as session:
+            due = session.scalars(
+                select(OutboxMessage.id)
+                .where(*_pending(now))
+                .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+                .limit(limit)
+            ).all()
+        report = DeliveryReport()
+        for message_id in due:
+            report.add(self._deliver_one(message_id))
+        return report
+
+    def _deliver_one(self, message_id: int) -> Outcome:
+        with self._sessions() as session:
+            prepared = self._claim(session, message_id)
+        # The session is closed: no connection or transaction is held while SMTP talks.
+        if not isinstance(prepared, OutgoingMail):
+            return prepared
+        try:
+            self._backend.send(prepared)
+        except MailError as error:
+            return self._failed(message_id, error)
+        self._finish(message_id, sent=True, error=None)
+        return "sent"
+
+    def _claim(self, session: Session, message_id: int) -> OutgoingMail | Outcome:
+        now = utcnow()
+        claimed = session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == message_id, *_pending(now))
+            .values(claimed_until=now + self._lease, attempts=OutboxMessage.attempts + 1)
+            .execution_options(synchronize_session=False)
+        )
+        session.commit()
+        message = session.get(OutboxMessage, message_id)
+        if claimed.rowcount != 1 or message is None:  # type: ignore[attr-defined]
+            return "skipped"
+        if not self._mail.prepare(session, message):
+            session.delete(message)  # an address with no account: nothing to keep
+            session.commit()
+            return "dropped"
+        session.commit()  # a reset link's token, with the message that carries it
+        return self._mail.render(message)
+
+    def _failed(self, message_id: int, error: MailError) -> Outcome:
+        with self._sessions() as session:
+            attempts = session.scalar(
+                select(OutboxMessage.attempts).where(OutboxMessage.id == message_id)
+            )
+        gave_up = error.permanent or (attempts or 0) >= self._max_attempts
+        if not error.permanent:
+            self._paused_until = time.monotonic() + self._retry_after.total_seconds()
+        logger.warning(
+            "mail %s not sent (attempt %s%s): %s",
+            message_id,
+            attempts,
+            ", given up" if gave_up else "",
+            error,
+        )
+        if gave_up:
+            self._finish(message_id, sent=False, error=str(error))
+            return "failed"
+        backoff = min(self._retry_after * 2 ** ((attempts or 1) - 1), MAX_BACKOFF)
+        self._update(
+            message_id, next_attempt_at=utcnow() + backoff, last_error=str(error)[:255]
+        )
+        return "retrying"
+
+    def _finish(self, message_id: int, *, sent: bool, error: str | None) -> None:
+        """Sent, or given up: either way the context goes, and the link's token with it."""
+        now = utcnow()
+        ended = {"sent_at": now} if sent else {"failed_at": now}
+        error_text = None if error is None else error[:255]
+        self._update(message_id, context=None, last_error=error_text, **ended)
+
+    def _update(self, message_id: int, **values: object) -> None:
+        with self._sessions() as session:
+            session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == message_id)
+                .values(claimed_until=None, **values)
+            )
+            session.commit()
+
+
+def _pending(now: datetime) -> tuple[ColumnElement[bool], ...]:
+    """Unsent, due, and claimed by no live sender."""
+    return (
+        OutboxMessage.sent_at.is_(None),
+        OutboxMessage.failed_at.is_(None),
+        OutboxMessage.next_attempt_at <= now,
+        or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until < now),
+    )

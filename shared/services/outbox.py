@@ -1,0 +1,52 @@
+"""Writing mail into the outbox, in the transaction of what the mail announces.
+
+A request never sends mail itself: it adds rows here, commits them with its own changes, and
+its twin hands the new rows' ids to a background step after the response
+(``fastapi_app/background.py``, ``flask_app/background.py``), which ``MailDelivery`` sends.
+If that step never runs (a crash, a restart, an SMTP outage) the rows wait for
+``authtwin deliver-mail``; nothing was sent before the commit, so nothing is announced that
+did not happen.
+"""
+
+import json
+import secrets
+from collections.abc import Mapping
+
+from sqlalchemy.orm import Session
+
+from shared.domain.models import OutboxMessage
+from shared.infrastructure.mail_templates import MailKind
+
+# Where the ids written in a session wait for the route to hand them on: Session.info
+# lives exactly as long as the request's session.
+QUEUED = "authtwin.outbox"
+
+
+def enqueue(
+    session: Session,
+    *,
+    kind: MailKind,
+    recipient: str,
+    context: Mapping[str, str | int] | None,
+    domain: str,
+) -> None:
+    """Add one message to the caller's transaction; it is sent only if that commits."""
+    message = OutboxMessage(
+        kind=kind,
+        recipient=recipient,
+        context=None if context is None else json.dumps(dict(context)),
+        message_id=f"<{secrets.token_hex(16)}@{domain}>",
+    )
+    session.add(message)
+    session.flush()  # assigns the id
+    session.info.setdefault(QUEUED, []).append(message.id)
+
+
+def queued_in(session: Session) -> list[int]:
+    """The ids of the messages written through ``session``, once: the route's to deliver.
+
+    Read after the commit; a message of a transaction that rolled back has no row, and
+    delivering its id finds nothing to send.
+    """
+    ids: list[int] = session.info.pop(QUEUED, [])
+    return ids

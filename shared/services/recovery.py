@@ -1,0 +1,89 @@
+"""The two flows a mailed link completes: recovering a forgotten password, and proving that
+an address belongs to the account's owner.
+"""
+
+from sqlalchemy.orm import Session
+
+from shared.domain import errors
+from shared.domain.models import User
+from shared.infrastructure.audit import auth_event
+from shared.security.passwords import PasswordHasher
+from shared.security.throttle import Throttle
+from shared.services.account_mail import AccountMail
+from shared.services.one_time_tokens import OneTimeTokens
+from shared.services.users import UserService, load_user
+
+
+class RecoveryService:
+    def __init__(
+        self,
+        *,
+        passwords: PasswordHasher,
+        throttle: Throttle,
+        tokens: OneTimeTokens,
+        mail: AccountMail,
+        users: UserService,
+    ) -> None:
+        self._passwords = passwords
+        self._throttle = throttle
+        self._tokens = tokens
+        self._mail = mail
+        self._users = users
+
+    def request_password_reset(self, *, session: Session, email: str, client_ip: str) -> None:
+        """The same work and answer for every address: counted, one row written, committed.
+
+        Whether the address has an account is decided after the response, when the message
+        is prepared (``AccountMail.prepare``). The count is per address, whoever asks, and
+        is not the login lockout: asking for resets never locks anyone out.
+        """
+        self._throttle.limit_mail("password_reset", email)
+        self._mail.password_reset_requested(session, email)
+        session.commit()
+        auth_event("password_reset_request", "success", client_ip=client_ip)
+
+    def reset_password(
+        self, *, session: Session, token: str, new_password: str, client_ip: str
+    ) -> None:
+        """Set the password a reset link was mailed for, and end every session.
+
+        No tokens are issued: whoever reset the password logs in with it, like anyone else
+        (OWASP: no automatic login, which would also skip a second factor). Following the
+        link proves the mailbox, so the address counts as verified too.
+        """
+        try:
+            user = self._tokens.redeem(session=session, token=token, purpose="password_reset")
+        except errors.InvalidOneTimeToken:
+            auth_event("password_reset", "failure", client_ip=client_ip, reason="token")
+            raise
+        # A password the policy refuses rolls the transaction back: the link still works.
+        self._users.check_new_password(new_password, email=user.email, field="new_password")
+        user.hashed_password = self._passwords.hash(new_password)
+        user.is_verified = True
+        self._users.end_every_session(session, user)
+        self._mail.password_changed(session, user)
+        session.commit()
+        # Whoever was guessing at the old password has lost the race: start the count again.
+        self._throttle.record_success(user.email)
+        auth_event("password_reset", "success", client_ip=client_ip, user_id=user.id)
+
+    def verify_email(self, *, session: Session, token: str, client_ip: str) -> User:
+        try:
+            user = self._tokens.redeem(session=session, token=token, purpose="verify_email")
+        except errors.InvalidOneTimeToken:
+            auth_event("verify_email", "failure", client_ip=client_ip, reason="token")
+            raise
+        user.is_verified = True
+        session.commit()
+        auth_event("verify_email", "success", client_ip=client_ip, user_id=user.id)
+        return user
+
+    def request_verification(self, *, session: Session, user_id: int, client_ip: str) -> None:
+        """A new link to the account's current address; the previous link stops working."""
+        user = load_user(session, user_id)
+        if user.is_verified:
+            raise errors.AlreadyVerified
+        self._throttle.limit_mail("verify_email", str(user.id))
+        self._mail.verification(session, user)
+        session.commit()
+        auth_event("verify_email_request", "success", client_ip=client_ip, user_id=user.id)
