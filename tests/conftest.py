@@ -28,6 +28,7 @@ from shared.infrastructure import migrations
 from shared.infrastructure.config import Settings
 from shared.infrastructure.db import Base, database_url
 from tests.clients import APPS, live_client
+from tests.mailbox import mailbox  # noqa: F401 — a fixture, found by pytest here
 from tests.support import Account, Api, log_in, sign_up
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
