@@ -16,9 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 from flask import Flask, current_app
 
+from flask_app.deps import get_mail_delivery, get_session
 from shared.services.mail_delivery import MailDelivery
 from shared.services.outbox import queued_in
-from flask_app.deps import get_mail_delivery, get_session
 
 logger = logging.getLogger("authtwin.mail")
 WORKERS = 2

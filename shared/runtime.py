@@ -91,7 +91,9 @@ class Runtime:
                 "verify_email": timedelta(hours=settings.verify_email_hours),
             }
         )
-        mail = AccountMail(tokens=one_time_tokens, throttle=throttle, public_url=settings.public_url)
+        mail = AccountMail(
+            tokens=one_time_tokens, throttle=throttle, public_url=settings.public_url
+        )
         users = UserService(
             passwords=passwords,
             policy=policy,

@@ -15,9 +15,11 @@ from weakref import WeakKeyDictionary
 import httpx2
 import schemathesis
 from fastapi.testclient import TestClient
+from flask import Flask
 
 import fastapi_app
 import flask_app
+from flask_app.background import EXTENSION as MAIL_WORKER
 from shared.infrastructure.config import Settings
 from shared.runtime import Runtime
 
@@ -72,7 +74,13 @@ def flask_client(settings: Settings) -> Iterator[httpx2.Client]:
             _RUNTIMES[client] = app.extensions["authtwin"]
             yield client
     finally:
-        app.extensions["authtwin"].dispose()
+        stop_flask_app(app)
+
+
+def stop_flask_app(app: Flask) -> None:
+    """What a worker process's exit does: the mail pool finishes, then connections close."""
+    app.extensions[MAIL_WORKER].shutdown()
+    app.extensions["authtwin"].dispose()
 
 
 @contextmanager
@@ -105,7 +113,7 @@ def flask_schema(settings: Settings) -> Iterator[tuple[Any, Runtime]]:
     try:
         yield schemathesis.openapi.from_wsgi("/openapi.json", app), runtime
     finally:
-        runtime.dispose()
+        stop_flask_app(app)
 
 
 SchemaFactory = Callable[[Settings], AbstractContextManager[tuple[Any, Runtime]]]

@@ -9,6 +9,7 @@ here; the suite's shared databases are never touched.
 
 import logging
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -94,7 +95,11 @@ def schema_of(url: str) -> dict[str, Any]:
                 statements = text(
                     "SELECT name, sql FROM sqlite_master WHERE tbl_name != 'alembic_version'"
                 )
-                schema["sqlite_master"] = sorted(connection.execute(statements).all())
+                # SQLite alters a table by creating a copy, whose name Alembic quotes.
+                schema["sqlite_master"] = sorted(
+                    (name, re.sub(r'^CREATE TABLE "(\w+)"', r"CREATE TABLE \1", sql or ""))
+                    for name, sql in connection.execute(statements).all()
+                )
             return schema
     finally:
         engine.dispose()

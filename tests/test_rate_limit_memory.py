@@ -87,6 +87,7 @@ def small_throttle(counters: BoundedMemoryStorage) -> Throttle:
         limiter=MovingWindowRateLimiter(counters),
         per_client=parse("5/second"),
         failures=RateLimitItemPerSecond(3, 60),
+        mail=parse("5/hour"),
     )
 
 

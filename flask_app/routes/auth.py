@@ -30,9 +30,7 @@ bp = Blueprint("auth", __name__, url_prefix="/auth")
 @rate_limited("signup")
 def signup() -> ResponseReturnValue:
     body = json_body(UserCreate)
-    result = get_auth_service().signup(
-        session=get_session(), data=body, client_ip=get_client_ip()
-    )
+    result = get_auth_service().signup(session=get_session(), data=body, client_ip=get_client_ip())
     send_mail_after_response()
     if isinstance(result, Accepted):
         return serialize(Accepted, result), 202

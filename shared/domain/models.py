@@ -26,15 +26,15 @@ class User(Base):
     full_name: Mapped[str | None] = mapped_column(String(NAME_MAX_LENGTH), default=None)
     is_active: Mapped[bool] = mapped_column(default=True)
     is_superuser: Mapped[bool] = mapped_column(default=False)
-    # The owner proved the address by following a link mailed to it (or an operator vouched
-    # for it); an email change makes it false again. The server default is for the rows
-    # that existed before the column (migration 0003).
-    is_verified: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     # Every token carries the generation it was issued in (claim ``gen``); raising this ends
     # every token of the user at once (password change, deactivation). A counter rather than
     # a "valid after" instant: ``iat`` has whole-second resolution and servers' clocks differ.
     token_generation: Mapped[int] = mapped_column(default=0)
+    # The owner proved the address by following a link mailed to it (or an operator vouched
+    # for it); an email change makes it false again. Last, where migration 0003 added it;
+    # the server default is for the rows that existed before the column.
+    is_verified: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class RefreshToken(Base):

@@ -4,6 +4,7 @@ outbox message in the caller's transaction.
 """
 
 import json
+from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
@@ -93,7 +94,7 @@ class AccountMail:
         session: Session,
         kind: MailKind,
         recipient: str,
-        context: dict[str, str | int] | None,
+        context: Mapping[str, str | int] | None,
     ) -> None:
         enqueue(session, kind=kind, recipient=recipient, context=context, domain=self._domain)
 

@@ -29,9 +29,7 @@ class AdminService:
     """The administrative use cases, built once per app like ``UserService``, whose rules for
     passwords and sessions they share."""
 
-    def __init__(
-        self, *, passwords: PasswordHasher, users: UserService, mail: AccountMail
-    ) -> None:
+    def __init__(self, *, passwords: PasswordHasher, users: UserService, mail: AccountMail) -> None:
         self._passwords = passwords
         self._users = users
         self._mail = mail

@@ -115,7 +115,9 @@ class AuthService:
             raise errors.InactiveUser
         if self._require_verified and not user.is_verified:
             # After the password check: only the account's owner learns it is unverified.
-            auth_event("login", "failure", client_ip=client_ip, user_id=user.id, reason="unverified")
+            auth_event(
+                "login", "failure", client_ip=client_ip, user_id=user.id, reason="unverified"
+            )
             raise errors.EmailNotVerified
         if verification.new_hash:
             # Committed with the new refresh token, and only over the hash just verified: a

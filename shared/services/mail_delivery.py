@@ -147,9 +147,7 @@ class MailDelivery:
             self._finish(message_id, sent=False, error=str(error))
             return "failed"
         backoff = min(self._retry_after * 2 ** ((attempts or 1) - 1), MAX_BACKOFF)
-        self._update(
-            message_id, next_attempt_at=utcnow() + backoff, last_error=str(error)[:255]
-        )
+        self._update(message_id, next_attempt_at=utcnow() + backoff, last_error=str(error)[:255])
         return "retrying"
 
     def _finish(self, message_id: int, *, sent: bool, error: str | None) -> None:

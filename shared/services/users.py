@@ -110,7 +110,9 @@ class UserService:
             auth_event("email_change", "success", client_ip=client_ip, user_id=user_id)
         return user
 
-    def change_email(self, session: Session, user: User, email: str, verified: bool = False) -> None:
+    def change_email(
+        self, session: Session, user: User, email: str, *, verified: bool = False
+    ) -> None:
         """The new address is unproved until its owner follows the link mailed to it; the
         old one is told, in case the change was not its owner's doing."""
         old_email, user.email, user.is_verified = user.email, email, verified

@@ -22,8 +22,13 @@ depends_on: str | Sequence[str] | None = None
 PENDING = "sent_at IS NULL AND failed_at IS NULL"
 
 
+# SQLite alters a table by copying it into a new one, which must keep AUTOINCREMENT: without
+# it SQLite would give a deleted user's id to the next account (models.User says why not).
+USERS_TABLE = {"sqlite_autoincrement": True}
+
+
 def upgrade() -> None:
-    with op.batch_alter_table("users") as users:
+    with op.batch_alter_table("users", table_kwargs=USERS_TABLE) as users:
         users.add_column(
             sa.Column("is_verified", sa.Boolean(), nullable=False, server_default=sa.false())
         )
@@ -76,5 +81,5 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_one_time_tokens_expires_at"), table_name="one_time_tokens")
     op.drop_index(op.f("ix_one_time_tokens_user_id"), table_name="one_time_tokens")
     op.drop_table("one_time_tokens")
-    with op.batch_alter_table("users") as users:
+    with op.batch_alter_table("users", table_kwargs=USERS_TABLE) as users:
         users.drop_column("is_verified")
