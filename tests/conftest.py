@@ -28,7 +28,7 @@ from shared.infrastructure import migrations
 from shared.infrastructure.config import Settings
 from shared.infrastructure.db import Base, database_url
 from tests.clients import APPS, live_client
-from tests.mailbox import mailbox  # noqa: F401 — a fixture, found by pytest here
+from tests.mailbox import Mailbox, mailbox  # noqa: F401 — a fixture, found by pytest here
 from tests.support import Account, Api, log_in, sign_up
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -200,6 +200,46 @@ def database_for(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignor
     return make
 
 
+@pytest.fixture(scope="session")
+def inbox(request: pytest.FixtureRequest) -> Iterator[Mailbox]:
+    """The suite's SMTP server, where the target delivers its mail (one for the run; tests
+    tell their messages apart by recipient, every account's address being unique).
+
+    In-process, a target's app is pointed at it when its test asks for ``inbox``. A live
+    server was started pointing at ``AUTHTWIN_SMTP_HOST``/``AUTHTWIN_SMTP_PORT``, as any
+    deployment can be: the suite listens there (tests/live.py sets both).
+    """
+    port = 0
+    if request.config.getoption("--base-url"):
+        if not os.environ.get("AUTHTWIN_SMTP_PORT"):
+            pytest.skip("set AUTHTWIN_SMTP_HOST=127.0.0.1 and AUTHTWIN_SMTP_PORT for the server")
+        port = int(os.environ["AUTHTWIN_SMTP_PORT"])
+    with Mailbox(port=port) as running:
+        yield running
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _live_inbox(request: pytest.FixtureRequest) -> None:
+    """Against a live server the inbox listens from the start: the server mails on every
+    signup, and one refused delivery would pause its deliveries (services/mail_delivery.py)."""
+    if request.config.getoption("--base-url") and os.environ.get("AUTHTWIN_SMTP_PORT"):
+        request.getfixturevalue("inbox")
+
+
+def mail_settings(request: pytest.FixtureRequest) -> dict[str, object]:
+    """SMTP to the suite's inbox for a test that reads mail; the console otherwise."""
+    if "inbox" not in request.fixturenames:
+        return {}
+    inbox: Mailbox = request.getfixturevalue("inbox")
+    return {
+        "mail_backend": "smtp",
+        "smtp_host": inbox.host,
+        "smtp_port": inbox.port,
+        "smtp_security": "none",
+        "smtp_timeout": 5,
+    }
+
+
 @pytest.fixture
 def target(request: pytest.FixtureRequest, database_for) -> Iterator[Api]:  # type: ignore[no-untyped-def]
     if request.param == "live":
@@ -218,7 +258,9 @@ def target(request: pytest.FixtureRequest, database_for) -> Iterator[Api]:  # ty
             )
         return
     app, db = request.param.split("-")
-    settings = in_process_settings(database_for(db), **storage_for(request, db))
+    settings = in_process_settings(
+        database_for(db), **storage_for(request, db), **mail_settings(request)
+    )
     with APPS[app](settings) as client:
         yield Api(client, ADMIN_EMAIL, ADMIN_PASSWORD, TEST_SECRET)
 
@@ -240,7 +282,8 @@ def configured(request: pytest.FixtureRequest, database_for) -> Iterator[Configu
 
         def build(**overrides: object) -> Api:
             settings = in_process_settings(
-                database_for(db), **{**storage_for(request, db), **overrides}
+                database_for(db),
+                **{**storage_for(request, db), **mail_settings(request), **overrides},
             )
             client = stack.enter_context(APPS[app](settings))
             return Api(

@@ -149,6 +149,12 @@ def main(argv: list[str]) -> int:
             # answer everything with 429. It is tested in-process (tests/test_throttling.py,
             # with settings of its own); the per-account lockout cannot be turned off.
             "AUTHTWIN_RATE_LIMIT_ENABLED": "false",
+            # The suite's inbox (tests/conftest.py) listens here, and reads the links.
+            "AUTHTWIN_PUBLIC_URL": base_url,
+            "AUTHTWIN_MAIL_BACKEND": "smtp",
+            "AUTHTWIN_SMTP_HOST": "127.0.0.1",
+            "AUTHTWIN_SMTP_PORT": str(free_port()),
+            "AUTHTWIN_SMTP_SECURITY": "none",
         }
         env.setdefault("AUTHTWIN_DATABASE_URL", f"sqlite:///{workdir}/live.db")
         if redis_url := os.environ.get("AUTHTWIN_TEST_REDIS_URL"):

@@ -31,11 +31,13 @@ class Mailbox:
         starttls: ssl.SSLContext | None = None,
         tls: ssl.SSLContext | None = None,
         credentials: tuple[str, str] | None = None,
+        port: int = 0,
     ) -> None:
         """``starttls``: offer STARTTLS with this server context, and refuse mail without it;
         ``tls``: TLS from the first byte; ``credentials``: refuse mail without this login
         (aiosmtpd offers AUTH only over TLS)."""
-        self.port = 0  # chosen by the system at the first start, kept for the next ones
+        # Given, or chosen by the system at the first start; kept for the next ones.
+        self.port = port
         self.logins: list[str] = []  # the user names that logged in
         self._starttls, self._tls, self._credentials = starttls, tls, credentials
         self._received: list[tuple[tuple[str, ...], EmailMessage]] = []
