@@ -13,6 +13,7 @@ from shared.infrastructure import migrations
 from shared.infrastructure.config import Settings
 from shared.infrastructure.outages import DatabaseUnreachable
 from shared.runtime import Runtime
+from shared.services.outbox import purge_finished
 
 
 def _read_password(from_stdin: bool) -> str:
@@ -68,16 +69,23 @@ def purge_tokens(*, batch: int) -> int:
     ``batch`` at a time, each batch its own short transaction. Safe to run while the
     servers serve, and from a scheduler (cron) for sessions that never log out."""
     runtime = Runtime.build(Settings())
-    total = {"expired denials": 0, "expired refresh tokens": 0, "rows of ended sessions": 0}
+    total = {
+        "expired denials": 0,
+        "expired refresh tokens": 0,
+        "rows of ended sessions": 0,
+        "old mail and expired links": 0,
+    }
     try:
         with runtime.sessions() as session:
             while True:
                 purged = runtime.token_store.purge(session=session, batch=batch)
+                mail = purge_finished(session, batch=batch)
                 session.commit()
                 total["expired denials"] += purged.expired_denials
                 total["expired refresh tokens"] += purged.expired_refresh
                 total["rows of ended sessions"] += purged.dead_family_rows
-                if purged.total == 0:
+                total["old mail and expired links"] += mail
+                if purged.total + mail == 0:
                     break
     except DatabaseUnreachable as exc:
         print(f"error: the database is unreachable: {exc}", file=sys.stderr)

@@ -22,7 +22,13 @@ from jose import jwt
 from sqlalchemy import func, insert, select, update
 
 from shared.domain import errors
-from shared.domain.models import RefreshToken, RevokedAccessToken, User
+from shared.domain.models import (
+    OneTimeToken,
+    OutboxMessage,
+    RefreshToken,
+    RevokedAccessToken,
+    User,
+)
 from shared.domain.schemas import TokenPair, UserCreate, UserPublic
 from shared.runtime import Runtime
 from tests.conftest import TEST_SECRET, in_process_settings
@@ -181,3 +187,35 @@ def test_logins_sweeping_at_once_never_fail(runtime: Runtime) -> None:
         for thread in threads:
             thread.join()
     assert failures == []
+
+
+def test_purge_tokens_drops_old_mail_and_expired_links_only(runtime: Runtime) -> None:
+    """A sent message's metadata is kept for a month (for "I never got the mail"), an
+    unsent one until it is sent or given up; an expired link is useless at once."""
+    with runtime.sessions() as session:  # the signup's verification: a message and a link
+        user = session.scalars(select(User).where(User.email == EMAIL)).one()
+        runtime.recovery.request_verification(session=session, user_id=user.id, client_ip=IP)
+    long_ago, now = datetime.now(UTC) - timedelta(days=31), datetime.now(UTC)
+    with runtime.engine.begin() as connection:
+        for sent_at in (long_ago, now):
+            connection.execute(
+                insert(OutboxMessage).values(
+                    kind="password_changed", recipient=EMAIL, message_id=f"<{sent_at}@x>",
+                    created_at=sent_at, next_attempt_at=sent_at, attempts=1, sent_at=sent_at,
+                )
+            )  # fmt: skip
+        connection.execute(update(OneTimeToken).values(expires_at=now - timedelta(seconds=1)))
+    assert mail_counts(runtime) == (3, 1)
+
+    result = purge_command(runtime)
+    assert result.returncode == 0, result.stderr
+
+    # Left: the unsent verification message and the message sent today; no link.
+    assert mail_counts(runtime) == (2, 0), result.stdout
+
+
+def mail_counts(runtime: Runtime) -> tuple[int, int]:
+    with runtime.engine.connect() as connection:
+        messages = connection.scalar(select(func.count()).select_from(OutboxMessage))
+        links = connection.scalar(select(func.count()).select_from(OneTimeToken))
+    return messages or 0, links or 0

@@ -182,6 +182,12 @@ class Settings(BaseSettings):
             raise ValueError("rate_limit must look like '20/minute' or '5 per second'") from None
         return value
 
+    @field_validator("smtp_username", "smtp_password", "mail_reply_to", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """``VAR=`` (compose's ``${VAR:-}``) means unset, not an empty login."""
+        return None if value == "" else value
+
     @field_validator("public_url")
     @classmethod
     def _public_base(cls, value: str) -> str:

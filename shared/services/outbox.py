@@ -11,10 +11,13 @@ did not happen.
 import json
 import secrets
 from collections.abc import Mapping
+from datetime import timedelta
 
+from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
-from shared.domain.models import OutboxMessage
+from shared.domain.models import OneTimeToken, OutboxMessage
+from shared.infrastructure.db import utcnow
 from shared.infrastructure.mail_templates import MailKind
 
 # Where the ids written in a session wait for the route to hand them on: Session.info
@@ -50,3 +53,23 @@ def queued_in(session: Session) -> list[int]:
     """
     ids: list[int] = session.info.pop(QUEUED, [])
     return ids
+
+
+# How long a sent or abandoned message's metadata (kind, recipient, times, last error) is
+# kept for whoever investigates "I never got the mail"; its link went when it was sent.
+KEEP_FINISHED = timedelta(days=30)
+
+
+def purge_finished(session: Session, *, batch: int) -> int:
+    """Delete up to ``batch`` messages finished over ``KEEP_FINISHED`` ago, and as many
+    expired one-time tokens (their messages are gone or useless); the caller commits."""
+    before, now = utcnow() - KEEP_FINISHED, utcnow()
+    finished = (
+        select(OutboxMessage.id)
+        .where(or_(OutboxMessage.sent_at < before, OutboxMessage.failed_at < before))
+        .limit(batch)
+    )
+    expired = select(OneTimeToken.id).where(OneTimeToken.expires_at < now).limit(batch)
+    messages = session.execute(delete(OutboxMessage).where(OutboxMessage.id.in_(finished)))
+    tokens = session.execute(delete(OneTimeToken).where(OneTimeToken.id.in_(expired)))
+    return int(messages.rowcount) + int(tokens.rowcount)  # type: ignore[attr-defined]
