@@ -215,6 +215,61 @@ CONCERNS: list[Concern] = [
         shared=[Ref("shared/domain/schemas.py", "UserPublic")],
     ),
     Concern(
+        title="Mail after the response: BackgroundTasks, and a pool of Flask's own",
+        slug="background-mail",
+        notes=(
+            "The seed articles' example of FastAPI's toolbox, done on both twins. The service "
+            "writes each message to the outbox in the request's own transaction (`enqueue`); the "
+            "route then hands the ids it committed to a background step. FastAPI has one built "
+            "in: `BackgroundTasks` runs `deliver` after the response is sent, in this process, in "
+            "the threadpool the sync routes use. WSGI ends with the response, so the Flask twin "
+            "owns a bounded pool (`MailWorker`), started by the factory and stopped at exit. "
+            "Neither survives a crash, and neither has to: the message is in the outbox, and "
+            "`authtwin deliver-mail` sends what no background step did, claiming each message "
+            "first so that none is sent twice."
+        ),
+        fastapi=[
+            Ref("fastapi_app/background.py", "send_mail_after_response"),
+            Ref("fastapi_app/routes/recovery.py", "request_password_reset"),
+        ],
+        flask=[
+            Ref("flask_app/background.py", "MailWorker"),
+            Ref("flask_app/background.py", "install_mail_worker"),
+            Ref("flask_app/background.py", "send_mail_after_response"),
+            Ref("flask_app/routes/recovery.py", "request_password_reset"),
+        ],
+        shared=[
+            Ref("shared/services/outbox.py", "enqueue"),
+            Ref("shared/services/outbox.py", "queued_in"),
+            Ref("shared/services/mail_delivery.py", "MailDelivery.deliver"),
+        ],
+    ),
+    Concern(
+        title="Password reset and email verification",
+        slug="recovery",
+        notes=(
+            "The same steps on both twins: validate the body, one service call, the framework's "
+            "way to answer (and, for the reset, to send the notice after it). A reset request "
+            "writes one row whatever the address, so it answers alike for every address; the "
+            "account is looked up when the message is prepared (`AccountMail.prepare`). A link's "
+            "token is random, stored hashed, and redeemed by a compare-and-set, so it works once."
+        ),
+        fastapi=[
+            Ref("fastapi_app/routes/recovery.py", "reset_password"),
+            Ref("fastapi_app/routes/recovery.py", "verify_email"),
+        ],
+        flask=[
+            Ref("flask_app/routes/recovery.py", "reset_password"),
+            Ref("flask_app/routes/recovery.py", "verify_email"),
+        ],
+        shared=[
+            Ref("shared/services/recovery.py", "RecoveryService.request_password_reset"),
+            Ref("shared/services/recovery.py", "RecoveryService.reset_password"),
+            Ref("shared/services/account_mail.py", "AccountMail.prepare"),
+            Ref("shared/services/one_time_tokens.py", "OneTimeTokens.redeem"),
+        ],
+    ),
+    Concern(
         title="Signup",
         slug="signup",
         notes=(
