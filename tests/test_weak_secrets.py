@@ -167,3 +167,23 @@ def test_both_twins_refuse_to_start(
     assert started.returncode != 0, started.stderr
     assert reason in started.stderr
     assert STRONG not in started.stderr
+
+
+@pytest.mark.parametrize(
+    ("settings", "reason"),
+    [
+        (
+            {"smtp_host": "smtp.example.com", "smtp_security": "none",
+             "smtp_username": "relay", "smtp_password": "a relay password"},
+            "in clear",
+        ),
+        ({"smtp_username": "relay"}, "needs AUTHTWIN_SMTP_PASSWORD"),
+        ({"env": "production", "mail_backend": "console"}, "logs reset and verification links"),
+    ],
+    ids=["login-in-clear", "login-without-password", "console-in-production"],
+)  # fmt: skip
+def test_mail_settings_that_would_leak_a_credential_are_refused(
+    settings: dict[str, object], reason: str
+) -> None:
+    with pytest.raises(ValidationError, match=reason):
+        Settings.model_validate({"env": "development", "secret_key": STRONG, **settings})

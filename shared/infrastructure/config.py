@@ -263,6 +263,20 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _no_smtp_login_in_clear(self) -> "Settings":
+        """A login over a connection without TLS hands the relay's password to anyone on the
+        path; only a relay on this host may be reached that way."""
+        local = self.smtp_host in {"localhost", "127.0.0.1", "::1"}
+        if self.smtp_username and self.smtp_security == "none" and not local:
+            raise ValueError(
+                "AUTHTWIN_SMTP_USERNAME with AUTHTWIN_SMTP_SECURITY=none would send the SMTP "
+                "password in clear: use starttls or tls"
+            )
+        if self.smtp_username and self.smtp_password is None:
+            raise ValueError("AUTHTWIN_SMTP_USERNAME needs AUTHTWIN_SMTP_PASSWORD")
+        return self
+
     @property
     def mail_transport(self) -> Literal["console", "smtp"]:
         """The backend in use: as set, else the console in development and SMTP elsewhere."""
