@@ -120,7 +120,8 @@ def test_admin_actions_and_refusals_are_audited(
         {"is_active": False},
         {"is_active": True},
         {"password": ADMIN_RESET},
-        {"email": new_email},
+        {"email": new_email},  # leaves the address unverified
+        {"is_verified": True},
         {"full_name": "Renamed by an administrator"},
     ]
     with caplog.at_level(logging.INFO, logger="authtwin"):
@@ -158,6 +159,7 @@ def test_admin_actions_and_refusals_are_audited(
         ("reactivate", "success", member.id),
         ("password_reset", "success", member.id),
         ("email_change", "success", member.id),
+        ("verify", "success", member.id),
         ("name_change", "success", member.id),
         ("password_reset", "failure", member.id),
         ("update_user", "failure", nobody),
