@@ -512,6 +512,7 @@ CONCERNS: list[Concern] = [
         shared=[
             Ref("shared/web/headers.py", "RESPONSE_HEADERS"),
             Ref("shared/web/headers.py", "DOCS_CONTENT_SECURITY_POLICY"),
+            Ref("shared/web/headers.py", "PAGE_HEADERS"),
             Ref("shared/web/headers.py", "response_headers"),
         ],
     ),
@@ -582,6 +583,35 @@ CONCERNS: list[Concern] = [
         shared=[
             Ref("shared/web/docs.py", "asset"),
             Ref("shared/web/contract.py", "openapi_document"),
+        ],
+    ),
+    Concern(
+        title="Account pages (the links in mail)",
+        slug="account-pages",
+        notes=(
+            "The reset and verification links open `/reset-password` and `/verify-email`, "
+            "static pages from the shared assets: their script reads the token from the "
+            "fragment, which never reaches a server, and posts it to the API. The routes are "
+            "the docs pages' again: FastAPI keeps them out of the generated document with "
+            "`include_in_schema=False`, and the contract tests leave Flask's `pages` blueprint "
+            "out of the routes they compare. Neither route sets a header: the response-headers "
+            "middleware (FastAPI) and hook (Flask) give these paths their own policy, which "
+            "allows this server's script and stylesheet and nothing inline."
+        ),
+        fastapi=[
+            Ref("fastapi_app/routes/pages.py", "reset_password_page"),
+            Ref("fastapi_app/routes/pages.py", "verify_email_page"),
+            Ref("fastapi_app/routes/pages.py", "account_asset"),
+        ],
+        flask=[
+            Ref("flask_app/routes/pages.py", "reset_password_page"),
+            Ref("flask_app/routes/pages.py", "verify_email_page"),
+            Ref("flask_app/routes/pages.py", "account_asset"),
+        ],
+        shared=[
+            Ref("shared/web/account_pages.py", "page"),
+            Ref("shared/web/account_pages.py", "asset"),
+            Ref("shared/web/headers.py", "ACCOUNT_PAGES_CONTENT_SECURITY_POLICY"),
         ],
     ),
     Concern(

@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from fastapi_app.errors import install_error_handlers
 from fastapi_app.middleware import install_middleware
 from fastapi_app.readers import make_reader
-from fastapi_app.routes import api_router, docs, well_known
+from fastapi_app.routes import api_router, docs, pages, well_known
 from shared.infrastructure.config import Settings
 from shared.runtime import Runtime
 
@@ -56,4 +56,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api_router, prefix="/api/v1")
     app.include_router(well_known.router)  # at the root, where RFC 8615 puts it
     app.include_router(docs.router)
+    app.include_router(pages.router)  # at the root, where the mailed links point
     return app

@@ -6,7 +6,7 @@ from flask_app.background import install_mail_worker
 from flask_app.deps import close_session
 from flask_app.errors import install_error_handlers
 from flask_app.middleware import install_middleware
-from flask_app.routes import api_bp, docs, well_known
+from flask_app.routes import api_bp, docs, pages, well_known
 from flask_app.validation import install_validation
 from shared.infrastructure.config import Settings
 from shared.runtime import Runtime
@@ -34,4 +34,5 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(api_bp, url_prefix="/api/v1")
     app.register_blueprint(well_known.bp)  # at the root, where RFC 8615 puts it
     app.register_blueprint(docs.bp)
+    app.register_blueprint(pages.bp)  # at the root, where the mailed links point
     return app

@@ -78,14 +78,17 @@ class ServerNotReady(Exception):
 
 
 @contextlib.contextmanager
-def serve(app: str, env: Mapping[str, str], workdir: Path, workers: int = 1) -> Iterator[str]:
+def serve(
+    app: str, env: Mapping[str, str], workdir: Path, workers: int = 1, port: int | None = None
+) -> Iterator[str]:
     """``app`` under its production server until the block ends; yields its base URL.
 
     The database is migrated first, as a deployment would. The server's log is in
-    ``workdir``, and shown if it never becomes healthy.
+    ``workdir``, and shown if it never becomes healthy. ``port``: one chosen beforehand, for
+    settings that name the server's own URL (``AUTHTWIN_PUBLIC_URL``); else a free one.
     """
     migrate(env)
-    port = free_port()
+    port = port or free_port()
     base_url = f"http://127.0.0.1:{port}"
     log_path = workdir / f"{app}-server.log"
     with log_path.open("wb") as log:

@@ -1,4 +1,5 @@
 """Swagger UI, in a real browser, with no internet: authorize, call /users/me, see 200.
+The pages the mailed links open: verify an address, reset a password, as a person would.
 And the side-by-side page (``make compare``): every concern shows both twins' code.
 
 Debian's chromium, driven by Playwright (``executable_path``: no browser download). Every
@@ -9,8 +10,10 @@ reason, except under CI=true, where .ci/run installs chromium and its absence is
 """
 
 import os
+import re
 import shutil
 from collections.abc import Iterator
+from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
@@ -18,8 +21,10 @@ import requests
 from playwright.sync_api import Browser, ConsoleMessage, Page, Route, sync_playwright
 
 from docs.concerns import CONCERNS
+from shared.services.account_mail import RESET_PAGE, VERIFY_PAGE
 from tests.clients import API_PREFIX
-from tests.live import production_env, serve
+from tests.live import free_port, production_env, serve
+from tests.mailbox import Mailbox, link_token
 from tests.support import PASSWORD, unique_email
 
 pytestmark = pytest.mark.in_process
@@ -132,6 +137,126 @@ def test_redoc_renders_the_contract_offline(app: str, browser: Browser, tmp_path
     # ReDoc's sidebar shows its maker's logo from their CDN; the policy blocks that image,
     # and nothing else, and the page works without it.
     assert [v for v in violations if REDOC_LOGO not in v] == []
+
+
+def console_errors(page: Page) -> list[str]:
+    """Every error the page's console shows, and every exception its scripts leave uncaught."""
+    errors: list[str] = []
+
+    def watch(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            errors.append(message.text)
+
+    page.on("console", watch)
+    page.on("pageerror", lambda error: errors.append(f"uncaught: {error}"))
+    return errors
+
+
+def mailed_link(mailbox: Mailbox, email: str, count: int, path: str, base_url: str) -> str:
+    """The ``path`` link in the ``count``-th message to ``email``, as the person would click
+    it: the server's own URL (AUTHTWIN_PUBLIC_URL), the page, the token in the fragment."""
+    message = mailbox.wait_for(to=email, count=count)[count - 1]
+    link = f"{base_url}{path}#token={link_token(message, path)}"
+    text = message.get_body(preferencelist=("plain",))
+    assert isinstance(text, EmailMessage)
+    assert link in text.get_content(), link  # AUTHTWIN_PUBLIC_URL: this very server
+    return link
+
+
+def access_token(api: str, email: str, password: str) -> str | None:
+    """A login's access token; None if the password is refused."""
+    login = {"email": email, "password": password}
+    response = requests.post(f"{api}/auth/login", json=login, timeout=30)
+    return response.json()["access_token"] if response.status_code == 200 else None
+
+
+def verify_in_browser(page: Page, link: str, email: str) -> None:
+    page.goto(link)
+    assert page.url == link.partition("#")[0]  # the token left the address bar
+    page.get_by_role("button", name="Verify my address").click()
+    page.get_by_text(f"Your address {email} is verified.").wait_for()
+
+
+def reset_in_browser(page: Page, link: str, new_password: str) -> None:
+    """A typo, a password the API refuses (its message is shown), then the right one."""
+    page.goto(link)
+    assert page.url == link.partition("#")[0]
+    password, again = page.get_by_label("New password"), page.get_by_label("The same password")
+    change = page.get_by_role("button", name="Change my password")
+    for first, second, answer in [
+        (new_password, "not the same", "The two passwords are not the same."),
+        ("short", "short", "String should have at least 8 characters"),
+        (new_password, new_password, "Your password was changed. Every session was signed out"),
+    ]:
+        password.fill(first)
+        again.fill(second)
+        change.click()
+        page.get_by_text(answer).wait_for()
+
+
+def used_link_is_refused(page: Page, link: str) -> bool:
+    page.goto("about:blank")  # a new load of the page, as from the mail, not a jump within it
+    page.goto(link)
+    for field in page.locator("input[type=password]").all():  # the reset page's
+        field.fill("yet another passphrase")
+    page.get_by_role("button").click()
+    page.get_by_text("Invalid, expired or already used token").wait_for()
+    return page.get_by_role("button").is_disabled()  # the token will never work again
+
+
+@pytest.mark.parametrize("app", ["fastapi", "flask"])
+def test_the_mailed_links_verify_the_address_and_reset_the_password(
+    app: str, browser: Browser, tmp_path: Path
+) -> None:
+    """The links as mailed, in the pages as served, each page's button pressed as a person
+    would; what the API then says of the account is the proof."""
+    port = free_port()
+    base_url, api = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port}{API_PREFIX}"
+    email, new_password = unique_email(), "a brand new passphrase"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with Mailbox() as mailbox:
+        env = production_env(
+            tmp_path / "pages.db",
+            public_url=base_url,
+            mail_backend="smtp",
+            smtp_host=mailbox.host,
+            smtp_port=str(mailbox.port),
+            smtp_security="none",
+        )
+        with serve(app, env, tmp_path, port=port):
+            signup = requests.post(
+                f"{api}/auth/signup", json={"email": email, "password": PASSWORD}, timeout=30
+            )
+            assert signup.status_code == 201, signup.text
+            page = browser.new_page(viewport={"width": 800, "height": 600})
+            refused, violations = offline(page, base_url), policy_violations(page)
+            errors = console_errors(page)
+
+            verify_link = mailed_link(mailbox, email, 1, VERIFY_PAGE, base_url)
+            verify_in_browser(page, verify_link, email)
+            page.screenshot(path=ARTIFACTS / f"verify-email-{app}.png")
+            bearer = {"Authorization": f"Bearer {access_token(api, email, PASSWORD)}"}
+            me = requests.get(f"{api}/users/me", headers=bearer, timeout=30)
+            assert me.json()["is_verified"] is True
+            assert used_link_is_refused(page, verify_link)
+
+            asked = requests.post(f"{api}/auth/password-reset", json={"email": email}, timeout=30)
+            assert asked.status_code == 202, asked.text
+            reset_link = mailed_link(mailbox, email, 2, RESET_PAGE, base_url)
+            reset_in_browser(page, reset_link, new_password)
+            page.screenshot(path=ARTIFACTS / f"reset-password-{app}.png")
+            assert access_token(api, email, new_password) is not None
+            assert access_token(api, email, PASSWORD) is None
+            assert used_link_is_refused(page, reset_link)
+
+            page.goto(f"{base_url}{RESET_PAGE}")  # no token: the link was cut short
+            page.get_by_text("This page needs the link from your email").wait_for()
+            assert page.get_by_role("button").is_disabled()
+            page.close()
+    assert refused == []
+    assert violations == []
+    # The browser's own line for each answer the steps above expect to fail (422, 400).
+    assert [e for e in errors if not re.search(r"status of (400|422)\b", e)] == []
 
 
 # What is wrong with each concern's columns, measured in the page in one pass: each side

@@ -1,6 +1,8 @@
 """The headers every response carries, so both twins answer alike (OWASP REST Security), and
 the one request header the apps decode: its size, and how its token is read."""
 
+from shared.web.account_pages import PAGES as ACCOUNT_PAGES
+
 # The longest Authorization header read: one over it is an invalid token before any of it is
 # decoded (uvicorn's own servers passed a 4 MB bearer token on to be base64-decoded). The
 # tokens issued here are under 1 KiB (HS256; RS256 with a 4096-bit key adds 700 bytes), so
@@ -44,9 +46,25 @@ DOCS_CONTENT_SECURITY_POLICY = (
     "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
 
+# The pages the mailed links open (shared/web/account_pages.py) handle a password and a
+# one-time token, so they get the tightest policy a working page can: their own script and
+# stylesheet, requests to this server alone, nothing inline: markup injected into them, a
+# <script> or an on…= handler, would not run.
+ACCOUNT_PAGES_CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+    "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+PAGE_POLICIES = {
+    **dict.fromkeys(DOCS_PATHS, DOCS_CONTENT_SECURITY_POLICY),
+    **dict.fromkeys(ACCOUNT_PAGES, ACCOUNT_PAGES_CONTENT_SECURITY_POLICY),
+}
+# Built once: each page's headers are the API's, with its own policy in place of the API's.
+PAGE_HEADERS = {
+    path: {**RESPONSE_HEADERS, "Content-Security-Policy": policy}
+    for path, policy in PAGE_POLICIES.items()
+}
+
 
 def response_headers(path: str) -> dict[str, str]:
     """The headers every response to ``path`` carries (unless the route set its own)."""
-    if path in DOCS_PATHS:
-        return {**RESPONSE_HEADERS, "Content-Security-Policy": DOCS_CONTENT_SECURITY_POLICY}
-    return RESPONSE_HEADERS
+    return PAGE_HEADERS.get(path, RESPONSE_HEADERS)
