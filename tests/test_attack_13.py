@@ -1,0 +1,268 @@
+"""Attacks on issue 13 (password reset, email verification, the outbox): each test states a
+defect found by an outside review, and fails until it is fixed."""
+
+import threading
+
+import httpx2
+
+from tests.clients import runtime_of
+from tests.conftest import ConfiguredApi
+from tests.mailbox import Mailbox
+from tests.mails import MAIL_LIMIT, kinds_to, link_in, request_reset, wait_for_mail
+from tests.support import PASSWORD, Account, assert_error, sign_up, unique_email
+
+INVALID_TOKEN = "Invalid, expired or already used token"
+NEW_PASSWORD = "a brand new passphrase"
+
+
+def change_email(client: httpx2.Client, account: Account, email: str) -> httpx2.Response:
+    return client.patch(
+        "/users/me",
+        headers=account.headers,
+        json={"email": email, "current_password": account.password},
+    )
+
+
+# --- Enumeration: verified-login signup ------------------------------------------------------
+
+
+def test_verified_login_signup_then_login_does_not_tell_a_taken_address(
+    configured: ConfiguredApi, inbox: Mailbox
+) -> None:
+    """Signup answers 202 alike for new and taken addresses, but logging in right after with
+    the password just chosen answers 403 (unverified: the account was created, the address
+    was free) or 401 (the address belonged to someone else): the 202 hides nothing."""
+    client = configured(require_verified_login=True).client
+    taken, free = unique_email("taken"), unique_email("free")
+    client.post("/auth/signup", json={"email": taken, "password": "owner's own passphrase"})
+    probe = "attacker chosen passphrase"
+    answers = {}
+    for email in (taken, free):
+        signed = client.post("/auth/signup", json={"email": email, "password": probe})
+        assert signed.status_code == 202, signed.text
+        login = client.post("/auth/login", json={"email": email, "password": probe})
+        answers[email] = (login.status_code, login.content)
+    assert answers[taken] == answers[free], answers
+
+
+# --- Mail flooding: the per-address limit has a way around ---------------------------------
+
+
+def test_changing_one_s_address_back_and_forth_cannot_flood_another_mailbox(
+    client: httpx2.Client, inbox: Mailbox
+) -> None:
+    """Each change of address mails a verification link to the new address and a notice to
+    the old one, with no limit: an account moving between its own address and a victim's
+    sends the victim two messages per round trip, unbounded (the per-address limit of reset
+    and verification mail, MAIL_LIMIT an hour, is not counted on this path)."""
+    attacker = sign_up(client)
+    own, victim = attacker.email, unique_email("victim")
+    rounds = MAIL_LIMIT + 2
+    for _ in range(rounds):
+        for address in (victim, own):
+            changed = change_email(client, attacker, address)
+            assert changed.status_code in (200, 429), changed.text
+    # Give the background steps time to deliver everything they were handed.
+    try:
+        wait_for_mail(inbox, to=victim, kind="verify_email", count=MAIL_LIMIT + 1, timeout=5)
+        flooded = True
+    except AssertionError:
+        flooded = False
+    verifications = [k for k in kinds_to(inbox, victim) if k == "verify_email"]
+    assert not flooded, f"{len(verifications)} verification mails to one address"
+
+
+# --- Tokens ---------------------------------------------------------------------------------
+
+
+def test_a_reset_link_stays_dead_when_the_address_changes_back(
+    client: httpx2.Client, user: Account, inbox: Mailbox
+) -> None:
+    """The contract: a reset token dies on an email change. It only sleeps: change the
+    address away and back (no password change) and the old link works again."""
+    request_reset(client, user.email)
+    token = link_in(inbox, to=user.email, kind="password_reset")
+    assert change_email(client, user, unique_email("elsewhere")).status_code == 200
+    # The access token survives an email change; change back with it.
+    assert change_email(client, user, user.email).status_code == 200, "change back"
+    confirmed = client.post(
+        "/auth/password-reset/confirm", json={"token": token, "new_password": NEW_PASSWORD}
+    )
+    assert confirmed.status_code == 400, f"the resurrected link answered {confirmed.status_code}"
+    assert_error(confirmed, 400, INVALID_TOKEN)
+
+
+def test_a_password_reset_kills_every_token_of_the_user_verification_links_too(
+    client: httpx2.Client, inbox: Mailbox
+) -> None:
+    """The contract: on a reset, all tokens of the user die. A verification link mailed
+    before the reset still verifies afterwards."""
+    account = sign_up(client)
+    verify = link_in(inbox, to=account.email, kind="verify_email")
+    request_reset(client, account.email)
+    reset = link_in(inbox, to=account.email, kind="password_reset")
+    done = client.post(
+        "/auth/password-reset/confirm", json={"token": reset, "new_password": NEW_PASSWORD}
+    )
+    assert done.status_code == 204, done.text
+    assert_error(client.post("/auth/verify", json={"token": verify}), 400, INVALID_TOKEN)
+
+
+# --- Verified login: other doors ------------------------------------------------------------
+
+
+def _verified_account(client: httpx2.Client, inbox: Mailbox) -> Account:
+    email = unique_email("strict")
+    assert (
+        client.post("/auth/signup", json={"email": email, "password": PASSWORD}).status_code == 202
+    )
+    token = link_in(inbox, to=email, kind="verify_email")
+    assert client.post("/auth/verify", json={"token": token}).status_code == 200
+    tokens = client.post("/auth/login", json={"email": email, "password": PASSWORD}).json()
+    me = client.get("/users/me", headers={"Authorization": f"Bearer {tokens['access_token']}"})
+    return Account.of(me.json(), PASSWORD, tokens)
+
+
+def test_with_verified_login_an_address_change_does_not_tell_a_taken_address(
+    configured: ConfiguredApi, inbox: Mailbox
+) -> None:
+    """With verified login required, signup hides whether an address is taken; changing
+    one's address to it says so (409 vs 200), to any account, as often as it likes."""
+    client = configured(require_verified_login=True).client
+    prober = _verified_account(client, inbox)
+    taken = _verified_account(client, inbox).email
+    to_taken = change_email(client, prober, taken)
+    to_free = change_email(client, prober, unique_email("free"))
+    assert to_taken.status_code == to_free.status_code, (to_taken.text, to_free.text)
+
+
+def test_with_verified_login_an_unverified_address_gets_no_new_tokens_by_refresh(
+    configured: ConfiguredApi, inbox: Mailbox
+) -> None:
+    """Login refuses an unverified address with 403; refresh does not look: an account that
+    moved to an address it has not proved (anyone's, taken by no one yet) keeps a session
+    for ever by refreshing it."""
+    client = configured(require_verified_login=True).client
+    account = _verified_account(client, inbox)
+    assert change_email(client, account, unique_email("unproved")).status_code == 200
+    me = client.get("/users/me", headers=account.headers).json()
+    assert me["is_verified"] is False
+    refreshed = client.post("/auth/refresh", json={"refresh_token": account.refresh_token})
+    assert refreshed.status_code in (401, 403), f"refresh answered {refreshed.status_code}"
+
+
+# --- The outbox: a live sender's claim expires under it ------------------------------------
+
+
+class _SlowSmtp:
+    """An SMTP server that accepts every message but answers the end of DATA one byte at a
+    time, each byte well within the client's timeout: every read succeeds, the send as a
+    whole takes as long as the server likes."""
+
+    def __init__(self, *, byte_every: float, reply_bytes: int) -> None:
+        import socket
+
+        self.accepted = 0
+        self._byte_every, self._reply_bytes = byte_every, reply_bytes
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._session, args=(conn,), daemon=True).start()
+
+    def _session(self, conn) -> None:  # type: ignore[no-untyped-def]
+        import time
+
+        reader = conn.makefile("rb")
+        conn.sendall(b"220 slow ESMTP\r\n")
+        try:
+            for raw in reader:
+                verb = raw[:4].upper()
+                if verb in (b"EHLO", b"HELO", b"MAIL", b"RCPT", b"RSET", b"NOOP"):
+                    conn.sendall(b"250 ok\r\n")
+                elif verb == b"DATA":
+                    conn.sendall(b"354 go on\r\n")
+                    for line in reader:
+                        if line == b".\r\n":
+                            break
+                    self.accepted += 1
+                    reply = b"250 " + b"q" * (self._reply_bytes - 6) + b"\r\n"
+                    for byte in reply:
+                        conn.sendall(bytes([byte]))
+                        time.sleep(self._byte_every)
+                elif verb == b"QUIT":
+                    conn.sendall(b"221 bye\r\n")
+                    return
+                else:
+                    conn.sendall(b"502 no\r\n")
+        except OSError:
+            return
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        self._listener.close()
+
+
+def test_a_slow_smtp_server_cannot_make_the_outbox_send_one_message_twice(
+    client: httpx2.Client,
+) -> None:
+    """The lease is CLAIM_TIMEOUTS x the SMTP timeout on the premise that a send is at most
+    that many reads; but the timeout bounds each read, not the send. A server (or network)
+    that trickles its reply keeps a live sender past its lease, a second sender (the
+    ``deliver-mail`` worker, another process's background step) claims the message again,
+    and the recipient gets it twice."""
+    import time
+    from datetime import timedelta
+
+    from shared.infrastructure.mail import SmtpBackend
+    from shared.runtime import CLAIM_TIMEOUTS
+    from shared.services.mail_delivery import MailDelivery
+    from shared.services.outbox import enqueue
+
+    runtime = runtime_of(client)
+    timeout = 0.2
+    lease = timeout * CLAIM_TIMEOUTS  # 2 s
+    server = _SlowSmtp(byte_every=timeout / 2, reply_bytes=int(lease * 2.5 / (timeout / 2)))
+    try:
+
+        def sender() -> MailDelivery:
+            return MailDelivery(
+                sessions=runtime.sessions,
+                backend=SmtpBackend(
+                    host="127.0.0.1",
+                    port=server.port,
+                    security="none",
+                    timeout=timeout,
+                    sender="authtwin <no-reply@localhost>",
+                ),
+                mail=runtime.mail_delivery._mail,
+                retry_after=timedelta(seconds=30),
+                max_attempts=5,
+                lease=timedelta(seconds=lease),
+            )
+
+        with runtime.sessions() as session:
+            enqueue(
+                session,
+                kind="password_changed",
+                recipient=unique_email("slow"),
+                context={"public_url": "http://localhost:8000"},
+                domain="localhost",
+            )
+            session.commit()
+            (message_id,) = session.info.pop("authtwin.outbox")
+        first = threading.Thread(target=sender().deliver, args=([message_id],))
+        first.start()
+        time.sleep(lease + 0.5)  # the first send is still waiting for its reply
+        second = sender().deliver_due()
+        first.join()
+        assert server.accepted == 1, f"sent {server.accepted} times; second pass: {second.counts}"
+    finally:
+        server.close()
