@@ -35,6 +35,7 @@ from shared.services.admin import AdminService
 from shared.services.auth import AuthService
 from shared.services.mail_delivery import MailDelivery
 from shared.services.one_time_tokens import OneTimeTokens
+from shared.services.pending_signups import PendingSignups
 from shared.services.recovery import RecoveryService
 from shared.services.token_store import TokenStore
 from shared.services.users import UserService
@@ -102,6 +103,7 @@ class Runtime:
             mail=mail,
         )
         sessions = make_session_factory(engine)
+        pending = PendingSignups(lifetime=timedelta(hours=settings.verify_email_hours))
         return cls(
             settings=settings,
             engine=engine,
@@ -123,6 +125,7 @@ class Runtime:
                 token_store=token_store,
                 users=users,
                 mail=mail,
+                pending=pending,
                 require_verified=settings.require_verified_login,
             ),
             users=users,
@@ -133,6 +136,7 @@ class Runtime:
                 tokens=one_time_tokens,
                 mail=mail,
                 users=users,
+                pending=pending,
             ),
             mail_delivery=MailDelivery(
                 sessions=sessions,

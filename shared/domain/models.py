@@ -118,6 +118,27 @@ class OneTimeToken(Base):
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
 
 
+class PendingSignup(Base):
+    """A signup waiting for its address to be proved (AUTHTWIN_REQUIRE_VERIFIED_LOGIN): the
+    account is created only when the link mailed to the address is followed.
+
+    Not a user row: an account created at signup, with a password the one signing up chose,
+    would answer a login with that password differently from a taken address (whose owner's
+    password it is not), and tell the very thing the 202 hides. Several may wait for one
+    address (people mistype, or try someone else's); the first link followed wins.
+    """
+
+    __tablename__ = "pending_signups"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    email: Mapped[str] = mapped_column(String(EMAIL_MAX_LENGTH), index=True)
+    hashed_password: Mapped[str] = mapped_column(String(255))
+    full_name: Mapped[str | None] = mapped_column(String(NAME_MAX_LENGTH), default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
 class OutboxMessage(Base):
     """A mail to send, written in the transaction that decided to send it (the outbox
     pattern): a message exists if and only if what it announces was committed, and a crash

@@ -39,7 +39,7 @@ Operation = Literal[
     "signup", "login", "token", "refresh", "password_reset", "reset_confirm", "verify"
 ]
 # Mail limited per recipient (an address, or an account's id), AUTHTWIN_MAIL_RATE_LIMIT each.
-MailPurpose = Literal["password_reset", "verify_email", "signup_attempt"]
+MailPurpose = Literal["password_reset", "verify_email", "signup_attempt", "email_changed"]
 
 
 @dataclass(frozen=True)

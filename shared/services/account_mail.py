@@ -33,9 +33,17 @@ class AccountMail:
     def verification(self, session: Session, user: User) -> None:
         """A link proving ``user.email`` is theirs; any earlier one stops working."""
         token = self._tokens.issue(session=session, user=user, purpose="verify_email")
+        self.verification_link(session, user.email, token)
+
+    def verification_link(self, session: Session, email: str, token: str) -> None:
+        """Mail ``token``'s link to ``email``. Limited per address, silently: signing up,
+        deleting and signing up again, or moving an account between its own address and
+        someone else's, must not become a way to flood that mailbox."""
+        if not self._throttle.allow_mail("verify_email", email):
+            return
         hours = int(self._tokens.lifetime("verify_email").total_seconds() // 3600)
         link = f"{self._public_url}{VERIFY_PAGE}#token={token}"
-        self._add(session, "verify_email", user.email, {"link": link, "hours": hours})
+        self._add(session, "verify_email", email, {"link": link, "hours": hours})
 
     def password_reset_requested(self, session: Session, email: str) -> None:
         """A reset request for an address, whoever owns it (if anyone): see ``prepare``."""
@@ -46,7 +54,10 @@ class AccountMail:
 
     def email_changed(self, session: Session, user: User, *, old_email: str) -> None:
         """A notice to the address the account had: if someone else changed it, its owner
-        hears of it where the attacker cannot delete the message."""
+        hears of it where the attacker cannot delete the message. Limited per address,
+        silently, like the verification link."""
+        if not self._throttle.allow_mail("email_changed", old_email):
+            return
         context = {"new_email_hint": mask(user.email), "public_url": self._public_url}
         self._add(session, "email_changed", old_email, context)
 

@@ -22,6 +22,7 @@ from shared.security.passwords import PasswordHasher
 from shared.security.throttle import Throttle
 from shared.security.tokens import TokenClaims, TokenCodec
 from shared.services.account_mail import AccountMail
+from shared.services.pending_signups import PendingSignups
 from shared.services.token_store import TokenStore
 from shared.services.users import UserService
 
@@ -47,6 +48,7 @@ class AuthService:
         token_store: TokenStore,
         users: UserService,
         mail: AccountMail,
+        pending: PendingSignups,
         require_verified: bool,
     ) -> None:
         self._passwords = passwords
@@ -55,30 +57,44 @@ class AuthService:
         self._token_store = token_store
         self._users = users
         self._mail = mail
+        self._pending = pending
         self._require_verified = require_verified
 
     def signup(self, *, session: Session, data: UserCreate, client_ip: str) -> User | Accepted:
-        """The new account, with a verification link mailed to it.
+        """The new account, with a verification link mailed to it; or, when login requires a
+        verified address, ``SIGNUP_ACCEPTED`` whatever the address (``_signup_unseen``).
 
-        When login requires a verified address, the answer no longer says whether the
-        address was free: both cases get ``SIGNUP_ACCEPTED``, and the owner of a taken one a
-        mail about the attempt. (Without that requirement the new account's tokens are one
-        login away, so the 409 has nothing left to hide: README, "Two signup modes".)
+        (Without that requirement the new account's tokens are one login away, so the 409
+        has nothing left to hide: README, "Two signup modes".)
         """
         self._users.check_new_password(data.password, email=data.email, field="password")
+        if self._require_verified:
+            return self._signup_unseen(session, data, client_ip)
         try:
             user = self._users.add_user(session=session, data=data)
         except errors.EmailTaken:
             auth_event("signup", "failure", client_ip=client_ip, email=data.email, reason="taken")
-            if not self._require_verified:
-                raise
-            self._mail.signup_attempt(session, data.email)
-            session.commit()
-            return SIGNUP_ACCEPTED
+            raise
         self._mail.verification(session, user)
         session.commit()
         auth_event("signup", "success", client_ip=client_ip, user_id=user.id)
-        return SIGNUP_ACCEPTED if self._require_verified else user
+        return user
+
+    def _signup_unseen(self, session: Session, data: UserCreate, client_ip: str) -> Accepted:
+        """A signup that tells no one whether the address has an account: the same answer,
+        and the same work (a hash, one transaction), for both. A free address gets a link
+        that creates the account (pending_signups.py says why not before); a taken one's
+        owner, a mail about the attempt (OWASP Authentication cheat sheet)."""
+        hashed_password = self._passwords.hash(data.password)
+        if session.scalar(select(User.id).where(User.email == data.email)) is not None:
+            auth_event("signup", "failure", client_ip=client_ip, email=data.email, reason="taken")
+            self._mail.signup_attempt(session, data.email)
+        else:
+            token = self._pending.start(session=session, data=data, hashed_password=hashed_password)
+            self._mail.verification_link(session, data.email, token)
+            auth_event("signup", "success", client_ip=client_ip, email=data.email, reason="pending")
+        session.commit()
+        return SIGNUP_ACCEPTED
 
     def authenticate(self, *, session: Session, email: str, password: str, client_ip: str) -> User:
         """The user these credentials prove, upgrading an outdated password hash on the way.
@@ -172,6 +188,9 @@ class AuthService:
         user = session.get(User, claims.user_id)
         if user is None or not user.is_active or user.token_generation != claims.generation:
             raise errors.InvalidToken
+        if self._require_verified and not user.is_verified:
+            # As at login: an address moved to one not yet proved keeps no session going.
+            raise errors.EmailNotVerified
         pair = self._token_store.rotate(session=session, record=record, user=user)
         auth_event("refresh", "success", client_ip=client_ip, user_id=user.id)
         return pair

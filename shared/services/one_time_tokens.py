@@ -81,6 +81,12 @@ class OneTimeTokens:
         return user
 
 
+def revoke_links(session: Session, user_id: int) -> None:
+    """Every link of the user stops working: their password or address changed (a link
+    must not come back to life if the address changes back), or every session was ended."""
+    session.execute(delete(OneTimeToken).where(OneTimeToken.user_id == user_id))
+
+
 def _still_applies(row: OneTimeToken, user: User) -> bool:
     if not user.is_active or user.email != row.email:
         return False

@@ -16,7 +16,7 @@ from datetime import timedelta
 from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
-from shared.domain.models import OneTimeToken, OutboxMessage
+from shared.domain.models import OneTimeToken, OutboxMessage, PendingSignup
 from shared.infrastructure.db import utcnow
 from shared.infrastructure.mail_templates import MailKind
 
@@ -62,7 +62,7 @@ KEEP_FINISHED = timedelta(days=30)
 
 def purge_finished(session: Session, *, batch: int) -> int:
     """Delete up to ``batch`` messages finished over ``KEEP_FINISHED`` ago, and as many
-    expired one-time tokens (their messages are gone or useless); the caller commits."""
+    expired one-time tokens and signups that waited in vain; the caller commits."""
     before, now = utcnow() - KEEP_FINISHED, utcnow()
     finished = (
         select(OutboxMessage.id)
@@ -72,4 +72,7 @@ def purge_finished(session: Session, *, batch: int) -> int:
     expired = select(OneTimeToken.id).where(OneTimeToken.expires_at < now).limit(batch)
     messages = session.execute(delete(OutboxMessage).where(OutboxMessage.id.in_(finished)))
     tokens = session.execute(delete(OneTimeToken).where(OneTimeToken.id.in_(expired)))
-    return int(messages.rowcount) + int(tokens.rowcount)  # type: ignore[attr-defined]
+    stale = select(PendingSignup.id).where(PendingSignup.expires_at < now).limit(batch)
+    signups = session.execute(delete(PendingSignup).where(PendingSignup.id.in_(stale)))
+    counts: list[int] = [result.rowcount for result in (messages, tokens, signups)]  # type: ignore[attr-defined]
+    return sum(counts)

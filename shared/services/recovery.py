@@ -11,6 +11,7 @@ from shared.security.passwords import PasswordHasher
 from shared.security.throttle import Throttle
 from shared.services.account_mail import AccountMail
 from shared.services.one_time_tokens import OneTimeTokens
+from shared.services.pending_signups import PendingSignups
 from shared.services.users import UserService, load_user
 
 
@@ -23,12 +24,14 @@ class RecoveryService:
         tokens: OneTimeTokens,
         mail: AccountMail,
         users: UserService,
+        pending: PendingSignups,
     ) -> None:
         self._passwords = passwords
         self._throttle = throttle
         self._tokens = tokens
         self._mail = mail
         self._users = users
+        self._pending = pending
 
     def request_password_reset(self, *, session: Session, email: str, client_ip: str) -> None:
         """The same work and answer for every address: counted, one row written, committed.
@@ -68,8 +71,10 @@ class RecoveryService:
         auth_event("password_reset", "success", client_ip=client_ip, user_id=user.id)
 
     def verify_email(self, *, session: Session, token: str, client_ip: str) -> User:
+        """Prove an account's address; or, for a signup that waited for it, create the
+        account (``PendingSignups``): either way the answer is the verified User."""
         try:
-            user = self._tokens.redeem(session=session, token=token, purpose="verify_email")
+            user = self._redeem_either(session, token)
         except errors.InvalidOneTimeToken:
             auth_event("verify_email", "failure", client_ip=client_ip, reason="token")
             raise
@@ -77,6 +82,12 @@ class RecoveryService:
         session.commit()
         auth_event("verify_email", "success", client_ip=client_ip, user_id=user.id)
         return user
+
+    def _redeem_either(self, session: Session, token: str) -> User:
+        try:
+            return self._tokens.redeem(session=session, token=token, purpose="verify_email")
+        except errors.InvalidOneTimeToken:
+            return self._pending.complete(session=session, token=token)
 
     def request_verification(self, *, session: Session, user_id: int, client_ip: str) -> None:
         """A new link to the account's current address; the previous link stops working."""

@@ -16,6 +16,7 @@ from shared.security.password_policy import PasswordPolicy
 from shared.security.passwords import PasswordHasher
 from shared.security.throttle import Throttle
 from shared.services.account_mail import AccountMail
+from shared.services.one_time_tokens import revoke_links
 from shared.services.token_store import TokenStore
 
 
@@ -117,6 +118,7 @@ class UserService:
         old one is told, in case the change was not its owner's doing."""
         old_email, user.email, user.is_verified = user.email, email, verified
         flush_or_email_taken(session)  # a taken address fails here, before any mail is written
+        revoke_links(session, user.id)
         if not verified:
             self._mail.verification(session, user)
         self._mail.email_changed(session, user, old_email=old_email)
@@ -164,6 +166,7 @@ class UserService:
         # Incremented by the database, not in Python: two concurrent changes each move it on.
         user.token_generation = User.token_generation + 1
         self._token_store.revoke_all(session=session, user_id=user.id)
+        revoke_links(session, user.id)
 
 
 def load_user(session: Session, user_id: int) -> User:

@@ -1,4 +1,4 @@
-"""Account mail: users.is_verified, one-time tokens, and the outbox.
+"""Account mail: users.is_verified, one-time tokens, pending signups, and the outbox.
 
 Existing accounts start unverified: nobody has proved their address yet. Turning
 AUTHTWIN_REQUIRE_VERIFIED_LOGIN on after this upgrade therefore sends every existing user
@@ -52,6 +52,18 @@ def upgrade() -> None:
     op.create_index(op.f("ix_one_time_tokens_user_id"), "one_time_tokens", ["user_id"])
     op.create_index(op.f("ix_one_time_tokens_expires_at"), "one_time_tokens", ["expires_at"])
     op.create_table(
+        "pending_signups",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+        sa.Column("email", sa.String(254), nullable=False),
+        sa.Column("hashed_password", sa.String(255), nullable=False),
+        sa.Column("full_name", sa.String(255), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    op.create_index(op.f("ix_pending_signups_email"), "pending_signups", ["email"])
+    op.create_index(op.f("ix_pending_signups_expires_at"), "pending_signups", ["expires_at"])
+    op.create_table(
         "outbox_messages",
         sa.Column("id", sa.Integer(), primary_key=True),
         sa.Column("kind", sa.String(32), nullable=False),
@@ -78,6 +90,9 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_outbox_messages_pending", table_name="outbox_messages")
     op.drop_table("outbox_messages")
+    op.drop_index(op.f("ix_pending_signups_expires_at"), table_name="pending_signups")
+    op.drop_index(op.f("ix_pending_signups_email"), table_name="pending_signups")
+    op.drop_table("pending_signups")
     op.drop_index(op.f("ix_one_time_tokens_expires_at"), table_name="one_time_tokens")
     op.drop_index(op.f("ix_one_time_tokens_user_id"), table_name="one_time_tokens")
     op.drop_table("one_time_tokens")
