@@ -42,8 +42,9 @@ from shared.services.users import UserService
 from shared.web.cors import CorsPolicy
 
 logger = logging.getLogger("authtwin")
-# A send is connect, EHLO, STARTTLS, EHLO, AUTH, MAIL, RCPT, DATA, QUIT: nine steps of at
-# most AUTHTWIN_SMTP_TIMEOUT each (and a claim must not expire under a live sender).
+# The outbox's lease, in SMTP timeouts. A live sender renews its claim every third of it
+# however long the send takes (MailDelivery), so the lease need only outlast one renewal's gap
+# and a slow renewal; it is also how long a dead sender's message waits to be sent again.
 CLAIM_TIMEOUTS = 10
 
 
@@ -144,8 +145,8 @@ class Runtime:
                 mail=mail,
                 retry_after=timedelta(seconds=settings.mail_retry_seconds),
                 max_attempts=settings.mail_max_attempts,
-                # Longer than any send can take (each SMTP step is bounded by the timeout):
-                # a claim outlives its sender only if the sender died.
+                # Renewed while the send goes on: a claim outlives its sender only if the
+                # sender died.
                 lease=timedelta(seconds=settings.smtp_timeout * CLAIM_TIMEOUTS),
             ),
         )

@@ -1,15 +1,22 @@
 """Sending what the outbox holds: after a response, and by ``authtwin deliver-mail``.
 
 Each message is claimed before it is sent (a lease: ``claimed_until``), by a compare-and-set
-that one sender alone can win, and marked sent once the SMTP server has accepted it. So two
-senders (a background step and the worker, or two workers) never send one message twice.
-A sender that dies mid-send leaves its claim to expire, and the message is sent again: the
-one case of a duplicate, when the server accepted it and the crash came before the mark;
-the Message-ID is the same, for the receiving side to recognise it.
+that one sender alone can win, and marked sent once the SMTP server has accepted it. While
+the send goes on, the sender renews its claim every third of the lease: the socket timeout
+bounds each read, not the send, so no fixed lease outlasts a server that trickles its reply.
+A live sender thus keeps its claim however slow the server, and two senders (a background
+step and the worker, or two workers) never send one message twice. A claim expires only
+when its sender stops renewing it: it died (or lost its database for a whole lease). Then
+the message is sent again: the one case of a duplicate, when the server accepted it and the
+crash came before the mark; the Message-ID is the same, for the receiving side to recognise
+it.
 """
 
 import logging
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
@@ -103,7 +110,8 @@ class MailDelivery:
         if not isinstance(prepared, OutgoingMail):
             return prepared
         try:
-            self._backend.send(prepared)
+            with self._claim_held(message_id):
+                self._backend.send(prepared)
         except MailError as error:
             return self._failed(message_id, error)
         self._finish(message_id, sent=True, error=None)
@@ -127,6 +135,63 @@ class MailDelivery:
             return "dropped"
         session.commit()  # a reset link's token, with the message that carries it
         return self._mail.render(message)
+
+    @contextmanager
+    def _claim_held(self, message_id: int) -> Iterator[None]:
+        """Renew the claim every third of the lease until the body (the send) returns or raises.
+
+        A heartbeat thread does it, so a slow send cannot delay it; it is joined before the
+        message is marked, so no renewal comes after the mark.
+        """
+        stop = threading.Event()
+        heartbeat = threading.Thread(
+            target=self._renew_until, args=(message_id, stop), name="outbox-claim", daemon=True
+        )
+        heartbeat.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            heartbeat.join()
+
+    def _renew_until(self, message_id: int, stop: threading.Event) -> None:
+        # A third: a claim renewed on time still has two thirds of a lease to run, so one
+        # late renewal (a slow database) does not let it lapse.
+        interval = self._lease.total_seconds() / 3
+        while not stop.wait(interval):
+            if not self._renew(message_id):
+                return
+
+    def _renew(self, message_id: int) -> bool:
+        """Push the claim a lease ahead; False when renewing should stop.
+
+        It runs in a thread no one waits on for an answer, so it never raises: a database
+        outage is one warning line, a bug its traceback, and the claim is left to its lease.
+        """
+        now = utcnow()
+        try:
+            with self._sessions() as session:
+                renewed = session.execute(
+                    update(OutboxMessage)
+                    .where(
+                        OutboxMessage.id == message_id,
+                        OutboxMessage.sent_at.is_(None),
+                        OutboxMessage.failed_at.is_(None),
+                    )
+                    .values(claimed_until=now + self._lease)
+                    .execution_options(synchronize_session=False)
+                )
+                session.commit()
+        except Exception as exc:
+            if is_database_outage(exc):
+                logger.warning(
+                    "mail %s: claim not renewed: database unavailable: %s", message_id, exc
+                )
+            else:
+                log_unexpected_error(exc)
+            return False
+        count: int = renewed.rowcount  # type: ignore[attr-defined]
+        return count == 1  # 0: no longer pending, nothing left to hold
 
     def _failed(self, message_id: int, error: MailError) -> Outcome:
         with self._sessions() as session:
