@@ -20,9 +20,9 @@ from shared.web.bodies import BODY_METHODS
 
 Model = TypeVar("Model", bound=BaseModel)
 FORM_ENDPOINTS = frozenset({"api.auth.issue_token"})  # OAuth2 form, not JSON
-# POSTs that take no body: FastAPI never reads the body of a route that declares none,
-# whatever its Content-Type, so neither do we.
-BODILESS_ENDPOINTS = frozenset({"api.recovery.request_verification"})
+# POSTs with nothing to send (an action on the caller's account): FastAPI never reads a body
+# for a route that declares none, whatever its Content-Type, so neither do we.
+BODYLESS_ENDPOINTS = frozenset({"api.recovery.request_verification"})
 _NO_BODY = object()
 
 
@@ -30,7 +30,7 @@ def parse_json_body() -> None:
     """FastAPI reads and parses a JSON body before resolving any dependency; so do we."""
     if request.url_rule is None or request.method not in BODY_METHODS:
         return
-    if request.endpoint in FORM_ENDPOINTS or request.endpoint in BODILESS_ENDPOINTS:
+    if request.endpoint in FORM_ENDPOINTS or request.endpoint in BODYLESS_ENDPOINTS:
         return
     # Before parsing: FastAPI parses only a body declared JSON, and its JSONContentType route
     # dependency refuses the rest with 415, so checking first gives the same answers.

@@ -3,12 +3,21 @@
 The contract suite checks each twin against what its authors thought to test. Here hypothesis
 writes the stories: a ``RuleBasedStateMachine`` draws sequences of operations (sign up, log
 in, the OAuth2 form, refresh and reuse, logout, profile and password changes, administration,
-malformed requests), performs each on the FastAPI app and on the Flask app, in process, each
-on an empty SQLite database of its own, and requires the same answer from both: status, the
-headers that carry meaning, and the body byte for byte once the values that differ by nature
-(tokens, timestamps) are normalised. After every step the two databases must hold the same
-state too. Any difference is a bug in one twin; hypothesis shrinks it to a short sequence and
-prints it, with a ``note`` of every request sent and both answers where they differ.
+password resets and address verification by mailed link, malformed requests), performs each
+on the FastAPI app and on the Flask app, in process, each on an empty SQLite database of its
+own, and requires the same answer from both: status, the headers that carry meaning, and the
+body byte for byte once the values that differ by nature (tokens, timestamps) are normalised.
+Each twin mails to an SMTP server of its own (``tests.mailbox.Mailbox``): after every request
+both must have sent the same messages (link tokens normalised), and the machine follows each
+twin's links with that twin's own tokens. After every step the two databases must hold the
+same state too. Any difference is a bug in one twin; hypothesis shrinks it to a short sequence
+and prints it, with a ``note`` of every request sent and both answers where they differ.
+
+Besides comparing the twins, the machine keeps a model of what should happen and checks the
+answers against it where it is sure: a session it holds works, a link works while it is the
+latest of its kind and the account has not moved on, ``is_verified`` is what the story made
+it, and the mail limit (``mail_rate_limit``, per address or account; lowered here to two an
+hour) answers 429 exactly when the story has used it up.
 
 The budget is a setting: ``AUTHTWIN_DIFF_EXAMPLES`` (default 25) sequences of up to
 ``AUTHTWIN_DIFF_STEPS`` (default 20) steps. Without ``AUTHTWIN_DIFF_EXAMPLES`` the run is
@@ -29,11 +38,13 @@ import json
 import os
 import re
 import tempfile
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import timedelta
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlencode
@@ -50,9 +61,16 @@ from hypothesis.stateful import (
     multiple,
     rule,
 )
+from limits import parse
 from sqlalchemy import Engine, create_engine, func, select
 
-from shared.domain.models import RefreshToken, RevokedAccessToken, User
+from shared.domain.models import (
+    OneTimeToken,
+    OutboxMessage,
+    RefreshToken,
+    RevokedAccessToken,
+    User,
+)
 from shared.infrastructure.config import Settings
 from tests.clients import APPS
 from tests.conftest import (
@@ -62,6 +80,7 @@ from tests.conftest import (
     in_process_settings,
     migrated_sqlite,
 )
+from tests.mailbox import Mailbox, link_token
 from tests.support import forge
 
 EXAMPLES_VARIABLE = "AUTHTWIN_DIFF_EXAMPLES"
@@ -179,6 +198,9 @@ NEW_NAMES = (ABSENT, "Renamed", None, "bell\x07")
 NEW_EMAILS = (ABSENT, *EMAILS, "dee@example.com", "not-an-email")
 CURRENT_PASSWORDS = (ABSENT, "right", "wrong")
 NEW_PASSWORDS = ("a brand new passphrase", "password123", "short", SAME_AS_EMAIL, SAME_AS_CURRENT)
+# The new passwords the policy refuses, whatever else the request gets right.
+REFUSED_PASSWORDS = frozenset({"password123", "short", SAME_AS_EMAIL})
+TOO_SHORT = "short"  # refused by the body's schema, before anything else is looked at
 PAGE_QUERIES = (
     "",
     "offset=1&limit=2",
@@ -213,6 +235,10 @@ ADMIN_CHANGES: tuple[dict[str, object], ...] = (
     {},
     {"is_active": "yes"},
     {"is_superuser": None, "full_name": "Both"},
+    {"is_verified": True},
+    {"is_verified": False},
+    {"email": "dee@example.com", "is_verified": True},  # an address the administrator vouches for
+    {"is_verified": "yes"},
 )
 BODY_ROUTES = (
     "POST /auth/signup",
@@ -223,6 +249,10 @@ BODY_ROUTES = (
     "PATCH /users/me",
     "PUT /users/me/password",
     "PATCH /users/{own id}",
+    "POST /auth/password-reset",
+    "POST /auth/password-reset/confirm",
+    "POST /auth/verify",
+    "POST /auth/verify/request",  # takes no body: one sent is never read (over 1 MiB: 413)
 )
 BAD_BODIES: dict[str, tuple[str | None, bytes]] = {
     "{} chunked": (JSON, b"{}"),  # sent without Content-Length
@@ -255,6 +285,10 @@ ODD_REQUESTS = (
     "HEAD /health",
     "GET /health",
     "GET /auth/token",
+    "GET /auth/password-reset",
+    "PUT /auth/password-reset/confirm",
+    "GET /auth/verify",
+    "GET /auth/verify/request",
     "GET /users/me?unexpected=1",
     "GET /users//me",
     "POST /auth//login",
@@ -264,6 +298,21 @@ ODD_REQUESTS = (
     "GET http://testserver/redoc",
     "GET http://testserver/nope",
 )
+
+
+# Mailed links: the pages they open (the token in the fragment), and which link a rule uses.
+RESET_PAGE = "/reset-password"
+VERIFY_PAGE = "/verify-email"
+PAGES = (RESET_PAGE, VERIFY_PAGE)
+LINK_CHOICES = ("latest", "first", "the other kind's", "garbage", "empty")
+NEVER_MAILED = "never-mailed-token"  # a well-formed token no twin issued
+# Reset requests for addresses no one signs up with (EMAILS never holds them), and malformed.
+UNKNOWN_ADDRESSES = ("nobody@example.com", "NOBODY@Example.COM")
+MAIL_TIMEOUT = 10.0  # seconds a twin may take to deliver what a request committed
+# The mail limit, lower than the default five an hour so that a story reaches it in three
+# requests; the model reads the number from the settings.
+MAIL_RATE_LIMIT = "2/hour"
+OVER_THE_MAIL_LIMIT = 3  # requests in a row
 
 
 # --- Normalising an answer. ----------------------------------------------------------------
@@ -358,6 +407,48 @@ def describe_request(
     return f"{method} {target}{text}" + (f" [{'; '.join(extras)}]" if extras else "")
 
 
+# --- Normalising a mail. ------------------------------------------------------------------
+
+LINK_TOKEN = re.compile(r"#token=[A-Za-z0-9._~-]+")
+MESSAGE_ID = re.compile(r"^<[0-9a-f]+@")
+# Every header but these must agree: Date is a clock's, Content-Type holds a random MIME
+# boundary (its media type is compared below), Message-ID is compared by its shape.
+UNCOMPARED_MAIL_HEADERS = frozenset({"date", "content-type", "message-id"})
+
+
+def describe_mail(message: EmailMessage) -> tuple[object, ...]:
+    """What the twins' messages must share: the headers, and each part's type and content
+    with the link's token (each twin's own) normalised."""
+    headers = tuple(
+        (name, str(value))
+        for name, value in message.items()
+        if name.lower() not in UNCOMPARED_MAIL_HEADERS
+    )
+    message_id = MESSAGE_ID.sub("<random@", str(message["Message-ID"]))
+    parts = tuple(
+        (part.get_content_type(), LINK_TOKEN.sub("#token=<token>", str(part.get_content())))
+        for part in message.walk()
+        if not part.is_multipart()
+    )
+    return (headers, message.get_content_type(), message_id, parts)
+
+
+def mailed_link(message: EmailMessage) -> str | None:
+    """The page a message links to with a token (``RESET_PAGE``, ``VERIFY_PAGE``), if any."""
+    text = message.get_body(preferencelist=("plain",))
+    content = str(text.get_content()) if isinstance(text, EmailMessage) else ""
+    found = [page for page in PAGES if f"{page}#token=" in content]
+    assert len(found) <= 1, f"one message, links of two kinds: {message['Subject']}"
+    return found[0] if found else None
+
+
+def recipient(message: EmailMessage) -> str:
+    (address,) = message["To"].addresses
+    # An internationalised address travels as raw UTF-8 (SMTPUTF8), which the parser keeps
+    # as surrogate escapes: undone, it is the address as the account has it.
+    return str(address.addr_spec).encode("utf-8", "surrogateescape").decode("utf-8")
+
+
 # --- What the machine knows of each account. -------------------------------------------------
 
 
@@ -381,6 +472,16 @@ def same_for_both(value: str) -> PerApp:
 
 
 @dataclass
+class Link:
+    """A link one message carried, as each twin mailed it: the tokens differ, by nature."""
+
+    token: PerApp
+    email: str  # the address it was mailed to, which the account must still have
+    generation: int  # the account's token generation when the link was made
+    used: bool = False
+
+
+@dataclass
 class KnownUser:
     """An account both twins created, under the same id. Tokens are per twin, index-aligned:
     the n-th pair issued by one twin corresponds to the n-th issued by the other."""
@@ -394,6 +495,8 @@ class KnownUser:
     issued: list[tuple[PerApp, PerApp]] = field(default_factory=list)  # (access, refresh)
     # Whether ``access`` should still open /users/me: what the model expects, checked below.
     session_ok: bool = False
+    # Whether the address is proved; every User body the twins return must say the same.
+    is_verified: bool = False
 
     def take(self, pair: Mapping[str, httpx2.Response]) -> None:
         """Adopt the token pair both twins just issued."""
@@ -419,10 +522,45 @@ def per_app(make: Callable[[str], object]) -> dict[str, bytes]:
     return {name: _json(make(name)) for name in TWINS}
 
 
-def settings_for(database: str) -> Settings:
+def settings_for(database: str, mailbox: Mailbox) -> Settings:
+    """A twin's settings: its own database, and mail by SMTP to its own mailbox."""
+    overrides: dict[str, object] = {
+        "mail_backend": "smtp",
+        "smtp_host": mailbox.host,
+        "smtp_port": mailbox.port,
+        "smtp_security": "none",
+        "smtp_timeout": 5,
+        "mail_rate_limit": MAIL_RATE_LIMIT,
+    }
     if RATE_LIMIT:
-        return in_process_settings(database, rate_limit_enabled=True, rate_limit=RATE_LIMIT)
-    return in_process_settings(database)
+        overrides.update(rate_limit_enabled=True, rate_limit=RATE_LIMIT)
+    return in_process_settings(database, **overrides)
+
+
+UNSENT = (
+    select(func.count())
+    .select_from(OutboxMessage)
+    .where(OutboxMessage.sent_at.is_(None), OutboxMessage.failed_at.is_(None))
+)
+
+
+def wait_for_delivery(engine: Engine, twin: str) -> None:
+    """Return once ``twin`` has sent (or dropped) every message its outbox holds.
+
+    FastAPI's ``TestClient`` returns after the background task has run; the Flask twin's pool
+    delivers on threads of its own, so this polls its outbox, with a deadline. Waiting for
+    arrivals would not do: a reset request for an address with no account sends nothing, and
+    the next request (a signup at that address) must not overtake its delivery, which looks
+    the address up.
+    """
+    deadline = time.monotonic() + MAIL_TIMEOUT
+    while True:
+        with engine.connect() as connection:
+            unsent = connection.scalar(UNSENT)
+        if not unsent:
+            return
+        assert time.monotonic() < deadline, f"{twin}: {unsent} unsent after {MAIL_TIMEOUT} s"
+        time.sleep(0.002)
 
 
 class TwinMachine(RuleBasedStateMachine):
@@ -435,11 +573,16 @@ class TwinMachine(RuleBasedStateMachine):
         self.stack = ExitStack()
         self.clients: dict[str, httpx2.Client] = {}
         self.engines: dict[str, Engine] = {}
+        self.mailboxes: dict[str, Mailbox] = {}
         try:
             directory = Path(self.stack.enter_context(tempfile.TemporaryDirectory()))
             for name, factory in APPS.items():
                 url = migrated_sqlite(directory / f"{name}.db")
-                self.clients[name] = self.stack.enter_context(factory(settings_for(url)))
+                # Started before the app, so stopped after it: an app finishes its deliveries.
+                self.mailboxes[name] = self.stack.enter_context(Mailbox())
+                configured = settings_for(url, self.mailboxes[name])
+                self.mail_limit = parse(configured.mail_rate_limit).amount
+                self.clients[name] = self.stack.enter_context(factory(configured))
                 self.engines[name] = create_engine(url)
                 self.stack.callback(self.engines[name].dispose)
         except BaseException:
@@ -449,6 +592,13 @@ class TwinMachine(RuleBasedStateMachine):
         self.admin_id = 0
         self.requests = 0
         self.statuses: set[int] = set()
+        # Mail: how many of each mailbox's messages were compared; the links each twin mailed,
+        # by account and page; those the last request made; and what the mail limit counted,
+        # by purpose and address (resets) or account id (verification requests).
+        self.mail_read = dict.fromkeys(TWINS, 0)
+        self.links: dict[tuple[int, str], list[Link]] = {}
+        self.new_links: list[tuple[int, str]] = []
+        self.mail_counts: Counter[tuple[str, str]] = Counter()
 
     def teardown(self) -> None:
         self.stack.close()
@@ -506,7 +656,34 @@ class TwinMachine(RuleBasedStateMachine):
                 assert answer.json == first.json, report
                 assert answer.text == first.text, report
         assert first.status < 500, f"{request}: a server error, on both twins: {first.show()}"
+        self.take_mail(request)
         return responses
+
+    def take_mail(self, request: str) -> None:
+        """Wait for each twin to deliver what ``request`` committed, require the same messages
+        from both, and keep the links in them, each twin's token with its own."""
+        mailed: dict[str, list[EmailMessage]] = {}
+        for name in TWINS:
+            wait_for_delivery(self.engines[name], name)
+            messages = self.mailboxes[name].messages()
+            mailed[name], self.mail_read[name] = messages[self.mail_read[name] :], len(messages)
+        first = mailed[TWINS[0]]
+        for message in first:
+            note(f"    mailed {message['Subject']!r} to {recipient(message)}")
+        shapes = {name: [describe_mail(message) for message in mailed[name]] for name in TWINS}
+        if any(shape != shapes[TWINS[0]] for shape in shapes.values()):
+            report = "\n".join(f"  {name}: {shape}" for name, shape in shapes.items())
+            raise AssertionError(f"the twins mailed differently after {request}:\n{report}")
+        self.new_links = []
+        for index, message in enumerate(first):
+            if (page := mailed_link(message)) is None:
+                continue
+            account = self.account_at(recipient(message))
+            assert account is not None, f"a link mailed to {recipient(message)}, no one's address"
+            token = {name: link_token(mailed[name][index], page) for name in TWINS}
+            link = Link(token, email=account.email, generation=account.token_generation)
+            self.links.setdefault((account.id, page), []).append(link)
+            self.new_links.append((account.id, page))
 
     def send_json(
         self,
@@ -527,15 +704,67 @@ class TwinMachine(RuleBasedStateMachine):
         return exchange[TWINS[0]].json()
 
     def learn(self, exchange: Exchange) -> None:
-        """Keep the model's emails current from an account both twins returned."""
-        body = self.body(exchange)
+        """Keep the model's emails current from an account both twins returned, and hold
+        the account's ``is_verified`` to the model's."""
+        self.remember(self.body(exchange))
+
+    def remember(self, body: object) -> None:
         if isinstance(body, dict) and body.get("id") in self.known and "email" in body:
-            self.known[body["id"]].email = body["email"]
+            user = self.known[body["id"]]
+            user.email = body["email"]
+            verified = body.get("is_verified")
+            assert verified == user.is_verified, (
+                f"user {user.id} is_verified={verified}; the model says {user.is_verified}"
+            )
 
     def stored_user(self, user_id: int) -> Any:
         """The account's row in the first twin's database (the other's is the same)."""
         with self.engines[TWINS[0]].connect() as connection:
             return connection.execute(select(User.__table__).where(User.id == user_id)).first()
+
+    def account_at(self, email: str) -> Any:
+        """The account that has ``email`` in the first twin's database, if any."""
+        with self.engines[TWINS[0]].connect() as connection:
+            return connection.execute(select(User.__table__).where(User.email == email)).first()
+
+    def expect(self, exchange: Exchange, status: int, what: str) -> int:
+        """The status the model expects (or a per-client 429, in a rate-limited hunt)."""
+        answered = self.status(exchange)
+        if not (RATE_LIMIT and answered == 429):
+            assert answered == status, f"{what}: {answered}, where the model expects {status}"
+        return answered
+
+    def choose_link(self, user_id: int, page: str, which: str) -> tuple[Link | None, PerApp]:
+        """The link a rule follows (``LINK_CHOICES``), and each twin's token for it."""
+        other = RESET_PAGE if page == VERIFY_PAGE else VERIFY_PAGE
+        links = self.links.get((user_id, page), [])
+        chosen = {
+            "latest": links[-1:],
+            "first": links[:1],
+            "the other kind's": self.links.get((user_id, other), [])[-1:],
+        }.get(which, [])
+        if chosen:
+            return chosen[0], chosen[0].token
+        return None, same_for_both("" if which == "empty" else NEVER_MAILED)
+
+    def link_works(self, user_id: int, page: str, link: Link | None) -> bool:
+        """Whether the model expects ``link`` to be taken on ``page``: it is the latest of its
+        kind for the account (a new one supersedes it), unused, and the account is active at
+        the address it was mailed to. A reset link also dies when every session of the account
+        ends (a new password, a deactivation): the stored token generation moves on."""
+        links = self.links.get((user_id, page), [])
+        if link is None or link.used or not links or link is not links[-1]:
+            return False
+        stored = self.stored_user(user_id)
+        if stored is None or not stored.is_active or stored.email != link.email:
+            return False
+        return page != RESET_PAGE or stored.token_generation == link.generation
+
+    def count_verification_request(self, user_id: int, exchange: Exchange) -> None:
+        """A verification request answered 202 mailed a link, and the limit counted it."""
+        if self.status(exchange) == 202:
+            self.mail_counts["verify_email", str(user_id)] += 1
+            assert self.new_links == [(user_id, VERIFY_PAGE)], "a 202 mails a link"
 
     def log_in(self, user: KnownUser) -> Exchange:
         pair = self.send_json(
@@ -549,7 +778,8 @@ class TwinMachine(RuleBasedStateMachine):
 
     @initialize(target=users)
     def first_superuser(self) -> int:
-        admin = KnownUser(id=0, email=ADMIN_EMAIL, password=ADMIN_PASSWORD)
+        # An operator's superuser: its address counts as proved from the start.
+        admin = KnownUser(id=0, email=ADMIN_EMAIL, password=ADMIN_PASSWORD, is_verified=True)
         assert self.status(self.log_in(admin)) == 200
         me = self.body(self.send("GET", "/users/me", token=admin.access))
         admin.id = self.admin_id = me["id"]
@@ -584,8 +814,10 @@ class TwinMachine(RuleBasedStateMachine):
         assert len(set(ids.values())) == 1, f"the twins gave the account different ids: {ids}"
         body = self.body(created)
         assert body["id"] not in self.known, f"id {body['id']} given out twice"
+        assert self.new_links == [(body["id"], VERIFY_PAGE)], "a signup mails a verification link"
         user = KnownUser(id=body["id"], email=body["email"], password=password)
         self.known[user.id] = user
+        self.learn(created)  # unverified, as the model's new account
         self.log_in(user)  # 429 when an earlier account of that email was locked
         return user.id
 
@@ -704,6 +936,8 @@ class TwinMachine(RuleBasedStateMachine):
         if auth == "current" and user.session_ok:
             assert self.status(me) == 200, f"user {user_id}'s session should still work"
             assert self.body(me)["id"] == user_id
+        if self.status(me) == 200:
+            self.learn(me)
 
     @rule(user_id=users, forged=st.sampled_from(FORGED))
     def forged_token(self, user_id: int, forged: str) -> None:
@@ -775,8 +1009,14 @@ class TwinMachine(RuleBasedStateMachine):
             right = current_password == "right"
             body["current_password"] = user.password if right else "not the password"
         updated = self.send_json("PATCH", "/users/me", body, token=user.access)
+        moved = self.status(updated) == 200 and self.body(updated)["email"] != user.email
+        if moved:
+            user.is_verified = False  # the new address is unproved
         if self.status(updated) == 200:
             self.learn(updated)
+        assert self.new_links == ([(user_id, VERIFY_PAGE)] if moved else []), (
+            "a new address, and only a new one, is mailed a verification link"
+        )
 
     @rule(
         user_id=users,
@@ -804,7 +1044,10 @@ class TwinMachine(RuleBasedStateMachine):
     @rule(actor_id=users, query=st.sampled_from(PAGE_QUERIES))
     def list_users(self, actor_id: int, query: str) -> None:
         target = f"/users?{query}" if query else "/users"
-        self.send("GET", target, token=self.known[actor_id].access)
+        page = self.send("GET", target, token=self.known[actor_id].access)
+        if self.status(page) == 200:
+            for item in self.body(page)["items"]:
+                self.remember(item)
 
     @rule(actor_id=users, user_id=users)
     def read_user(self, actor_id: int, user_id: int) -> None:
@@ -819,9 +1062,18 @@ class TwinMachine(RuleBasedStateMachine):
         """Promote, demote, deactivate, rename, reset: a superuser's changes to anyone."""
         token = self.known[actor_id].access
         updated = self.send_json("PATCH", f"/users/{user_id}", change, token=token)
+        user = self.known[user_id]
+        moved = self.status(updated) == 200 and self.body(updated)["email"] != user.email
+        vouched = change.get("is_verified") is True
+        assert self.new_links == ([(user_id, VERIFY_PAGE)] if moved and not vouched else []), (
+            "an address an administrator sets is mailed a link, unless they vouch for it"
+        )
         if self.status(updated) == 200:
+            if isinstance(verified := change.get("is_verified"), bool):
+                user.is_verified = verified
+            if moved:
+                user.is_verified = vouched  # a new address is unproved, unless vouched for
             self.learn(updated)
-            user = self.known[user_id]
             if isinstance(password := change.get("password"), str):
                 user.password = password
                 user.end_sessions()
@@ -842,6 +1094,109 @@ class TwinMachine(RuleBasedStateMachine):
     def delete_user_by_raw_id(self, actor_id: int, raw_id: str) -> None:
         self.send("DELETE", f"/users/{raw_id}", token=self.known[actor_id].access)
 
+    # --- Mailed links: a forgotten password, and proving an address. -------------------------
+
+    def ask_for_reset(self, given: str, address: str | None) -> None:
+        """POST /auth/password-reset: 202 whoever has the address, until the mail limit is
+        used up for ``address`` (the normalised address; None for one the body's schema
+        refuses); a link only to an active account."""
+        asked = self.send_json("POST", "/auth/password-reset", {"email": given})
+        if address is None:
+            self.expect(asked, 422, f"a reset for {given!r}")
+            return
+        count = self.mail_counts["password_reset", address]
+        limited = count >= self.mail_limit
+        what = f"reset request {count + 1} for {address}"
+        if self.expect(asked, 429 if limited else 202, what) == 202:
+            self.mail_counts["password_reset", address] += 1
+        account = self.account_at(address)
+        mails = self.status(asked) == 202 and account is not None and account.is_active
+        assert self.new_links == ([(account.id, RESET_PAGE)] if mails else []), (
+            f"{what}: a link goes to an active account's address, and only there"
+        )
+
+    @rule(
+        user_id=users,
+        form=st.sampled_from(("stored", "upper-case")),
+        times=st.sampled_from((1, OVER_THE_MAIL_LIMIT)),
+    )
+    def request_reset(self, user_id: int, form: str, times: int) -> None:
+        user = self.known[user_id]
+        given = user.email.upper() if form == "upper-case" else user.email
+        for _ in range(times):
+            self.ask_for_reset(given, user.email)
+
+    @rule(email=st.sampled_from((*UNKNOWN_ADDRESSES, "not-an-email", "")))
+    def request_reset_unknown(self, email: str) -> None:
+        """The same answer and the same limit for an address no account has; no mail."""
+        self.ask_for_reset(email, email.lower() if email in UNKNOWN_ADDRESSES else None)
+
+    @rule(user_id=users, new=st.sampled_from(("a brand new passphrase", SAME_AS_CURRENT)))
+    def forgot_password(self, user_id: int, new: str) -> None:
+        """The whole story: ask for a link, and set a new password through the one mailed
+        (``confirm_reset`` follows stale, used and made-up links, and refused passwords)."""
+        user = self.known[user_id]
+        self.ask_for_reset(user.email, user.email)
+        self.confirm_reset(user_id, "latest", new)
+
+    @rule(user_id=users, which=st.sampled_from(LINK_CHOICES), new=st.sampled_from(NEW_PASSWORDS))
+    def confirm_reset(self, user_id: int, which: str, new: str) -> None:
+        """A new password through a reset link, each twin given the token it mailed: once,
+        the latest link only; every session ends and the address counts as proved. A password
+        the policy refuses leaves the link as it was."""
+        user = self.known[user_id]
+        link, token = self.choose_link(user_id, RESET_PAGE, which)
+        works = self.link_works(user_id, RESET_PAGE, link)
+        password = {SAME_AS_EMAIL: user.email, SAME_AS_CURRENT: user.password}.get(new, new)
+        body = per_app(lambda app: {"token": token[app], "new_password": password})
+        done = self.send("POST", "/auth/password-reset/confirm", body=body, content_type=JSON)
+        if new == TOO_SHORT or which == "empty":
+            expected = 422  # by the body's schema, before the token is looked at
+        elif not works:
+            expected = 400  # whatever the password: an invalid link is refused first
+        else:
+            expected = 422 if new in REFUSED_PASSWORDS else 204
+        if self.expect(done, expected, f"a reset through the {which} link") == 204:
+            assert link is not None
+            event("a mailed reset link worked")
+            link.used = True
+            user.password = password
+            user.is_verified = True
+            user.end_sessions()
+
+    @rule(user_id=users)
+    def verify_address(self, user_id: int) -> None:
+        """What every new account is asked to do: follow the latest link mailed to it."""
+        self.verify_email(user_id, "latest")
+
+    @rule(user_id=users, which=st.sampled_from(LINK_CHOICES))
+    def verify_email(self, user_id: int, which: str) -> None:
+        """Follow a verification link (a signup's, a new address's, a requested one)."""
+        link, token = self.choose_link(user_id, VERIFY_PAGE, which)
+        works = self.link_works(user_id, VERIFY_PAGE, link)
+        body = per_app(lambda app: {"token": token[app]})
+        verified = self.send("POST", "/auth/verify", body=body, content_type=JSON)
+        expected = 422 if which == "empty" else 200 if works else 400
+        if self.expect(verified, expected, f"a verification through the {which} link") == 200:
+            assert link is not None
+            assert self.body(verified)["id"] == user_id
+            event("a mailed verification link worked")
+            link.used = True
+            self.known[user_id].is_verified = True
+            self.learn(verified)
+
+    @rule(user_id=users, times=st.sampled_from((1, OVER_THE_MAIL_LIMIT)))
+    def request_verification(self, user_id: int, times: int) -> None:
+        """A new link to one's own address: 409 once it is proved, and limited per account."""
+        user = self.known[user_id]
+        for _ in range(times):
+            asked = self.send("POST", "/auth/verify/request", token=user.access)
+            if user.session_ok:
+                limited = self.mail_counts["verify_email", str(user_id)] >= self.mail_limit
+                expected = 409 if user.is_verified else 429 if limited else 202
+                self.expect(asked, expected, f"user {user_id}'s verification request")
+            self.count_verification_request(user_id, asked)
+
     # --- Requests no client should send. ---------------------------------------------------
 
     @rule(user_id=users, route=st.sampled_from(BODY_ROUTES), kind=st.sampled_from(list(BAD_BODIES)))
@@ -852,7 +1207,11 @@ class TwinMachine(RuleBasedStateMachine):
         path = path.replace("{own id}", str(user_id))
         token = self.known[user_id].access
         chunked = "chunked" in kind
-        self.send(method, path, token=token, body=body, content_type=content_type, chunked=chunked)
+        sent = self.send(
+            method, path, token=token, body=body, content_type=content_type, chunked=chunked
+        )
+        if route == "POST /auth/verify/request":  # its body is no part of it
+            self.count_verification_request(user_id, sent)
 
     @rule(
         user_id=users,
@@ -884,7 +1243,8 @@ class TwinMachine(RuleBasedStateMachine):
 
     @invariant()
     def databases_agree(self) -> None:
-        """Both twins stored the same thing: accounts, token families, denied access tokens."""
+        """Both twins stored the same thing: accounts, token families, denied access tokens,
+        link tokens, mail."""
         states = {name: stored_state(engine) for name, engine in self.engines.items()}
         first = states[TWINS[0]]
         for name, state in states.items():
@@ -895,17 +1255,33 @@ def stored_state(engine: Engine) -> dict[str, object]:
     """What a database holds, without what differs by nature (times, jtis, salts)."""
     with engine.connect() as connection:
         users = [
-            (row.id, row.email, row.full_name, row.is_active, row.is_superuser,
+            (row.id, row.email, row.full_name, row.is_active, row.is_superuser, row.is_verified,
              row.token_generation, row.hashed_password.rsplit("$", 2)[0])
             for row in connection.execute(select(User.__table__).order_by(User.id))
         ]  # fmt: skip
+        links = sorted(
+            (row.user_id, row.purpose, row.email, row.generation, row.used_at is not None)
+            for row in connection.execute(select(OneTimeToken.__table__))
+        )
+        # Read once every delivery has finished (``wait_for_delivery``): sent, context erased.
+        outbox = sorted(
+            (row.kind, row.recipient, row.attempts, row.context is None,
+             row.sent_at is not None, row.failed_at is not None)
+            for row in connection.execute(select(OutboxMessage.__table__))
+        )  # fmt: skip
         families: dict[tuple[int, str], list[tuple[bool, bool]]] = {}
         for row in connection.execute(select(RefreshToken.__table__)):
             spent = (row.revoked_at is not None, row.replaced_by is not None)
             families.setdefault((row.user_id, row.family_id), []).append(spent)
         denied = connection.scalar(select(func.count()).select_from(RevokedAccessToken))
     by_user = Counter((user, tuple(sorted(chain))) for (user, _), chain in families.items())
-    return {"users": users, "refresh_families": sorted(by_user.items()), "denied_access": denied}
+    return {
+        "users": users,
+        "refresh_families": sorted(by_user.items()),
+        "denied_access": denied,
+        "link_tokens": links,
+        "outbox": outbox,
+    }
 
 
 # The default run is derandomised (see the module docstring) and stores no examples: a failure

@@ -151,6 +151,22 @@ def test_json_endpoints_require_a_json_content_type(
     assert_error(response, 415, "Content-Type must be application/json")
 
 
+@pytest.mark.parametrize(
+    ("content_type", "raw"),
+    [(None, None), ("text/plain", b"hello"), ("application/json", b'{"email": ')],
+    ids=["no body", "text", "malformed JSON"],
+)
+def test_a_post_that_takes_no_body_reads_none(
+    client: httpx2.Client, user: Account, content_type: str | None, raw: bytes | None
+) -> None:
+    """POST /auth/verify/request acts on the caller's account and has nothing to send: a body
+    that comes with it is never read, so its media type cannot be wrong (the contract
+    documents no request body, and no 415)."""
+    headers = {**user.headers, **({"Content-Type": content_type} if content_type else {})}
+    response = client.post("/auth/verify/request", content=raw, headers=headers)
+    assert response.status_code == 202, response.text
+
+
 def test_structured_json_media_types_are_accepted(client: httpx2.Client, user: Account) -> None:
     response = client.patch(
         "/users/me",

@@ -9,6 +9,7 @@ with a self-signed certificate, such as a test server, is trusted by pointing th
 ``SSL_CERT_FILE`` variable at a file holding it, never by turning verification off.
 """
 
+import functools
 import logging
 import smtplib
 import socket
@@ -129,9 +130,15 @@ class SmtpBackend:
         self._host, self._port, self._security, self._timeout = host, port, security, timeout
         self._sender, self._reply_to = sender, reply_to
         self._username, self._password = username, password
-        self._context = ssl.create_default_context() if ssl_context is None else ssl_context
+        self._given_context = ssl_context
         # Once, not at each connection, where smtplib would look this host's name up again.
         self._local_hostname = socket.getfqdn()
+
+    @functools.cached_property
+    def _context(self) -> ssl.SSLContext:
+        """Made at the first TLS connection, not with the backend: loading the system's trust
+        store takes tens of milliseconds, which a relay on the same host ("none") never needs."""
+        return ssl.create_default_context() if self._given_context is None else self._given_context
 
     def send(self, mail: OutgoingMail) -> None:
         try:
