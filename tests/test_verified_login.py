@@ -1,8 +1,10 @@
 """AUTHTWIN_REQUIRE_VERIFIED_LOGIN (issue 13): no login before the address is proved.
 
-Signup then answers alike whether the address was free or taken (the new account is of no
-use to whoever signed up until its owner follows the link), and the owner of a taken one
-is told by mail. A setting, so these run in-process only (``configured``).
+Signup then answers alike whether the address was free or taken, and creates no account:
+the account comes into being when the link mailed to the address is followed
+(services/pending_signups.py), and the owner of a taken address is told by mail. An account
+whose address is unproved (it moved to a new one) cannot log in, and learns why only with
+its password. A setting, so these run in-process only (``configured``).
 """
 
 import httpx2
@@ -12,13 +14,14 @@ from sqlalchemy import func, select
 from shared.domain.models import OutboxMessage
 from tests.clients import runtime_of
 from tests.conftest import ConfiguredApi
-from tests.mailbox import Mailbox
+from tests.mailbox import Mailbox, link_token
 from tests.mails import link_in, request_reset, wait_for_mail
 from tests.support import PASSWORD, assert_error, unique_email
 
 SIGNUP_ACCEPTED = "Check your inbox: we sent you a link to finish signing up"
 NOT_VERIFIED = "Email address not verified; follow the link mailed to it"
 WRONG_CREDENTIALS = "Incorrect email or password"
+INVALID_TOKEN = "Invalid, expired or already used token"
 
 
 @pytest.fixture
@@ -53,16 +56,31 @@ def test_signup_answers_alike_for_a_new_and_a_taken_address(
     assert headers[0] == headers[1] == headers[2]
 
 
+def registered(client: httpx2.Client, inbox: Mailbox) -> tuple[str, dict[str, str]]:
+    """A signup whose link was followed: the address, and the account's bearer headers."""
+    email = unique_email()
+    sign_up(client, email)
+    assert client.post("/auth/verify", json={"token": verify_link(inbox, email)}).is_success
+    tokens = log_in(client, email).json()
+    return email, {"Authorization": f"Bearer {tokens['access_token']}"}
+
+
+def unverified(client: httpx2.Client, inbox: Mailbox) -> str:
+    """An account that moved to an address it has not proved yet: that address."""
+    _, headers = registered(client, inbox)
+    moved = unique_email("moved")
+    body = {"email": moved, "current_password": PASSWORD}
+    assert client.patch("/users/me", headers=headers, json=body).json()["is_verified"] is False
+    return moved
+
+
 def test_the_owner_of_a_taken_address_is_told_of_the_attempt(
     strict: httpx2.Client, inbox: Mailbox
 ) -> None:
-    taken = unique_email("taken")
-    sign_up(strict, taken)
-    sign_up(strict, taken)
+    taken, _ = registered(strict, inbox)
+    strict.post("/auth/signup", json={"email": taken, "password": "someone else's pick"})
     wait_for_mail(inbox, to=taken, kind="signup_attempt")
-    # The account was not replaced: the first signup's link still verifies it.
-    verified = strict.post("/auth/verify", json={"token": verify_link(inbox, taken)})
-    assert verified.status_code == 200, verified.text
+    assert log_in(strict, taken).status_code == 200  # the account is untouched
 
 
 def test_attempt_notices_are_limited_per_address_without_a_429(
@@ -71,8 +89,8 @@ def test_attempt_notices_are_limited_per_address_without_a_429(
     """A 429 for taken addresses only would tell which are taken: the limit is silent. The
     outbox is read to count what was written: a message not yet delivered counts too."""
     strict = configured(require_verified_login=True, mail_rate_limit="3/hour").client
-    taken = unique_email("taken")
-    for _ in range(1 + 5):  # the account, then more attempts than the limit
+    taken, _ = registered(strict, inbox)
+    for _ in range(5):  # more attempts than the limit
         sign_up(strict, taken)
     written = (
         select(func.count())
@@ -83,11 +101,34 @@ def test_attempt_notices_are_limited_per_address_without_a_429(
         assert connection.scalar(written) == 3
 
 
+def test_a_signup_is_no_account_until_its_link_is_followed(
+    strict: httpx2.Client, inbox: Mailbox
+) -> None:
+    """Logging in with the password just chosen answers as for an address with no account,
+    or one whose owner has another password: whoever signed up learns nothing from it."""
+    email = unique_email()
+    sign_up(strict, email)
+    assert_error(log_in(strict, email), 401, WRONG_CREDENTIALS)
+    strict.post("/auth/verify", json={"token": verify_link(inbox, email)})
+    assert log_in(strict, email).status_code == 200
+
+
+def test_the_first_followed_link_of_an_address_wins(strict: httpx2.Client, inbox: Mailbox) -> None:
+    email = unique_email()
+    sign_up(strict, email)
+    first = verify_link(inbox, email)
+    strict.post("/auth/signup", json={"email": email, "password": "another passphrase"})
+    both = wait_for_mail(inbox, to=email, kind="verify_email", count=2)
+    (other,) = {link_token(message, "/verify-email") for message in both} - {first}
+    assert strict.post("/auth/verify", json={"token": first}).status_code == 200
+    assert_error(strict.post("/auth/verify", json={"token": other}), 400, INVALID_TOKEN)
+    assert log_in(strict, email).status_code == 200
+
+
 def test_an_unverified_account_cannot_log_in_but_learns_so_only_with_its_password(
     strict: httpx2.Client, inbox: Mailbox
 ) -> None:
-    email = unique_email()
-    sign_up(strict, email)
+    email = unverified(strict, inbox)
     assert_error(log_in(strict, email), 403, NOT_VERIFIED)
     assert_error(log_in(strict, email, "not the password"), 401, WRONG_CREDENTIALS)
     assert_error(log_in(strict, unique_email("nobody")), 401, WRONG_CREDENTIALS)
@@ -96,8 +137,7 @@ def test_an_unverified_account_cannot_log_in_but_learns_so_only_with_its_passwor
 def test_the_token_endpoint_refuses_an_unverified_account_as_an_invalid_grant(
     strict: httpx2.Client, inbox: Mailbox
 ) -> None:
-    email = unique_email()
-    sign_up(strict, email)
+    email = unverified(strict, inbox)
     form = {"grant_type": "password", "username": email, "password": PASSWORD}
     refused = strict.post("/auth/token", data=form)
     assert refused.status_code == 400, refused.text
@@ -105,15 +145,13 @@ def test_the_token_endpoint_refuses_an_unverified_account_as_an_invalid_grant(
 
 
 def test_following_the_link_lets_the_account_log_in(strict: httpx2.Client, inbox: Mailbox) -> None:
-    email = unique_email()
-    sign_up(strict, email)
+    email = unverified(strict, inbox)
     assert strict.post("/auth/verify", json={"token": verify_link(inbox, email)}).is_success
     assert log_in(strict, email).status_code == 200
 
 
 def test_a_password_reset_proves_the_address_too(strict: httpx2.Client, inbox: Mailbox) -> None:
-    email, new_password = unique_email(), "a brand new passphrase"
-    sign_up(strict, email)
+    email, new_password = unverified(strict, inbox), "a brand new passphrase"
     request_reset(strict, email)
     token = link_in(inbox, to=email, kind="password_reset")
     body = {"token": token, "new_password": new_password}
