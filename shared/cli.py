@@ -99,7 +99,10 @@ def purge_tokens(*, batch: int) -> int:
 def deliver_mail(*, loop: bool, interval: float) -> int:
     """Send what the outbox holds that is due: once, or every ``interval`` seconds until
     SIGTERM or SIGINT (finishing the pass under way). Any number may run beside the servers
-    and each other: every message is claimed before it is sent (services/mail_delivery.py)."""
+    and each other: every message is claimed before it is sent (services/mail_delivery.py).
+
+    Once, it exits 1 while mail is not getting out: a message it gave up, or any waiting
+    for a retry, due yet or not. A scheduler running it between two retries hears it too."""
     runtime = Runtime.build(Settings())
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -112,7 +115,9 @@ def deliver_mail(*, loop: bool, interval: float) -> int:
                 print(json.dumps(report.counts), flush=True)
             unsent = unsent or bool(report.counts.get("retrying") or report.counts.get("failed"))
             if not loop and not report.counts.get("sent"):
-                return 1 if unsent else 0  # every pass after the last send finds nothing due
+                # Every pass after the last send finds nothing due.
+                unsent = unsent or runtime.mail_delivery.awaiting_retry() > 0
+                return 1 if unsent else 0
             if loop and stop.wait(interval):
                 return 0
     except DatabaseUnreachable as exc:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.domain.models import OutboxMessage
@@ -102,6 +102,21 @@ class MailDelivery:
         for message_id in due:
             report.add(self._deliver_one(message_id))
         return report
+
+    def awaiting_retry(self) -> int:
+        """How many messages failed and wait for another attempt: mail not getting out,
+        whether or not a retry is due yet."""
+        with self._sessions() as session:
+            waiting = session.scalar(
+                select(func.count())
+                .select_from(OutboxMessage)
+                .where(
+                    OutboxMessage.sent_at.is_(None),
+                    OutboxMessage.failed_at.is_(None),
+                    OutboxMessage.last_error.is_not(None),
+                )
+            )
+        return waiting or 0
 
     def _deliver_one(self, message_id: int) -> Outcome:
         with self._sessions() as session:
