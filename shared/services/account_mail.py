@@ -30,17 +30,24 @@ class AccountMail:
         self._public_url = public_url
         self._domain = urlsplit(public_url).hostname or "localhost"
 
-    def verification(self, session: Session, user: User) -> None:
-        """A link proving ``user.email`` is theirs; any earlier one stops working."""
-        token = self._tokens.issue(session=session, user=user, purpose="verify_email")
-        self.verification_link(session, user.email, token)
+    def verification(self, session: Session, user: User, *, counted: bool = False) -> None:
+        """A link proving ``user.email`` is theirs; any earlier one stops working.
+
+        Limited per address, silently, unless the caller ``counted`` it already (and told
+        the client with a 429): signing up, deleting and signing up again, or moving an
+        account between its own address and someone else's, must not flood that mailbox.
+        Past the limit nothing is issued, so the link already mailed keeps working.
+        """
+        if counted or self.may_send_verification(user.email):
+            token = self._tokens.issue(session=session, user=user, purpose="verify_email")
+            self.verification_link(session, user.email, token)
+
+    def may_send_verification(self, email: str) -> bool:
+        """Count one verification mail to ``email``: False once over the limit."""
+        return self._throttle.allow_mail("verify_email", email)
 
     def verification_link(self, session: Session, email: str, token: str) -> None:
-        """Mail ``token``'s link to ``email``. Limited per address, silently: signing up,
-        deleting and signing up again, or moving an account between its own address and
-        someone else's, must not become a way to flood that mailbox."""
-        if not self._throttle.allow_mail("verify_email", email):
-            return
+        """Mail ``token``'s link to ``email`` (counted by the caller)."""
         hours = int(self._tokens.lifetime("verify_email").total_seconds() // 3600)
         link = f"{self._public_url}{VERIFY_PAGE}#token={token}"
         self._add(session, "verify_email", email, {"link": link, "hours": hours})

@@ -94,7 +94,8 @@ class RecoveryService:
         user = load_user(session, user_id)
         if user.is_verified:
             raise errors.AlreadyVerified
-        self._throttle.limit_mail("verify_email", str(user.id))
-        self._mail.verification(session, user)
+        # The address's budget, which signing up and changing to it count too.
+        self._throttle.limit_mail("verify_email", user.email)
+        self._mail.verification(session, user, counted=True)
         session.commit()
         auth_event("verify_email_request", "success", client_ip=client_ip, user_id=user.id)
