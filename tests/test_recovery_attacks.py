@@ -16,6 +16,7 @@ import time
 from datetime import timedelta
 
 import httpx2
+import pytest
 
 from shared.infrastructure.mail import SmtpBackend
 from shared.runtime import CLAIM_TIMEOUTS
@@ -209,6 +210,7 @@ class _SlowSmtp:
         self._listener.close()
 
 
+@pytest.mark.in_process  # drives the app's outbox itself
 def test_a_slow_smtp_server_cannot_make_the_outbox_send_one_message_twice(
     client: httpx2.Client,
 ) -> None:
