@@ -15,13 +15,14 @@ it.
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Literal, ParamSpec, TypeVar
 
 from sqlalchemy import ColumnElement, func, or_, select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.domain.models import OutboxMessage
@@ -33,6 +34,8 @@ from shared.services.account_mail import AccountMail
 
 logger = logging.getLogger("authtwin.mail")
 MAX_BACKOFF = timedelta(hours=1)
+P = ParamSpec("P")
+R = TypeVar("R")
 Outcome = Literal["sent", "retrying", "failed", "dropped", "skipped"]
 
 
@@ -119,8 +122,7 @@ class MailDelivery:
         return waiting or 0
 
     def _deliver_one(self, message_id: int) -> Outcome:
-        with self._sessions() as session:
-            prepared = self._claim(session, message_id)
+        prepared = _once_more_if_locked(self._claim_in_session, message_id)
         # The session is closed: no connection or transaction is held while SMTP talks.
         if not isinstance(prepared, OutgoingMail):
             return prepared
@@ -131,6 +133,10 @@ class MailDelivery:
             return self._failed(message_id, error)
         self._finish(message_id, sent=True, error=None)
         return "sent"
+
+    def _claim_in_session(self, message_id: int) -> OutgoingMail | Outcome:
+        with self._sessions() as session:
+            return self._claim(session, message_id)
 
     def _claim(self, session: Session, message_id: int) -> OutgoingMail | Outcome:
         now = utcnow()
@@ -238,13 +244,32 @@ class MailDelivery:
         self._update(message_id, context=None, last_error=error_text, **ended)
 
     def _update(self, message_id: int, **values: object) -> None:
-        with self._sessions() as session:
-            session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id == message_id)
-                .values(claimed_until=None, **values)
-            )
-            session.commit()
+        def write() -> None:
+            with self._sessions() as session:
+                session.execute(
+                    update(OutboxMessage)
+                    .where(OutboxMessage.id == message_id)
+                    .values(claimed_until=None, **values)
+                )
+                session.commit()
+
+        _once_more_if_locked(write)
+
+
+def _once_more_if_locked(operation: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+    """Run ``operation``, and once more if SQLite said "database is locked".
+
+    In WAL mode SQLite refuses a write at once, without waiting out busy_timeout, when
+    another connection committed after this one's read snapshot began (a request's write
+    beside the background step's): the outbox writes are compare-and-sets, so trying again,
+    on a fresh snapshot, is safe. Seen on the Flask twin's pool (tests/test_recovery_attacks).
+    """
+    try:
+        return operation(*args, **kwargs)
+    except OperationalError as error:
+        if "database is locked" not in str(error.orig):
+            raise
+    return operation(*args, **kwargs)
 
 
 def _pending(now: datetime) -> tuple[ColumnElement[bool], ...]:
