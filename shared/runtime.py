@@ -104,7 +104,9 @@ class Runtime:
             mail=mail,
         )
         sessions = make_session_factory(engine)
-        pending = PendingSignups(lifetime=timedelta(hours=settings.verify_email_hours))
+        pending = PendingSignups(
+            lifetime=timedelta(hours=settings.verify_email_hours), passwords=passwords
+        )
         return cls(
             settings=settings,
             engine=engine,

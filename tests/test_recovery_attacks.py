@@ -81,12 +81,12 @@ def test_changing_one_s_address_back_and_forth_cannot_flood_another_mailbox(
         for address in (victim, own):
             assert change_email(client, attacker, address).status_code == 200
     written = (
-        select(OutboxMessage.kind, func.count())
+        select(OutboxMessage.kind, func.count().label("messages"))
         .where(OutboxMessage.recipient == victim)
         .group_by(OutboxMessage.kind)
     )
     with runtime_of(client).engine.connect() as connection:
-        kinds = {kind: count for kind, count in connection.execute(written)}
+        kinds = {row.kind: row.messages for row in connection.execute(written)}
     assert kinds == {"verify_email": MAIL_LIMIT, "email_changed": MAIL_LIMIT}, kinds
 
 
@@ -135,7 +135,8 @@ def _verified_account(client: httpx2.Client, inbox: Mailbox) -> Account:
         client.post("/auth/signup", json={"email": email, "password": PASSWORD}).status_code == 202
     )
     token = link_in(inbox, to=email, kind="verify_email")
-    assert client.post("/auth/verify", json={"token": token}).status_code == 200
+    finish = {"token": token, "password": PASSWORD}
+    assert client.post("/auth/verify", json=finish).status_code == 200
     tokens = client.post("/auth/login", json={"email": email, "password": PASSWORD}).json()
     me = client.get("/users/me", headers={"Authorization": f"Bearer {tokens['access_token']}"})
     return Account.of(me.json(), PASSWORD, tokens)

@@ -22,6 +22,7 @@ SIGNUP_ACCEPTED = "Check your inbox: we sent you a link to finish signing up"
 NOT_VERIFIED = "Email address not verified; follow the link mailed to it"
 WRONG_CREDENTIALS = "Incorrect email or password"
 INVALID_TOKEN = "Invalid, expired or already used token"
+NEEDS_PASSWORD = "This link finishes a signup: give the password you signed up with"
 
 
 @pytest.fixture
@@ -60,7 +61,8 @@ def registered(client: httpx2.Client, inbox: Mailbox) -> tuple[str, dict[str, st
     """A signup whose link was followed: the address, and the account's bearer headers."""
     email = unique_email()
     sign_up(client, email)
-    assert client.post("/auth/verify", json={"token": verify_link(inbox, email)}).is_success
+    finish = {"token": verify_link(inbox, email), "password": PASSWORD}
+    assert client.post("/auth/verify", json=finish).is_success
     tokens = log_in(client, email).json()
     return email, {"Authorization": f"Bearer {tokens['access_token']}"}
 
@@ -109,7 +111,7 @@ def test_a_signup_is_no_account_until_its_link_is_followed(
     email = unique_email()
     sign_up(strict, email)
     assert_error(log_in(strict, email), 401, WRONG_CREDENTIALS)
-    strict.post("/auth/verify", json={"token": verify_link(inbox, email)})
+    strict.post("/auth/verify", json={"token": verify_link(inbox, email), "password": PASSWORD})
     assert log_in(strict, email).status_code == 200
 
 
@@ -120,8 +122,10 @@ def test_the_first_followed_link_of_an_address_wins(strict: httpx2.Client, inbox
     strict.post("/auth/signup", json={"email": email, "password": "another passphrase"})
     both = wait_for_mail(inbox, to=email, kind="verify_email", count=2)
     (other,) = {link_token(message, "/verify-email") for message in both} - {first}
-    assert strict.post("/auth/verify", json={"token": first}).status_code == 200
-    assert_error(strict.post("/auth/verify", json={"token": other}), 400, INVALID_TOKEN)
+    finish = {"token": first, "password": PASSWORD}
+    assert strict.post("/auth/verify", json=finish).status_code == 200
+    late = {"token": other, "password": "another passphrase"}
+    assert_error(strict.post("/auth/verify", json=late), 400, INVALID_TOKEN)
     assert log_in(strict, email).status_code == 200
 
 
@@ -157,3 +161,37 @@ def test_a_password_reset_proves_the_address_too(strict: httpx2.Client, inbox: M
     body = {"token": token, "new_password": new_password}
     assert strict.post("/auth/password-reset/confirm", json=body).status_code == 204
     assert log_in(strict, email, new_password).status_code == 200
+
+
+def test_a_signup_link_finishes_only_with_the_signups_password(
+    strict: httpx2.Client, inbox: Mailbox
+) -> None:
+    """Account pre-hijacking (second outside review): a stranger signs up first with the
+    owner's address and a password of their own; the owner signs up too, and finds two
+    identical mails. Following the stranger's, with the owner's own password, creates
+    nothing, and the stranger's password never opens an account; the owner's link does."""
+    victim, strangers = unique_email("victim"), "a stranger's own passphrase"
+    sign_up_with(strict, victim, strangers)
+    strangers_link = verify_link(inbox, victim)
+    sign_up_with(strict, victim, PASSWORD)
+    both = wait_for_mail(inbox, to=victim, kind="verify_email", count=2)
+    (owners_link,) = {link_token(message, "/verify-email") for message in both} - {strangers_link}
+
+    no_password = strict.post("/auth/verify", json={"token": strangers_link})
+    assert no_password.status_code == 422, no_password.text
+    assert no_password.json()["detail"] == [
+        {"type": "missing", "loc": ["body", "password"], "msg": NEEDS_PASSWORD}
+    ]
+    mine = {"token": strangers_link, "password": PASSWORD}
+    assert_error(strict.post("/auth/verify", json=mine), 400, INVALID_TOKEN)
+    assert_error(log_in(strict, victim, strangers), 401, WRONG_CREDENTIALS)
+
+    own = {"token": owners_link, "password": PASSWORD}
+    assert strict.post("/auth/verify", json=own).status_code == 200
+    assert log_in(strict, victim).status_code == 200
+    assert_error(log_in(strict, victim, strangers), 401, WRONG_CREDENTIALS)
+
+
+def sign_up_with(client: httpx2.Client, email: str, password: str) -> None:
+    response = client.post("/auth/signup", json={"email": email, "password": password})
+    assert response.status_code == 202, response.text

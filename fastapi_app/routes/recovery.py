@@ -84,7 +84,9 @@ def reset_password(
 def verify_email(
     body: EmailVerification, session: SessionDep, ip: ClientIP, recovery: RecoveryServiceDep
 ) -> object:
-    return recovery.verify_email(session=session, token=body.token, client_ip=ip)
+    return recovery.verify_email(
+        session=session, token=body.token, password=body.password, client_ip=ip
+    )
 
 
 @router.post(

@@ -63,7 +63,7 @@ def reset_password() -> ResponseReturnValue:
 def verify_email() -> ResponseReturnValue:
     body = json_body(EmailVerification)
     user = get_recovery_service().verify_email(
-        session=get_session(), token=body.token, client_ip=get_client_ip()
+        session=get_session(), token=body.token, password=body.password, client_ip=get_client_ip()
     )
     return serialize(UserPublic, user)
 

@@ -150,6 +150,10 @@ class PasswordResetConfirm(Input):
 
 class EmailVerification(Input):
     token: OneTimeTokenText
+    # Only for a link that finishes a signup (AUTHTWIN_REQUIRE_VERIFIED_LOGIN): the password
+    # chosen at signup, so a link from someone else's signup with this address, followed by
+    # the address's owner, cannot create an account with that someone's password.
+    password: GivenPassword | None = None
 
 
 class PageParams(BaseModel):

@@ -70,11 +70,14 @@ class RecoveryService:
         self._throttle.record_success(user.email)
         auth_event("password_reset", "success", client_ip=client_ip, user_id=user.id)
 
-    def verify_email(self, *, session: Session, token: str, client_ip: str) -> User:
+    def verify_email(
+        self, *, session: Session, token: str, password: str | None = None, client_ip: str
+    ) -> User:
         """Prove an account's address; or, for a signup that waited for it, create the
-        account (``PendingSignups``): either way the answer is the verified User."""
+        account (``PendingSignups``, which wants the signup's ``password``): either way the
+        answer is the verified User."""
         try:
-            user = self._redeem_either(session, token)
+            user = self._redeem_either(session, token, password)
         except errors.InvalidOneTimeToken:
             auth_event("verify_email", "failure", client_ip=client_ip, reason="token")
             raise
@@ -83,11 +86,11 @@ class RecoveryService:
         auth_event("verify_email", "success", client_ip=client_ip, user_id=user.id)
         return user
 
-    def _redeem_either(self, session: Session, token: str) -> User:
+    def _redeem_either(self, session: Session, token: str, password: str | None) -> User:
         try:
             return self._tokens.redeem(session=session, token=token, purpose="verify_email")
         except errors.InvalidOneTimeToken:
-            return self._pending.complete(session=session, token=token)
+            return self._pending.complete(session=session, token=token, password=password)
 
     def request_verification(self, *, session: Session, user_id: int, client_ip: str) -> None:
         """A new link to the account's current address; the previous link stops working."""

@@ -117,11 +117,18 @@ function startReset(form, token) {
 function startVerify(form, token) {
   const fields = document.getElementById("verify-fields");
   fields.disabled = false;
+  const password = document.getElementById("signup-password");
   form.addEventListener("submit", (event) => {
     event.preventDefault();
-    submit(fields, VERIFY_URL, { token }, (user) => {
+    // A link that finishes a signup (AUTHTWIN_REQUIRE_VERIFIED_LOGIN) wants the password
+    // chosen at signup, so that only whoever signed up can finish it; other links need none.
+    const payload = password.value ? { token, password: password.value } : { token };
+    const verified = (user) => {
+      password.value = "";
       show(`Your address ${user.email} is verified.`, "success");
-    });
+    };
+    // Without it, such a link answers 422 (the password is missing), and the form stays open.
+    submit(fields, VERIFY_URL, payload, verified);
   });
 }
 
