@@ -8,8 +8,7 @@ core's layers import nothing of each other). Their Content-Security-Policy is in
 with the others.
 """
 
-from functools import cache
-from importlib.resources import files
+from shared.web.packaged import packaged_asset, read_packaged
 
 RESET_PASSWORD_PATH = "/reset-password"
 VERIFY_EMAIL_PATH = "/verify-email"
@@ -26,17 +25,9 @@ ASSET_TYPES = {
 
 def page(path: str) -> bytes:
     """The HTML of the page at ``path``, one of ``PAGES``."""
-    return _read(PAGES[path])
+    return read_packaged("account", PAGES[path])
 
 
 def asset(name: str) -> tuple[bytes, str] | None:
     """An account page asset's bytes and media type; None for any name not in the fixed list."""
-    media_type = ASSET_TYPES.get(name)
-    if media_type is None:
-        return None  # checked before the cache, so unknown names cannot fill it
-    return _read(name), media_type
-
-
-@cache
-def _read(name: str) -> bytes:
-    return (files("shared") / "static" / "account" / name).read_bytes()
+    return packaged_asset("account", ASSET_TYPES, name)

@@ -1,8 +1,7 @@
 """The interactive docs pages (Swagger UI at /docs, ReDoc at /redoc), served by both twins
 from assets in this package, so they work with no internet (see shared/static/docs/README.md)."""
 
-from functools import cache
-from importlib.resources import files
+from shared.web.packaged import packaged_asset
 
 ASSET_TYPES = {
     "swagger-ui-bundle.js": "text/javascript; charset=utf-8",
@@ -45,12 +44,4 @@ REDOC_PAGE = f"""<!doctype html>
 
 def asset(name: str) -> tuple[bytes, str] | None:
     """A docs asset's bytes and media type; None for any name not in the fixed list."""
-    media_type = ASSET_TYPES.get(name)
-    if media_type is None:
-        return None  # checked before the cache, so unknown names cannot fill it
-    return _read(name), media_type
-
-
-@cache
-def _read(name: str) -> bytes:
-    return (files("shared") / "static" / "docs" / name).read_bytes()
+    return packaged_asset("docs", ASSET_TYPES, name)
