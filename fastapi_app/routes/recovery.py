@@ -28,11 +28,6 @@ from shared.domain.schemas import (
 
 router = APIRouter(prefix="/auth", tags=["recovery"])
 
-RESET_REQUESTED = Accepted(
-    detail="If an account exists for this address, a link to reset its password was sent to it"
-)
-VERIFICATION_SENT = Accepted(detail="A verification link was sent to your address")
-
 
 @router.post(
     "/password-reset",
@@ -49,9 +44,9 @@ def request_password_reset(
     background: BackgroundTasks,
     mail: MailDeliveryDep,
 ) -> object:
-    recovery.request_password_reset(session=session, email=body.email, client_ip=ip)
+    accepted = recovery.request_password_reset(session=session, email=body.email, client_ip=ip)
     send_mail_after_response(background, session, mail)
-    return RESET_REQUESTED
+    return accepted
 
 
 @router.post(
@@ -103,6 +98,6 @@ def request_verification(
     background: BackgroundTasks,
     mail: MailDeliveryDep,
 ) -> object:
-    recovery.request_verification(session=session, user_id=user.id, client_ip=ip)
+    accepted = recovery.request_verification(session=session, user_id=user.id, client_ip=ip)
     send_mail_after_response(background, session, mail)
-    return VERIFICATION_SENT
+    return accepted

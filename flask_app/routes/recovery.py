@@ -27,21 +27,16 @@ from shared.domain.schemas import (
 
 bp = Blueprint("recovery", __name__, url_prefix="/auth")
 
-RESET_REQUESTED = Accepted(
-    detail="If an account exists for this address, a link to reset its password was sent to it"
-)
-VERIFICATION_SENT = Accepted(detail="A verification link was sent to your address")
-
 
 @bp.post("/password-reset")
 @rate_limited("password_reset")
 def request_password_reset() -> ResponseReturnValue:
     body = json_body(PasswordResetRequest)
-    get_recovery_service().request_password_reset(
+    accepted = get_recovery_service().request_password_reset(
         session=get_session(), email=body.email, client_ip=get_client_ip()
     )
     send_mail_after_response()
-    return serialize(Accepted, RESET_REQUESTED), 202
+    return serialize(Accepted, accepted), 202
 
 
 @bp.post("/password-reset/confirm")
@@ -71,8 +66,8 @@ def verify_email() -> ResponseReturnValue:
 @bp.post("/verify/request")
 def request_verification() -> ResponseReturnValue:
     user = get_current_user()
-    get_recovery_service().request_verification(
+    accepted = get_recovery_service().request_verification(
         session=get_session(), user_id=user.id, client_ip=get_client_ip()
     )
     send_mail_after_response()
-    return serialize(Accepted, VERIFICATION_SENT), 202
+    return serialize(Accepted, accepted), 202

@@ -6,6 +6,7 @@ from sqlalchemy.orm import Session
 
 from shared.domain import errors
 from shared.domain.models import User
+from shared.domain.schemas import Accepted
 from shared.infrastructure.audit import auth_event
 from shared.security.passwords import PasswordHasher
 from shared.security.throttle import Throttle
@@ -13,6 +14,12 @@ from shared.services.account_mail import AccountMail
 from shared.services.one_time_tokens import OneTimeTokens
 from shared.services.pending_signups import PendingSignups
 from shared.services.users import UserService, load_user
+
+# The 202s: one text whatever happens next (the reset's says nothing of the address).
+RESET_REQUESTED = Accepted(
+    detail="If an account exists for this address, a link to reset its password was sent to it"
+)
+VERIFICATION_SENT = Accepted(detail="A verification link was sent to your address")
 
 
 class RecoveryService:
@@ -33,7 +40,7 @@ class RecoveryService:
         self._users = users
         self._pending = pending
 
-    def request_password_reset(self, *, session: Session, email: str, client_ip: str) -> None:
+    def request_password_reset(self, *, session: Session, email: str, client_ip: str) -> Accepted:
         """The same work and answer for every address: counted, one row written, committed.
 
         Whether the address has an account is decided after the response, when the message
@@ -44,6 +51,7 @@ class RecoveryService:
         self._mail.password_reset_requested(session, email)
         session.commit()
         auth_event("password_reset_request", "success", client_ip=client_ip)
+        return RESET_REQUESTED
 
     def reset_password(
         self, *, session: Session, token: str, new_password: str, client_ip: str
@@ -92,7 +100,7 @@ class RecoveryService:
         except errors.InvalidOneTimeToken:
             return self._pending.complete(session=session, token=token, password=password)
 
-    def request_verification(self, *, session: Session, user_id: int, client_ip: str) -> None:
+    def request_verification(self, *, session: Session, user_id: int, client_ip: str) -> Accepted:
         """A new link to the account's current address; the previous link stops working."""
         user = load_user(session, user_id)
         if user.is_verified:
@@ -102,3 +110,4 @@ class RecoveryService:
         self._mail.verification(session, user, counted=True)
         session.commit()
         auth_event("verify_email_request", "success", client_ip=client_ip, user_id=user.id)
+        return VERIFICATION_SENT
