@@ -95,7 +95,7 @@ def serve(
             port = free_port()
             with (log_dir / f"{name}-{port}.log").open("wb") as log:
                 process = subprocess.Popen(  # noqa: S603 — our own interpreter and servers
-                    command(app, port, flask_worker=worker), env=dict(env[name]),
+                    command(app, port, flask_worker=worker, env=env[name]), env=dict(env[name]),
                     stdout=log, stderr=log, start_new_session=True,
                 )  # fmt: skip
             servers[name] = Server(app, f"http://127.0.0.1:{port}", process, log.name)

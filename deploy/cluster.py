@@ -173,7 +173,7 @@ class Cluster:
         app = replica.name.rsplit("-", 1)[0]
         with replica.log.open("ab") as log:
             replica.process = subprocess.Popen(  # noqa: S603 — our interpreter, our servers
-                command(app, replica.port, self.workers),
+                command(app, replica.port, self.workers, env=self.env),
                 env=self.env,
                 stdout=log,
                 stderr=log,

@@ -36,9 +36,13 @@ no deadline, so a few dozen clients trickling their requests hold them all; and 
 connection made then is left unanswered, and reset when they exit.
 """
 
+import os
 import subprocess
 import sys
 from collections.abc import Mapping
+
+from shared.infrastructure.config import Settings
+from shared.web.event_frames import MAX_SOCKET_MESSAGE_BYTES
 
 WORKERS = 2
 FLASK_THREADS = 8
@@ -65,8 +69,10 @@ def command(
     *,
     graceful_seconds: int = GRACEFUL_SHUTDOWN_SECONDS,
     flask_worker: str = "gthread",
+    env: Mapping[str, str] | None = None,
 ) -> list[str]:
-    """The production command line of ``app`` on 127.0.0.1:``port``.
+    """The production command line of ``app`` on 127.0.0.1:``port``, for a server started
+    with the settings of ``env`` (by default this process's environment).
 
     ``flask_worker="sync"``: gunicorn's default worker, one request at a time per process
     and no keep-alive; the benchmark measures it beside gthread (bench/README.md).
@@ -80,12 +86,15 @@ def command(
             "--no-server-header", "--no-proxy-headers", "--no-access-log",
             "--http", "deploy.uvicorn_protocol:LimitedHttpToolsProtocol",
             "--timeout-graceful-shutdown", str(graceful_seconds),
+            # The WebSocket (/api/v1/ws) reads one message, an access token: 8 KiB, not the
+            # 16 MiB uvicorn would otherwise read. sansio: the implementation uvicorn keeps.
+            "--ws", "websockets-sansio", "--ws-max-size", str(MAX_SOCKET_MESSAGE_BYTES),
         ]  # fmt: skip
     if flask_worker == "gthread":
         # gthread, see deploy/gunicorn_worker.py. It holds at most --worker-connections per
         # worker; the ramp's 2000 users must all fit on the workers there are.
         worker = ["--worker-class", "deploy.gunicorn_worker.DrainingThreadWorker",
-                  "--threads", str(FLASK_THREADS), "--worker-connections", "2000"]  # fmt: skip
+                  "--threads", str(flask_threads(env)), "--worker-connections", "2000"]  # fmt: skip
     elif flask_worker == "sync":
         worker = ["--worker-class", "sync"]
     else:
@@ -103,6 +112,15 @@ def command(
         # socket: nothing here uses the control interface (tests/test_server_commands.py).
         "--no-control-socket", target,
     ]  # fmt: skip
+
+
+def flask_threads(env: Mapping[str, str] | None = None) -> int:
+    """The API's threads, and one more for each event stream a worker may hold
+    (``AUTHTWIN_EVENTS_MAX_STREAMS``): a stream holds its thread while open, and streams
+    must never take the threads requests need (flask_app/streams.py)."""
+    env = os.environ if env is None else env
+    default = Settings.model_fields["events_max_streams"].default
+    return FLASK_THREADS + int(env.get("AUTHTWIN_EVENTS_MAX_STREAMS", default))
 
 
 def migrate_command() -> list[str]:

@@ -25,6 +25,7 @@ from shared.security.throttle import Operation
 from shared.security.tokens import TokenClaims
 from shared.services.admin import AdminService
 from shared.services.auth import AuthService
+from shared.services.event_streams import EventStreams
 from shared.services.mail_delivery import MailDelivery
 from shared.services.recovery import RecoveryService
 from shared.services.users import UserService
@@ -38,8 +39,9 @@ TOKEN_URL = "/api/v1/auth/token"
 # Dependencies that only read request state are ``async def``: FastAPI runs a plain ``def``
 # dependency in its threadpool, and a thread hop to read an attribute cost ``GET /users/me``
 # about a tenth of its throughput (bench/README.md).
-async def get_runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
+async def get_runtime(connection: HTTPConnection) -> Runtime:
+    # HTTPConnection: a request or a WebSocket (routes/events.py).
+    runtime: Runtime = connection.app.state.runtime
     return runtime
 
 
@@ -106,6 +108,13 @@ async def get_mail_delivery(runtime: RuntimeDep) -> MailDelivery:
 MailDeliveryDep = Annotated[MailDelivery, Depends(get_mail_delivery)]
 
 
+async def get_event_streams(runtime: RuntimeDep) -> EventStreams:
+    return runtime.streams
+
+
+EventStreamsDep = Annotated[EventStreams, Depends(get_event_streams)]
+
+
 class CappedBearer(OAuth2PasswordBearer):
     """FastAPI's bearer scheme (for the OpenAPI document), with the header measured before
     it is parsed, and parsed as the Flask twin does: FastAPI's own parser trims with
@@ -145,9 +154,9 @@ async def get_access_claims(
 AccessClaims = Annotated[TokenClaims, Depends(get_access_claims)]
 
 
-async def get_reader(request: Request) -> Reader:
+async def get_reader(connection: HTTPConnection) -> Reader:
     """The FastAPI twin's read path (readers.py); the Flask twin reads in its worker thread."""
-    reader: Reader = request.app.state.reader
+    reader: Reader = connection.app.state.reader
     return reader
 
 

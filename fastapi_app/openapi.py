@@ -40,7 +40,16 @@ _ERRORS: dict[int, dict[str, Any]] = {
         "description": "Locked account or too many requests from this address",
         "headers": _RETRY_AFTER,
     },
-    503: {"model": ErrorResponse, "description": "Database unavailable"},
+    426: {
+        "model": ErrorResponse,
+        "description": "Not a WebSocket handshake",
+        "headers": {"Upgrade": {"description": "websocket", "schema": {"type": "string"}}},
+    },
+    503: {
+        "model": ErrorResponse,
+        "description": "Database (or, for streams, Redis or this server's capacity) unavailable",
+        "headers": _RETRY_AFTER,
+    },
 }
 # The token endpoint's 400 is RFC 6749 §5.2's body, not ``{"detail"}``.
 OAUTH_ERROR: dict[int | str, dict[str, Any]] = {

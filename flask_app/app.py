@@ -10,6 +10,7 @@ from flask_app.routes import api_bp, docs, pages, well_known
 from flask_app.validation import install_validation
 from shared.infrastructure.config import Settings
 from shared.runtime import Runtime
+from shared.web.event_frames import MAX_SOCKET_MESSAGE_BYTES
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -25,6 +26,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     # slash needs no setting: Werkzeug redirects only to rules that end in one, and none does.)
     app.url_map.merge_slashes = False
     app.extensions["authtwin"] = runtime
+    # flask-sock's sockets (routes/events.py): uvicorn's --ws-max-size on the FastAPI side.
+    app.config["SOCK_SERVER_OPTIONS"] = {"max_message_size": MAX_SOCKET_MESSAGE_BYTES}
 
     install_middleware(app)
     install_error_handlers(app)

@@ -21,6 +21,7 @@ from shared.security.throttle import Operation
 from shared.security.tokens import TokenClaims
 from shared.services.admin import AdminService
 from shared.services.auth import AuthService
+from shared.services.event_streams import EventStreams
 from shared.services.identity import find_principal
 from shared.services.mail_delivery import MailDelivery
 from shared.services.recovery import RecoveryService
@@ -86,6 +87,10 @@ def get_recovery_service() -> RecoveryService:
 
 def get_mail_delivery() -> MailDelivery:
     return get_runtime().mail_delivery
+
+
+def get_event_streams() -> EventStreams:
+    return get_runtime().streams
 
 
 def bearer_token() -> str | None:

@@ -22,6 +22,7 @@ from shared.infrastructure.db import (
     make_read_engine,
     make_session_factory,
 )
+from shared.infrastructure.event_broker import EventBroker, make_event_broker
 from shared.infrastructure.logs import configure_logging
 from shared.infrastructure.mail import make_mail_backend
 from shared.infrastructure.outages import DatabaseUnreachable
@@ -30,9 +31,11 @@ from shared.security.password_policy import PasswordPolicy
 from shared.security.passwords import PasswordHasher
 from shared.security.throttle import Throttle
 from shared.security.tokens import SigningKey, TokenCodec
+from shared.services.account_events import AccountEvents
 from shared.services.account_mail import AccountMail
 from shared.services.admin import AdminService
 from shared.services.auth import AuthService
+from shared.services.event_streams import EventStreams, StreamLimits
 from shared.services.mail_delivery import MailDelivery
 from shared.services.one_time_tokens import OneTimeTokens
 from shared.services.pending_signups import PendingSignups
@@ -69,6 +72,8 @@ class Runtime:
     admins: AdminService
     recovery: RecoveryService
     mail_delivery: MailDelivery
+    broker: EventBroker
+    streams: EventStreams
 
     @classmethod
     def build(cls, settings: Settings) -> "Runtime":
@@ -86,7 +91,17 @@ class Runtime:
         policy = PasswordPolicy(min_length=settings.password_min_length)
         tokens = _token_codec(settings)
         throttle = Throttle.from_settings(settings)
-        token_store = TokenStore(tokens=tokens)
+        sessions = make_session_factory(engine)
+        broker = make_event_broker(
+            settings.redis_url,
+            key_prefix=settings.redis_key_prefix,
+            replay_count=settings.events_replay_count,
+            replay_seconds=settings.events_replay_seconds,
+        )
+        events = AccountEvents(broker=broker)
+        events.install(sessions)
+        token_store = TokenStore(tokens=tokens, events=events)
+        read_engine = make_read_engine(url, pool_size=settings.db_read_pool_size, timeouts=timeouts)
         one_time_tokens = OneTimeTokens(
             lifetimes={
                 "password_reset": timedelta(minutes=settings.password_reset_minutes),
@@ -103,16 +118,13 @@ class Runtime:
             token_store=token_store,
             mail=mail,
         )
-        sessions = make_session_factory(engine)
         pending = PendingSignups(
             lifetime=timedelta(hours=settings.verify_email_hours), passwords=passwords
         )
         return cls(
             settings=settings,
             engine=engine,
-            read_engine=make_read_engine(
-                url, pool_size=settings.db_read_pool_size, timeouts=timeouts
-            ),
+            read_engine=read_engine,
             probe_engine=make_probe_engine(url, timeouts=timeouts),
             sessions=sessions,
             passwords=passwords,
@@ -150,6 +162,10 @@ class Runtime:
                 # Renewed while the send goes on: a claim outlives its sender only if the
                 # sender died.
                 lease=timedelta(seconds=settings.smtp_timeout * CLAIM_TIMEOUTS),
+            ),
+            broker=broker,
+            streams=EventStreams(
+                broker=broker, read_engine=read_engine, limits=StreamLimits.from_settings(settings)
             ),
         )
 
@@ -220,6 +236,7 @@ class Runtime:
         self.probe_engine.dispose()
         self.engine.dispose()
         self.passwords.close()
+        self.broker.close()
 
 
 # The setting each field of the account comes from, to name it in a refusal.

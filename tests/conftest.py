@@ -14,6 +14,7 @@ import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
@@ -28,7 +29,9 @@ from shared.infrastructure import migrations
 from shared.infrastructure.config import Settings
 from shared.infrastructure.db import Base, database_url
 from tests.clients import APPS, live_client
+from tests.live import STREAM_SETTINGS
 from tests.mailbox import Mailbox, mailbox  # noqa: F401 — a fixture, found by pytest here
+from tests.served import SERVERS
 from tests.support import Account, Api, log_in, sign_up
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -48,7 +51,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    for name in ("target", "configured"):
+    for name in ("target", "configured", "served"):
         if name in metafunc.fixturenames:
             if metafunc.config.getoption("--base-url"):
                 metafunc.parametrize(name, ["live"], indirect=True)
@@ -240,22 +243,25 @@ def mail_settings(request: pytest.FixtureRequest) -> dict[str, object]:
     }
 
 
+def live_api(client: httpx2.Client) -> Api:
+    """The live server's account and keys, from the settings it was started with."""
+    return Api(
+        client=client,
+        admin_email=os.environ.get("AUTHTWIN_FIRST_SUPERUSER_EMAIL"),
+        admin_password=os.environ.get("AUTHTWIN_FIRST_SUPERUSER_PASSWORD"),
+        secret_key=os.environ.get("AUTHTWIN_SECRET_KEY"),
+        issuer=os.environ.get("AUTHTWIN_JWT_ISSUER", "authtwin"),
+        audience=os.environ.get("AUTHTWIN_JWT_AUDIENCE", "authtwin-api"),
+        refresh_audience=os.environ.get("AUTHTWIN_JWT_REFRESH_AUDIENCE", "authtwin-refresh"),
+        client_id=os.environ.get("AUTHTWIN_JWT_CLIENT_ID", "authtwin"),
+    )
+
+
 @pytest.fixture
 def target(request: pytest.FixtureRequest, database_for) -> Iterator[Api]:  # type: ignore[no-untyped-def]
     if request.param == "live":
         with live_client(request.config.getoption("--base-url")) as client:
-            yield Api(
-                client=client,
-                admin_email=os.environ.get("AUTHTWIN_FIRST_SUPERUSER_EMAIL"),
-                admin_password=os.environ.get("AUTHTWIN_FIRST_SUPERUSER_PASSWORD"),
-                secret_key=os.environ.get("AUTHTWIN_SECRET_KEY"),
-                issuer=os.environ.get("AUTHTWIN_JWT_ISSUER", "authtwin"),
-                audience=os.environ.get("AUTHTWIN_JWT_AUDIENCE", "authtwin-api"),
-                refresh_audience=os.environ.get(
-                    "AUTHTWIN_JWT_REFRESH_AUDIENCE", "authtwin-refresh"
-                ),
-                client_id=os.environ.get("AUTHTWIN_JWT_CLIENT_ID", "authtwin"),
-            )
+            yield live_api(client)
         return
     app, db = request.param.split("-")
     settings = in_process_settings(
@@ -321,3 +327,50 @@ def secret_key(target: Api) -> str:
     if not target.secret_key:
         pytest.skip("set AUTHTWIN_SECRET_KEY for the server and the suite to forge tokens")
     return target.secret_key
+
+
+# What the stream tests expect of every target: live servers are started with the same.
+STREAM_TEST_SETTINGS = STREAM_SETTINGS
+
+
+@dataclass(frozen=True)
+class Served:
+    """A target behind a real socket: ``api`` talks to it over HTTP; ``url`` is its root."""
+
+    api: Api
+    url: str
+
+
+ServedFactory = Callable[..., Served]
+
+
+@pytest.fixture
+def served(request: pytest.FixtureRequest, database_for) -> Iterator[ServedFactory]:  # type: ignore[no-untyped-def]
+    """``served(**settings)`` → this target behind a socket (tests/served.py), with
+    ``STREAM_TEST_SETTINGS`` and the settings given; a live server is itself, and a test
+    that needs other settings skips there."""
+    if request.param == "live":
+        base_url: str = request.config.getoption("--base-url")
+        with live_client(base_url) as client:
+
+            def live(**overrides: object) -> Served:
+                if overrides:
+                    pytest.skip("needs settings of its own; not run against --base-url")
+                return Served(live_api(client), base_url.rstrip("/"))
+
+            yield live
+        return
+    app, db = request.param.split("-")
+    with ExitStack() as stack:
+
+        def build(**overrides: object) -> Served:
+            settings = in_process_settings(
+                database_for(db),
+                **{**storage_for(request, db), **mail_settings(request)},
+                **{**STREAM_TEST_SETTINGS, **overrides},
+            )
+            url = stack.enter_context(SERVERS[app](settings))
+            client = stack.enter_context(live_client(url))
+            return Served(Api(client, ADMIN_EMAIL, ADMIN_PASSWORD, TEST_SECRET), url)
+
+        yield build

@@ -45,6 +45,9 @@ __all__ = [
 ]
 WORKERS = 2
 STARTUP_SECONDS = 60
+# A heartbeat, and a socket's deadline to authenticate, of a second: the stream tests wait
+# for both (tests/conftest.py gives in-process targets the same).
+STREAM_SETTINGS: dict[str, object] = {"events_heartbeat_seconds": 1, "events_auth_seconds": 1}
 
 
 def free_port() -> int:
@@ -54,10 +57,12 @@ def free_port() -> int:
         return port
 
 
-def server_command(app: str, port: int, workers: int = WORKERS) -> list[str]:
+def server_command(
+    app: str, port: int, workers: int = WORKERS, env: Mapping[str, str] | None = None
+) -> list[str]:
     if app not in ("fastapi", "flask"):
         raise SystemExit(f"unknown app {app!r}: use fastapi or flask")
-    return production_command(app, port, workers)
+    return production_command(app, port, workers, env=env)
 
 
 def start_server(
@@ -65,7 +70,7 @@ def start_server(
 ) -> subprocess.Popen[bytes]:
     """``app`` under its production server, in a process group of its own (see stop_server)."""
     return subprocess.Popen(  # noqa: S603 — our own interpreter and servers
-        server_command(app, port, workers),
+        server_command(app, port, workers, env),
         env=dict(env),
         stdout=log,
         stderr=log,
@@ -158,6 +163,8 @@ def main(argv: list[str]) -> int:
             "AUTHTWIN_SMTP_HOST": "127.0.0.1",
             "AUTHTWIN_SMTP_PORT": str(free_port()),
             "AUTHTWIN_SMTP_SECURITY": "none",
+            # What tests/test_events.py expects of every target (STREAM_TEST_SETTINGS).
+            **{f"AUTHTWIN_{name.upper()}": str(value) for name, value in STREAM_SETTINGS.items()},
         }
         env.setdefault("AUTHTWIN_DATABASE_URL", f"sqlite:///{workdir}/live.db")
         if redis_url := os.environ.get("AUTHTWIN_TEST_REDIS_URL"):

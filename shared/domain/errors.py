@@ -45,6 +45,12 @@ class InactiveUser(DomainError):
     status_code, detail = 403, "Inactive user"
 
 
+class OriginNotAllowed(DomainError):
+    """A browser page of an origin neither this service's nor CORS-allowed opening /ws."""
+
+    status_code, detail = 403, "Origin not allowed"
+
+
 class PermissionDenied(DomainError):
     status_code, detail = 403, "Not enough privileges"
 
@@ -83,6 +89,12 @@ class EmailTaken(DomainError):
     status_code, detail = 409, "A user with this email already exists"
 
 
+class UpgradeRequired(DomainError):
+    """A plain request to the WebSocket's address (RFC 9110 §15.5.22 wants Upgrade named)."""
+
+    status_code, detail, headers = 426, "Upgrade Required", {"Upgrade": "websocket"}
+
+
 class BodyParseError(DomainError):
     """A body that is not even text (bad UTF-8) or nests too deep: FastAPI's words for it."""
 
@@ -108,6 +120,20 @@ class ThrottleUnavailable(DomainError):
     """The rate-limit store (Redis) is down: refuse, rather than let guessing run unlimited."""
 
     status_code, detail, headers = 503, "Rate limiter unavailable", OUTAGE_RETRY_AFTER
+
+
+class EventsUnavailable(DomainError):
+    """The store that shares event streams between processes (Redis) is down: a stream
+    opened now could not be counted against its user's cap, nor hear other processes."""
+
+    status_code, detail, headers = 503, "Event streams unavailable", OUTAGE_RETRY_AFTER
+
+
+class StreamCapacityReached(DomainError):
+    """This process holds as many streams as it may (``events_max_streams``): another
+    process, or this one a little later, can take the stream."""
+
+    status_code, detail, headers = 503, "Too many open event streams here", OUTAGE_RETRY_AFTER
 
 
 def outage_error(error: BaseException) -> DomainError | None:
@@ -172,3 +198,9 @@ def public_validation_errors(errors: Iterable[Mapping[str, Any]]) -> list[dict[s
 def located(errors: Iterable[Mapping[str, Any]], *prefix: str) -> list[dict[str, Any]]:
     """pydantic errors of one request part, located the way FastAPI does (``["body", ...]``)."""
     return [{**error, "loc": [*prefix, *error["loc"]]} for error in errors]
+
+
+class TooManyStreams(TooManyRequests):
+    """The user holds ``events_max_streams_per_user`` streams already: close one first."""
+
+    detail = "Too many open event streams for this user"

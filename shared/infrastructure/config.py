@@ -163,6 +163,28 @@ class Settings(BaseSettings):
     # no longer tells whether an address has an account (202 for both, README explains).
     require_verified_login: bool = False
 
+    # Account events (GET /users/me/events, /ws; services/event_streams.py). A heartbeat
+    # keeps proxies from closing a quiet stream, and is when each stream checks again that
+    # its credential is still good (a revocation whose event was lost is caught by then).
+    events_heartbeat_seconds: float = Field(default=15, gt=0, le=300)
+    # How long a WebSocket may take to send its {"type": "auth"} message.
+    events_auth_seconds: float = Field(default=5, gt=0, le=60)
+    # Streams one user may hold at once, over every process (a tab or device each).
+    events_max_streams_per_user: int = Field(default=5, ge=1, le=100)
+    # Streams one process holds. A Flask worker holds a thread per stream: its gunicorn runs
+    # with as many threads more than the API's (deploy/servers.py), so streams never take the
+    # threads requests need. Over it: 503 with Retry-After.
+    events_max_streams: int = Field(default=100, ge=1, le=100_000)
+    # A stream that carried no event this long, or open this long, ends; its client resumes
+    # with Last-Event-ID. The access token's expiry ends it sooner (15 minutes by default).
+    events_idle_seconds: float = Field(default=600, gt=0, le=86_400)
+    events_lifetime_seconds: float = Field(default=3600, gt=0, le=86_400)
+    # Events a stream may have waiting to be written: a reader slower than this is dropped.
+    events_buffer: int = Field(default=32, ge=1, le=10_000)
+    # What Last-Event-ID can resume: each user's last events, for this long.
+    events_replay_count: int = Field(default=50, ge=0, le=1000)
+    events_replay_seconds: int = Field(default=300, ge=1, le=86_400)
+
     @field_validator("database_url")
     @classmethod
     def _shared_database(cls, value: str) -> str:

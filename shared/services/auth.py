@@ -180,7 +180,9 @@ class AuthService:
         claims = self._tokens.decode(refresh_token, expected_type="refresh")
         record = self._token_store.find(session=session, claims=claims)
         if record.revoked_at is not None:
-            self._token_store.revoke_family(session=session, family_id=record.family_id)
+            self._token_store.revoke_family(
+                session=session, family_id=record.family_id, user_id=record.user_id, reason="reuse"
+            )
             auth_event(
                 "refresh", "failure", client_ip=client_ip, user_id=claims.user_id, reason="reuse"
             )
@@ -213,7 +215,9 @@ class AuthService:
         if claims.user_id != actor.id or claims.session_id != access.session_id:
             raise errors.InvalidToken
         record = self._token_store.find(session=session, claims=claims)
-        self._token_store.revoke_family(session=session, family_id=record.family_id)
+        self._token_store.revoke_family(
+            session=session, family_id=record.family_id, user_id=actor.id, reason="logout"
+        )
         self._token_store.deny_access_token(session=session, claims=access)
         auth_event("logout", "success", client_ip=client_ip, user_id=actor.id)
 

@@ -26,6 +26,7 @@ from shared.domain.models import RefreshToken, RevokedAccessToken, User
 from shared.domain.schemas import TokenPair
 from shared.infrastructure.db import utcnow
 from shared.security.tokens import TokenClaims, TokenCodec, new_session_id
+from shared.services.account_events import AccountEvents
 
 # Rows of each kind each login and logout purges on the way. Each creates at
 # most a row or two, so a sweep of this size keeps up with them many times over, and its
@@ -49,8 +50,9 @@ class Purged:
 class TokenStore:
     """Mints token pairs with the codec and keeps the rows that make them revocable."""
 
-    def __init__(self, *, tokens: TokenCodec) -> None:
+    def __init__(self, *, tokens: TokenCodec, events: AccountEvents) -> None:
         self._tokens = tokens
+        self._events = events
 
     def issue_pair(self, *, session: Session, user: User) -> TokenPair:
         """A new access + refresh pair whose refresh token starts a new family (a new login).
@@ -86,14 +88,17 @@ class TokenStore:
         spent = _revoke(session, RefreshToken.jti == record.jti, replaced_by=new_jti)
         if spent != 1:
             session.rollback()
-            self.revoke_family(session=session, family_id=family_id)
+            self.revoke_family(
+                session=session, family_id=family_id, user_id=record.user_id, reason="reuse"
+            )
             raise errors.InvalidToken
         session.commit()
         return pair
 
-    @staticmethod
-    def revoke_family(*, session: Session, family_id: str) -> None:
-        """End a session: its refresh tokens, and with them its access tokens (identity.py)."""
+    def revoke_family(self, *, session: Session, family_id: str, user_id: int, reason: str) -> None:
+        """End a session: its refresh tokens, and with them its access tokens (identity.py);
+        its open event streams are told why (``reason``) and closed."""
+        self._events.session_revoked(session, user_id=user_id, session_id=family_id, reason=reason)
         _revoke(session, RefreshToken.family_id == family_id)
         # Twice: under READ COMMITTED (PostgreSQL), a rotation that committed while the first
         # statement waited on its row lock left a successor that statement could not see; a

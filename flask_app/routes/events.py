@@ -1,0 +1,75 @@
+"""Account events: ``GET /users/me/events`` (server-sent events) and ``/ws`` (a WebSocket).
+
+Both carry one user's events until the credential that opened them ends (services/
+event_streams.py decides what is sent and when; streams.py carries it out in this thread).
+The socket is flask-sock's (simple-websocket underneath), which works under gunicorn's
+threaded worker, where the Flask twin runs.
+"""
+
+import threading
+
+from flask import Blueprint, Response, request
+from flask.typing import ResponseReturnValue
+from flask_sock import Sock
+from simple_websocket import Server
+
+from flask_app.deps import get_access_claims, get_current_user, get_event_streams, get_runtime
+from flask_app.streams import (
+    authenticate_socket,
+    event_source_response,
+    refuse_socket,
+    serve_socket,
+)
+from shared.domain import errors
+from shared.web.event_frames import EVENT_STREAM_HEADERS, socket_origin_allowed
+
+bp = Blueprint("events", __name__)
+sock = Sock()  # holds nothing: routes are registered on the blueprint (bp=bp)
+
+
+@bp.get("/users/me/events")
+def account_events() -> ResponseReturnValue:
+    claims = get_access_claims()
+    get_current_user()
+    if request.method == "HEAD":  # what a stream would start with, and no stream
+        return Response(headers=EVENT_STREAM_HEADERS)
+    woken = threading.Event()
+    streams = get_event_streams()
+    stream = streams.open(
+        claims, last_event_id=request.headers.get("Last-Event-ID"), wake=woken.set
+    )
+    return event_source_response(stream, streams, woken, request.environ)
+
+
+@bp.get("/ws")
+def account_socket_without_upgrade() -> ResponseReturnValue:
+    raise errors.UpgradeRequired
+
+
+@bp.before_request
+def check_socket_origin() -> None:
+    """Before flask-sock's handshake, as the FastAPI twin checks before accepting."""
+    if request.endpoint != "api.events.account_socket":
+        return
+    runtime = get_runtime()
+    origin = request.headers.get("Origin")
+    if not socket_origin_allowed(origin, runtime.cors, runtime.settings.public_url):
+        raise errors.OriginNotAllowed
+
+
+@sock.route("/ws", bp=bp)  # type: ignore[untyped-decorator]  # flask-sock has no types
+def account_socket(ws: Server) -> None:
+    runtime = get_runtime()
+    authenticated = authenticate_socket(
+        ws, runtime.read_engine, runtime.tokens, runtime.settings.events_auth_seconds
+    )
+    if authenticated is None:
+        return
+    claims, last_event_id = authenticated
+    streams = get_event_streams()
+    try:
+        stream = streams.open(claims, last_event_id=last_event_id, wake=ws.event.set)
+    except Exception as exc:
+        refuse_socket(ws, exc)
+        return
+    serve_socket(ws, stream, streams)

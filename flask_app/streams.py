@@ -1,0 +1,167 @@
+"""The Flask twin drives an ``EventStream`` (services/event_streams.py) by blocking a thread:
+WSGI gives an application a thread per request and no way to hand a waiting connection
+back, so each open stream holds one of gunicorn's threads from its first byte to its last
+(and a WebSocket a second one, simple-websocket's reader). deploy/servers.py gives gunicorn
+as many threads more than the API needs as a worker may hold streams (``events_max_streams``),
+so that streams never take the threads requests need.
+
+fastapi_app/streams.py drives the same conversation with awaits, and no thread per stream.
+"""
+
+import contextlib
+import socket
+import threading
+from collections.abc import Callable, Generator, Iterator
+from typing import Any
+
+from flask import Response
+from simple_websocket import ConnectionClosed, Server
+from sqlalchemy import Engine
+
+from shared.domain.events import AccountEvent
+from shared.security.tokens import TokenClaims, TokenCodec
+from shared.services.event_streams import (
+    Check,
+    Close,
+    CloseReason,
+    EventStream,
+    EventStreams,
+    Heartbeat,
+    Wait,
+)
+from shared.services.identity import find_principal
+from shared.web.event_frames import (
+    EVENT_STREAM_HEADERS,
+    POLICY_VIOLATION,
+    SOCKET_READY,
+    STREAM_PREAMBLE,
+    socket_auth,
+    socket_message,
+    socket_refusal,
+    sse_frame,
+)
+
+# A write the client has not taken this long is a reader too slow to keep: dropped.
+WRITE_TIMEOUT_SECONDS = 10
+
+Messages = Generator[AccountEvent | Heartbeat, None, CloseReason]
+
+
+def converse(stream: EventStream, streams: EventStreams, wait: Callable[[float], None]) -> Messages:
+    """The stream's conversation, carried out in this thread: yields what to write, and
+    returns the reason it ended."""
+    conversation = stream.conversation()
+    answer: bool | None = None
+    while True:
+        step = conversation.send(answer)
+        answer = None
+        if isinstance(step, Close):
+            return step.reason
+        if isinstance(step, Wait):
+            wait(step.seconds)
+        elif isinstance(step, Check):
+            answer = streams.check(stream)
+        else:
+            yield step.message
+
+
+def with_write_deadline(connection: socket.socket | None) -> None:
+    """A write the client does not take in time fails, and ends the stream: gunicorn and
+    Werkzeug write with no deadline, so a client that stops reading would hold the thread
+    for ever. The connection ends with the stream, which the deadline then no longer
+    concerns."""
+    if connection is not None:
+        connection.settimeout(WRITE_TIMEOUT_SECONDS)
+
+
+def event_source_response(
+    stream: EventStream, streams: EventStreams, woken: threading.Event, environ: dict[str, Any]
+) -> Response:
+    """``text/event-stream`` for as long as the conversation goes on, or the client stays
+    (its leaving is seen at the next write that fails: at the latest, a heartbeat)."""
+
+    def wait(seconds: float) -> None:
+        woken.wait(seconds)
+        woken.clear()
+
+    def frames() -> Iterator[bytes]:
+        with_write_deadline(environ.get("gunicorn.socket") or environ.get("werkzeug.socket"))
+        yield STREAM_PREAMBLE
+        for message in converse(stream, streams, wait):
+            yield sse_frame(message)
+
+    response = Response(frames(), headers=EVENT_STREAM_HEADERS)
+    # Run by the server when it is done with the response, even one it never began to send.
+    response.call_on_close(lambda: streams.close(stream))
+    return response
+
+
+def close_socket(ws: Server, code: int, reason: str) -> None:
+    """Close the socket, then the connection's sending side: RFC 6455 §7.1.1 has the server
+    end the TCP connection first. simple-websocket leaves that to the server, which under
+    Werkzeug first reads whatever the client still sends, to the end: a client waiting for
+    the server's end, as RFC 6455 tells it to, then waits for ever."""
+    ws.close(code, reason)
+    with contextlib.suppress(OSError):  # already gone
+        ws.sock.shutdown(socket.SHUT_WR)
+
+
+def authenticate_socket(
+    ws: Server, read_engine: Engine, tokens: TokenCodec, deadline: float
+) -> tuple[TokenClaims, str | None] | None:
+    """The claims of the socket's first message, and where to resume; None once the socket
+    is closed for a missing, late or refused credential."""
+    first = ws.receive(timeout=deadline)
+    if first is None:
+        close_socket(ws, POLICY_VIOLATION, "authentication timed out")
+        return None
+    auth = socket_auth(first)
+    if auth is None:
+        close_socket(ws, POLICY_VIOLATION, "the first message must be an auth message")
+        return None
+    try:
+        claims = tokens.decode(auth.access_token, expected_type="access")
+        find_principal(read_engine, claims)
+    except Exception as exc:
+        refuse_socket(ws, exc)
+        return None
+    return claims, auth.last_event_id
+
+
+def refuse_socket(ws: Server, error: Exception) -> None:
+    """Close the socket as an HTTP client would be refused (401 or 429: 1008; 503: 1013)."""
+    if (refusal := socket_refusal(error)) is None:
+        raise error
+    close_socket(ws, *refusal)
+
+
+def serve_socket(ws: Server, stream: EventStream, streams: EventStreams) -> None:
+    """The conversation over an authenticated socket, until it ends or the client leaves.
+
+    The thread waits on simple-websocket's own event, which its reader thread sets when the
+    client sends or closes, and which the stream's inbox sets too (``wake=ws.event.set``).
+    """
+
+    def wait(seconds: float) -> None:
+        ws.event.wait(seconds)
+        ws.event.clear()
+        # A client's own messages are not read: the socket has one in each direction.
+        while ws.receive(timeout=0) is not None:  # raises ConnectionClosed once it left
+            pass
+
+    try:
+        with_write_deadline(ws.sock)
+        ws.send(SOCKET_READY)
+        messages = converse(stream, streams, wait)
+        while True:
+            try:
+                message = next(messages)
+            except StopIteration as finished:
+                reason: CloseReason = finished.value
+                close_socket(ws, reason.ws_code, reason.text)
+                return
+            ws.send(socket_message(message))
+    except (ConnectionClosed, OSError):
+        pass  # the client left, or stopped reading (the write deadline)
+    finally:
+        streams.close(stream)

@@ -1,0 +1,276 @@
+"""One user's open event stream, whatever carries it: what it sends, when, and when it ends.
+
+The policy is written once, here, as a conversation with no I/O in it (``EventStream.
+conversation``): a generator that yields what to do next — send this, wait this long,
+check the credential, close — and is told the answer. Each twin drives it in its own
+idiom over server-sent events and a WebSocket (fastapi_app/streams.py awaits, flask_app/
+streams.py blocks a thread), so the two cannot disagree about a heartbeat or a closing.
+
+What ends a stream, and the WebSocket close code it gets (RFC 6455 §7.4.1):
+
+- its credential: the session logged out or revoked, every session ended, the user gone,
+  or the access token expired. The event saying so is sent first (``token.expired`` for the
+  expiry); the socket closes with 1008 (policy violation), the code of every refused
+  credential;
+- its limits: no event for ``events_idle_seconds``, or open ``events_lifetime_seconds``:
+  1001 (going away), and the client reconnects with the last id it saw;
+- a reader too slow to keep up with ``events_buffer`` events: 1008;
+- a database or Redis that cannot say whether the credential holds: 1013 (try again
+  later). Safer than carrying on unchecked; the client's reconnection gets a 503 until it
+  is back.
+"""
+
+import contextlib
+import math
+import threading
+import time
+import uuid
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import Enum
+
+import redis
+from sqlalchemy import Engine
+
+from shared.domain import errors
+from shared.domain.events import (
+    REVOCATIONS,
+    SESSION_REVOKED,
+    TOKEN_EXPIRED,
+    AccountEvent,
+    parse_event_id,
+)
+from shared.infrastructure.config import Settings
+from shared.infrastructure.event_broker import EventBroker, Inbox
+from shared.security.tokens import TokenClaims
+from shared.services.identity import find_principal
+
+# A user's stream is counted for this many heartbeats (renewed at each): a process that died
+# with streams open frees its users' places after that.
+LEASE_HEARTBEATS = 3
+
+
+class CloseReason(Enum):
+    CREDENTIAL_ENDED = (1008, "credential ended")
+    IDLE = (1001, "idle")
+    LIFETIME = (1001, "lifetime reached")
+    SLOW_READER = (1008, "reader too slow")
+    UNAVAILABLE = (1013, "try again later")
+
+    def __init__(self, ws_code: int, text: str) -> None:
+        self.ws_code = ws_code
+        self.text = text
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """Keeps proxies from timing the stream out; SSE sends it as a comment line."""
+
+
+@dataclass(frozen=True)
+class Send:
+    message: AccountEvent | Heartbeat
+
+
+@dataclass(frozen=True)
+class Wait:
+    """Sleep until the inbox wakes the stream, the client goes, or ``seconds`` pass."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Check:
+    """Answer with ``EventStreams.check``: True, False, or None when no one can tell."""
+
+
+@dataclass(frozen=True)
+class Close:
+    reason: CloseReason
+
+
+Step = Send | Wait | Check | Close
+Conversation = Generator[Step, bool | None, None]
+
+
+@dataclass(frozen=True)
+class StreamLimits:
+    heartbeat: float
+    idle: float
+    lifetime: float
+    buffer: int
+    per_user: int
+    per_process: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "StreamLimits":
+        return cls(
+            heartbeat=settings.events_heartbeat_seconds,
+            idle=settings.events_idle_seconds,
+            lifetime=settings.events_lifetime_seconds,
+            buffer=settings.events_buffer,
+            per_user=settings.events_max_streams_per_user,
+            per_process=settings.events_max_streams,
+        )
+
+    @property
+    def lease(self) -> float:
+        return self.heartbeat * LEASE_HEARTBEATS
+
+
+@dataclass
+class EventStream:
+    claims: TokenClaims
+    inbox: Inbox
+    limits: StreamLimits
+    replayed: list[AccountEvent]
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    opened_at: float = field(default_factory=time.monotonic)
+
+    def conversation(self) -> Conversation:
+        """The stream from its first event to its close (the module docstring says when)."""
+        # Ids only grow: an event both replayed and delivered is sent once.
+        sent_up_to = 0
+        for event in self.replayed:
+            if event.is_for(self.claims.session_id):
+                yield Send(event)
+                sent_up_to = event.id
+        expires = self.opened_at + _seconds_until(self.claims.expires_at)
+        ends = self.opened_at + self.limits.lifetime
+        idle_until = self.opened_at + self.limits.idle
+        beat = self.opened_at + self.limits.heartbeat
+        while True:
+            now = time.monotonic()
+            if now >= expires:
+                yield Send(AccountEvent(type=TOKEN_EXPIRED, user_id=self.claims.user_id))
+                yield Close(CloseReason.CREDENTIAL_ENDED)
+                return
+            if now >= ends or now >= idle_until:
+                yield Close(CloseReason.LIFETIME if now >= ends else CloseReason.IDLE)
+                return
+            if self.inbox.overflowed:
+                yield Close(CloseReason.SLOW_READER)
+                return
+            for event in self.inbox.take():
+                if event.id <= sent_up_to or not event.is_for(self.claims.session_id):
+                    continue
+                yield Send(event)
+                sent_up_to = event.id
+                idle_until = time.monotonic() + self.limits.idle
+                if event.type in REVOCATIONS and (ending := (yield Check())) is not True:
+                    yield Close(_why_closing(ending))
+                    return
+            if now >= beat:
+                holds = yield Check()
+                if holds is False:
+                    # Revoked, but its event never came (Redis lost it): say so all the same.
+                    revoked = AccountEvent(
+                        type=SESSION_REVOKED,
+                        user_id=self.claims.user_id,
+                        data={"reason": "revoked"},
+                    )
+                    yield Send(revoked)
+                if holds is not True:
+                    yield Close(_why_closing(holds))
+                    return
+                yield Send(Heartbeat())
+                beat = now + self.limits.heartbeat
+            yield Wait(max(0.0, min(expires, ends, idle_until, beat) - time.monotonic()))
+
+    def _revoked_unannounced(self) -> AccountEvent:
+        return AccountEvent(
+            type=SESSION_REVOKED, user_id=self.claims.user_id, data={"reason": "revoked"}
+        )
+
+
+def _seconds_until(moment: datetime) -> float:
+    return (moment - datetime.now(UTC)).total_seconds()
+
+
+def _why_closing(holds: bool | None) -> CloseReason:
+    return CloseReason.UNAVAILABLE if holds is None else CloseReason.CREDENTIAL_ENDED
+
+
+class EventStreams:
+    """Opens and closes this process's streams, within the caps, and checks credentials.
+
+    Blocking calls (Redis, the database): the FastAPI twin calls them in its threadpool.
+    """
+
+    def __init__(self, *, broker: EventBroker, read_engine: Engine, limits: StreamLimits) -> None:
+        self._broker = broker
+        self._read_engine = read_engine
+        self.limits = limits
+        self._open = 0
+        self._lock = threading.Lock()
+
+    def open(
+        self, claims: TokenClaims, *, last_event_id: str | None, wake: Callable[[], None]
+    ) -> EventStream:
+        """A stream for the holder of ``claims`` (already checked by the caller), resuming
+        after ``last_event_id``; 503 when this process or Redis cannot take it, 429 when
+        the user has too many."""
+        with self._lock:
+            if self._open >= self.limits.per_process:
+                raise errors.StreamCapacityReached
+            self._open += 1
+        stream = EventStream(
+            claims=claims,
+            inbox=Inbox(capacity=self.limits.buffer, wake=wake),
+            limits=self.limits,
+            replayed=[],
+        )
+        try:
+            self._enter(stream, parse_event_id(last_event_id))
+        except BaseException:
+            self.close(stream)
+            raise
+        return stream
+
+    def _enter(self, stream: EventStream, after: int | None) -> None:
+        user_id = stream.claims.user_id
+        try:
+            claimed = self._broker.claim_stream(
+                user_id, stream.id, limit=self.limits.per_user, lease=self.limits.lease
+            )
+            if not claimed:
+                raise errors.TooManyStreams(retry_after=math.ceil(self.limits.lease))
+            # Subscribed before the replay is read: an event published in between is in
+            # both, and the stream skips it the second time (by id).
+            self._broker.subscribe(user_id, stream.inbox)
+            if after is not None:
+                stream.replayed = self._broker.replay(user_id, after)
+        except redis.RedisError:
+            raise errors.EventsUnavailable from None
+
+    def check(self, stream: EventStream) -> bool | None:
+        """Whether the stream's credential still holds (renewing its place among the user's
+        streams on the way): None when the database or Redis cannot say."""
+        try:
+            # Renewed, not re-counted: a stream already open stays open.
+            self._broker.claim_stream(
+                stream.claims.user_id,
+                stream.id,
+                limit=self.limits.per_user,
+                lease=self.limits.lease,
+            )
+            find_principal(self._read_engine, stream.claims)
+        except errors.InvalidToken:
+            return False
+        except (redis.RedisError, errors.DatabaseUnavailable):
+            return None
+        except Exception as exc:
+            if errors.outage_error(exc) is not None:
+                return None
+            raise
+        return True
+
+    def close(self, stream: EventStream) -> None:
+        """Free the stream's places; safe to call once whatever ``open`` got to."""
+        self._broker.unsubscribe(stream.claims.user_id, stream.inbox)
+        # If Redis is down, the stream's lease ends it within LEASE_HEARTBEATS heartbeats.
+        with contextlib.suppress(redis.RedisError):
+            self._broker.release_stream(stream.claims.user_id, stream.id)
+        with self._lock:
+            self._open -= 1

@@ -1,0 +1,480 @@
+"""GET /users/me/events (server-sent events) and /ws (WebSocket): one user's account events,
+ended the moment the credential that opened them is.
+
+Every target is served behind a real socket (``served``: in-process apps from a thread, or
+the live server), because neither in-process client can hold a stream open. Tests that
+need settings of their own (a cap of one, a short idle limit) skip against a live server.
+"""
+
+import json
+import time
+from datetime import timedelta
+
+import httpx2
+import pytest
+from websockets.exceptions import InvalidStatus
+
+from tests.conftest import ServedFactory
+from tests.event_clients import (
+    authenticate,
+    close_code,
+    events_url,
+    next_message,
+    open_events,
+    open_socket,
+    opening_status,
+    socket_rest,
+    socket_url,
+)
+from tests.support import (
+    PASSWORD,
+    Account,
+    assert_error,
+    bearer,
+    forge,
+    log_in,
+    session_of,
+    sign_up,
+)
+
+# The contract: a revoked stream is closed within a second of the revocation's answer.
+CLOSED_WITHIN_SECONDS = 1.0
+
+
+def second_session(client: httpx2.Client, account: Account) -> Account:
+    """The same user logged in again: another session, as another device would be."""
+    tokens = log_in(client, account.email, account.password)
+    return Account(account.id, account.email, account.password, **tokens_of(tokens))
+
+
+def tokens_of(tokens: dict[str, str]) -> dict[str, str]:
+    return {"access_token": tokens["access_token"], "refresh_token": tokens["refresh_token"]}
+
+
+def logout(client: httpx2.Client, account: Account) -> None:
+    response = client.post(
+        "/auth/logout", json={"refresh_token": account.refresh_token}, headers=account.headers
+    )
+    assert response.status_code == 204, response.text
+
+
+# --- opening a stream -------------------------------------------------------------------
+
+
+def test_a_stream_needs_a_bearer_token(served: ServedFactory) -> None:
+    server = served()
+    missing = httpx2.get(events_url(server.url), timeout=5)
+    assert_error(missing, 401, "Not authenticated")
+    user = sign_up(server.api.client)
+    # Never from the query string, where logs and browser history keep it.
+    in_query = httpx2.get(events_url(server.url), params={"access_token": user.access_token})
+    assert_error(in_query, 401, "Not authenticated")
+    forged = httpx2.get(events_url(server.url), headers=bearer(user.access_token + "x"))
+    assert_error(forged, 401, "Invalid or expired token")
+
+
+def test_a_logged_out_token_opens_no_stream(served: ServedFactory) -> None:
+    server = served()
+    user = sign_up(server.api.client)
+    logout(server.api.client, user)
+    response = httpx2.get(events_url(server.url), headers=user.headers, timeout=5)
+    assert_error(response, 401, "Invalid or expired token")
+
+
+def test_a_stream_starts_with_its_headers_and_heartbeats(served: ServedFactory) -> None:
+    server = served()
+    user = sign_up(server.api.client)
+    with open_events(server.url, user.access_token) as stream:
+        headers = stream.response.headers
+        assert headers["cache-control"] == "no-store, no-transform"
+        assert headers["x-accel-buffering"] == "no"
+        assert "content-length" not in headers
+        # events_heartbeat_seconds is 1 (STREAM_TEST_SETTINGS): two come in a few seconds.
+        stream.next_heartbeat()
+        stream.next_heartbeat()
+        # A heartbeat is also when the credential is checked again: it still holds.
+        server.api.client.patch("/users/me", json={"full_name": "After"}, headers=user.headers)
+        assert stream.next_event().event == "user.updated"
+
+
+def test_head_answers_as_the_stream_would_and_opens_none(served: ServedFactory) -> None:
+    server = served(events_max_streams_per_user=1)
+    user = sign_up(server.api.client)
+    for _ in range(3):  # no place is taken: each would be over the cap of one
+        head = httpx2.head(events_url(server.url), headers=user.headers, timeout=5)
+        assert head.status_code == 200
+        assert head.headers["content-type"] == "text/event-stream; charset=utf-8"
+    with open_events(server.url, user.access_token):
+        pass
+
+
+# --- the events ---------------------------------------------------------------------------
+
+
+def test_a_profile_change_is_user_updated(served: ServedFactory) -> None:
+    server = served()
+    user = sign_up(server.api.client)
+    with open_events(server.url, user.access_token) as stream:
+        changed = server.api.client.patch(
+            "/users/me", json={"full_name": "New Name"}, headers=user.headers
+        )
+        assert changed.status_code == 200
+        event = stream.next_event()
+    assert event.event == "user.updated"
+    assert event.data == {"changed": ["full_name"]}
+    assert event.id is not None
+    assert event.id.isdigit()
+
+
+def test_logout_closes_the_sessions_stream_within_a_second(served: ServedFactory) -> None:
+    server = served()
+    user = sign_up(server.api.client)
+    with open_events(server.url, user.access_token) as stream:
+        logout(server.api.client, user)
+        logged_out = time.monotonic()
+        events = stream.rest()
+    assert [(e.event, e.data) for e in events] == [("session.revoked", {"reason": "logout"})]
+    assert stream.ended_at is not None
+    assert stream.ended_at - logged_out < CLOSED_WITHIN_SECONDS
+
+
+def test_another_sessions_logout_is_not_this_streams_news(served: ServedFactory) -> None:
+    server = served()
+    user = sign_up(server.api.client)
+    other = second_session(server.api.client, user)
+    with open_events(server.url, user.access_token) as stream:
+        logout(server.api.client, other)
+        server.api.client.patch("/users/me", json={"full_name": "Still here"}, headers=user.headers)
+        # The next event is the profile change: the other logout was not sent, nor ended this.
+        assert stream.next_event().event == "user.updated"
+
+
+def test_a_password_change_ends_every_sessions_stream(served: ServedFactory) -> None:
+    server = served()
+    user = sign_up(server.api.client)
+    other = second_session(server.api.client, user)
+    with (
+        open_events(server.url, user.access_token) as mine,
+        open_events(server.url, other.access_token) as theirs,
+    ):
+        changed = server.api.client.put(
+            "/users/me/password",
+            json={"current_password": PASSWORD, "new_password": "a brand new passphrase"},
+            headers=user.headers,
+        )
+        assert changed.status_code == 204, changed.text
+        for stream in (mine, theirs):
+            events = stream.rest()
+            assert [(e.event, e.data) for e in events] == [
+                ("sessions.revoked", {"reason": "password_changed"})
+            ]
+
+
+def test_a_replayed_refresh_token_revokes_the_session_and_its_stream(
+    served: ServedFactory,
+) -> None:
+    server = served()
+    user = sign_up(server.api.client)
+    with open_events(server.url, user.access_token) as stream:
+        refresh = {"refresh_token": user.refresh_token}
+        assert server.api.client.post("/auth/refresh", json=refresh).status_code == 200
+        # The same refresh token again: a thief's or the owner's copy, reuse either way.
+        assert server.api.client.post("/auth/refresh", json=refresh).status_code == 401
+        events = stream.rest()
+    assert [(e.event, e.data) for e in events] == [("session.revoked", {"reason": "reuse"})]
+
+
+def test_deactivation_by_an_admin_ends_the_users_streams(served: ServedFactory) -> None:
+    server = served()
+    api = server.api
+    if not (api.admin_email and api.admin_password):
+        pytest.skip("set AUTHTWIN_FIRST_SUPERUSER_EMAIL/_PASSWORD for the server and the suite")
+    admin = log_in(api.client, api.admin_email, api.admin_password)
+    user = sign_up(api.client)
+    with open_events(server.url, user.access_token) as stream:
+        response = api.client.patch(
+            f"/users/{user.id}", json={"is_active": False}, headers=bearer(admin["access_token"])
+        )
+        assert response.status_code == 200, response.text
+        events = stream.rest()
+    assert [(e.event, e.data) for e in events] == [
+        ("user.updated", {"changed": ["is_active"]}),
+        ("sessions.revoked", {"reason": "deactivated"}),
+    ]
+
+
+def test_deleting_the_account_ends_its_streams(served: ServedFactory) -> None:
+    server = served()
+    user = sign_up(server.api.client)
+    with open_events(server.url, user.access_token) as stream:
+        assert server.api.client.delete("/users/me", headers=user.headers).status_code == 204
+        events = stream.rest()
+    assert [(e.event, e.data) for e in events] == [("sessions.revoked", {"reason": "deleted"})]
+
+
+def test_an_email_change_is_user_updated_and_unverifies(served: ServedFactory) -> None:
+    server = served()
+    user = sign_up(server.api.client)
+    with open_events(server.url, user.access_token) as stream:
+        new_email = "moved-" + user.email
+        response = server.api.client.patch(
+            "/users/me",
+            json={"email": new_email, "current_password": PASSWORD},
+            headers=user.headers,
+        )
+        assert response.status_code == 200, response.text
+        event = stream.next_event()
+    # A new account is unverified already: only the address changed.
+    assert (event.event, event.data) == ("user.updated", {"changed": ["email"]})
+
+
+def test_the_token_expiring_ends_the_stream(served: ServedFactory) -> None:
+    server = served()
+    if not server.api.secret_key:
+        pytest.skip("set AUTHTWIN_SECRET_KEY for the server and the suite to forge tokens")
+    user = sign_up(server.api.client)
+    # A token of the user's live session that expires in two seconds.
+    short = forge(
+        server.api.secret_key,
+        sub=str(user.id),
+        session=session_of(user.access_token),
+        lifetime=timedelta(seconds=2),
+    )
+    opened = time.monotonic()
+    with open_events(server.url, short) as stream:
+        events = stream.rest()
+    assert [(e.event, e.data, e.id) for e in events] == [("token.expired", {}, None)]
+    assert stream.ended_at is not None
+    assert 1 <= stream.ended_at - opened < 2 + CLOSED_WITHIN_SECONDS
+
+
+# --- resuming ---------------------------------------------------------------------------
+
+
+def test_last_event_id_resumes_with_the_events_missed(served: ServedFactory) -> None:
+    server = served()
+    user = sign_up(server.api.client)
+    client = server.api.client
+    with open_events(server.url, user.access_token) as stream:
+        client.patch("/users/me", json={"full_name": "One"}, headers=user.headers)
+        first = stream.next_event()
+    # Missed while no stream was open:
+    client.patch("/users/me", json={"full_name": "Two"}, headers=user.headers)
+    new_email = {"email": "two-" + user.email, "current_password": PASSWORD}
+    client.patch("/users/me", json=new_email, headers=user.headers)
+    assert first.id is not None
+    with open_events(server.url, user.access_token, last_event_id=first.id) as resumed:
+        missed = [resumed.next_event(), resumed.next_event()]
+    assert [e.data["changed"] for e in missed] == [["full_name"], ["email"]]
+    assert int(first.id) < int(missed[0].id or 0) < int(missed[1].id or 0)
+
+
+@pytest.mark.parametrize("last_event_id", ["", "not-an-id", "-1", "9" * 30, "1e3"])
+def test_a_last_event_id_not_of_ours_resumes_nothing(
+    served: ServedFactory, last_event_id: str
+) -> None:
+    server = served()
+    user = sign_up(server.api.client)
+    client = server.api.client
+    new_email = {"email": "before-" + user.email, "current_password": PASSWORD}
+    client.patch("/users/me", json=new_email, headers=user.headers)
+    with open_events(server.url, user.access_token, last_event_id=last_event_id) as stream:
+        client.patch("/users/me", json={"full_name": "After"}, headers=user.headers)
+        # The address change, made before, is not replayed: the first event is the name's.
+        assert stream.next_event().data == {"changed": ["full_name"]}
+
+
+# --- limits -----------------------------------------------------------------------------
+
+
+def test_a_user_may_hold_only_so_many_streams(served: ServedFactory) -> None:
+    server = served(events_max_streams_per_user=2)
+    user = sign_up(server.api.client)
+    with open_events(server.url, user.access_token), open_events(server.url, user.access_token):
+        refused = httpx2.get(events_url(server.url), headers=user.headers, timeout=5)
+        assert_error(refused, 429, "Too many open event streams for this user")
+        assert int(refused.headers["retry-after"]) >= 1
+        # Another user is not counted with this one.
+        with open_events(server.url, sign_up(server.api.client).access_token):
+            pass
+
+
+def test_a_closed_stream_frees_its_place(served: ServedFactory) -> None:
+    server = served(events_max_streams_per_user=1)
+    user = sign_up(server.api.client)
+    with open_events(server.url, user.access_token):
+        pass
+    # The server sees the client gone at once (FastAPI) or at its next write, a heartbeat
+    # (Flask, which learns of a closed connection only by writing to it): a second here.
+    deadline = time.monotonic() + 3
+    while (status := opening_status(server.url, user.access_token)) == 429:
+        assert time.monotonic() < deadline, "the closed stream still holds its place"
+    assert status == 200
+
+
+def test_a_full_server_answers_503_with_retry_after(served: ServedFactory) -> None:
+    server = served(events_max_streams=1)
+    user = sign_up(server.api.client)
+    with open_events(server.url, user.access_token):
+        other = sign_up(server.api.client)
+        refused = httpx2.get(events_url(server.url), headers=other.headers, timeout=5)
+    assert_error(refused, 503, "Too many open event streams here")
+    assert refused.headers["retry-after"] == "5"
+
+
+def test_an_idle_stream_ends(served: ServedFactory) -> None:
+    server = served(events_idle_seconds=1.5)
+    user = sign_up(server.api.client)
+    opened = time.monotonic()
+    with open_events(server.url, user.access_token) as stream:
+        assert stream.rest() == []
+    assert stream.ended_at is not None
+    assert 1.5 <= stream.ended_at - opened < 1.5 + CLOSED_WITHIN_SECONDS
+
+
+def test_a_stream_ends_at_its_lifetime_however_busy(served: ServedFactory) -> None:
+    server = served(events_lifetime_seconds=2, events_idle_seconds=60)
+    user = sign_up(server.api.client)
+    opened = time.monotonic()
+    with open_events(server.url, user.access_token) as stream:
+        server.api.client.patch("/users/me", json={"full_name": "Busy"}, headers=user.headers)
+        assert [e.event for e in stream.rest()] == ["user.updated"]
+    assert stream.ended_at is not None
+    assert 2 <= stream.ended_at - opened < 2 + CLOSED_WITHIN_SECONDS
+
+
+# --- the WebSocket ----------------------------------------------------------------------
+
+
+def test_a_plain_request_to_the_socket_is_426(served: ServedFactory) -> None:
+    server = served()
+    response = httpx2.get(socket_url(server.url).replace("ws://", "http://"), timeout=5)
+    assert_error(response, 426, "Upgrade Required")
+    assert response.headers["upgrade"] == "websocket"
+
+
+def test_the_socket_carries_the_events_and_closes_on_logout(served: ServedFactory) -> None:
+    server = served()
+    user = sign_up(server.api.client)
+    with open_socket(server.url) as ws:
+        authenticate(ws, user.access_token)
+        server.api.client.patch("/users/me", json={"full_name": "Socket"}, headers=user.headers)
+        updated = next_message(ws)
+        logout(server.api.client, user)
+        logged_out = time.monotonic()
+        rest = socket_rest(ws)
+        closed = time.monotonic()
+        assert close_code(ws) == (1008, "credential ended")
+    assert updated is not None
+    assert updated["type"] == "event"
+    assert updated["event"] == "user.updated"
+    assert updated["data"] == {"changed": ["full_name"]}
+    assert updated["id"].isdigit()
+    assert [(m["event"], m["data"]) for m in rest] == [("session.revoked", {"reason": "logout"})]
+    assert closed - logged_out < CLOSED_WITHIN_SECONDS
+
+
+@pytest.mark.parametrize(
+    "first_message",
+    [
+        "hello",
+        json.dumps({"type": "auth"}),
+        json.dumps({"type": "hello", "access_token": "x"}),
+        json.dumps({"type": "auth", "access_token": "x", "extra": 1}),
+        json.dumps(["auth"]),
+    ],
+)
+def test_a_socket_whose_first_message_is_no_auth_is_closed_1008(
+    served: ServedFactory, first_message: str
+) -> None:
+    server = served()
+    with open_socket(server.url) as ws:
+        ws.send(first_message)
+        assert socket_rest(ws) == []
+        assert close_code(ws) == (1008, "the first message must be an auth message")
+
+
+def test_a_socket_with_a_refused_token_is_closed_1008(served: ServedFactory) -> None:
+    server = served()
+    user = sign_up(server.api.client)
+    logout(server.api.client, user)
+    with open_socket(server.url) as ws:
+        ws.send(json.dumps({"type": "auth", "access_token": user.access_token}))
+        assert socket_rest(ws) == []
+        assert close_code(ws) == (1008, "Invalid or expired token")
+
+
+def test_a_socket_that_does_not_authenticate_in_time_is_closed_1008(
+    served: ServedFactory,
+) -> None:
+    server = served()
+    opened = time.monotonic()
+    with open_socket(server.url) as ws:
+        assert socket_rest(ws) == []
+        waited = time.monotonic() - opened
+        assert close_code(ws) == (1008, "authentication timed out")
+    assert 1 <= waited < 1 + CLOSED_WITHIN_SECONDS  # events_auth_seconds: 1
+
+
+def test_the_socket_closes_when_its_token_expires(served: ServedFactory) -> None:
+    server = served()
+    if not server.api.secret_key:
+        pytest.skip("set AUTHTWIN_SECRET_KEY for the server and the suite to forge tokens")
+    user = sign_up(server.api.client)
+    short = forge(
+        server.api.secret_key,
+        sub=str(user.id),
+        session=session_of(user.access_token),
+        lifetime=timedelta(seconds=2),
+    )
+    with open_socket(server.url) as ws:
+        authenticate(ws, short)
+        rest = socket_rest(ws)
+        assert close_code(ws) == (1008, "credential ended")
+    assert [(m["event"], m["id"]) for m in rest] == [("token.expired", None)]
+
+
+def test_the_socket_resumes_from_last_event_id(served: ServedFactory) -> None:
+    server = served()
+    user = sign_up(server.api.client)
+    client = server.api.client
+    with open_socket(server.url) as ws:
+        authenticate(ws, user.access_token)
+        client.patch("/users/me", json={"full_name": "One"}, headers=user.headers)
+        first = next_message(ws)
+    client.patch("/users/me", json={"full_name": "Two"}, headers=user.headers)
+    assert first is not None
+    with open_socket(server.url) as ws:
+        authenticate(ws, user.access_token, last_event_id=first["id"])
+        missed = next_message(ws)
+    assert missed is not None
+    assert int(missed["id"]) > int(first["id"])
+
+
+def test_the_socket_counts_against_the_users_streams(served: ServedFactory) -> None:
+    server = served(events_max_streams_per_user=1)
+    user = sign_up(server.api.client)
+    with open_events(server.url, user.access_token), open_socket(server.url) as ws:
+        ws.send(json.dumps({"type": "auth", "access_token": user.access_token}))
+        assert socket_rest(ws) == []
+        assert close_code(ws) == (1008, "Too many open event streams for this user")
+
+
+def test_a_foreign_origin_is_refused_before_the_handshake(served: ServedFactory) -> None:
+    server = served()
+    with (
+        pytest.raises(InvalidStatus) as refused,
+        open_socket(server.url, origin="https://evil.example"),
+    ):
+        pass
+    response = refused.value.response
+    assert response.status_code == 403
+    assert json.loads(response.body or b"{}") == {"detail": "Origin not allowed"}
+
+
+def test_the_services_own_and_cors_origins_may_open_a_socket(served: ServedFactory) -> None:
+    server = served(cors_origins=["https://app.example"], public_url="https://auth.example")
+    user = sign_up(server.api.client)
+    for origin in ("https://auth.example", "https://app.example"):
+        with open_socket(server.url, origin=origin) as ws:
+            authenticate(ws, user.access_token)
