@@ -366,8 +366,12 @@ def served(request: pytest.FixtureRequest, database_for) -> Iterator[ServedFacto
         def build(**overrides: object) -> Served:
             settings = in_process_settings(
                 database_for(db),
-                **{**storage_for(request, db), **mail_settings(request)},
-                **{**STREAM_TEST_SETTINGS, **overrides},
+                **{
+                    **storage_for(request, db),
+                    **mail_settings(request),
+                    **STREAM_TEST_SETTINGS,
+                    **overrides,
+                },
             )
             url = stack.enter_context(SERVERS[app](settings))
             client = stack.enter_context(live_client(url))

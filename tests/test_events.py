@@ -8,13 +8,15 @@ need settings of their own (a cap of one, a short idle limit) skip against a liv
 
 import json
 import time
+import uuid
+from collections.abc import Iterator
 from datetime import timedelta
 
 import httpx2
 import pytest
 from websockets.exceptions import InvalidStatus
 
-from tests.conftest import ServedFactory
+from tests.conftest import ServedFactory, _missing
 from tests.event_clients import (
     authenticate,
     close_code,
@@ -26,6 +28,7 @@ from tests.event_clients import (
     socket_rest,
     socket_url,
 )
+from tests.private_services import PrivateRedis, missing_binaries, private_redis
 from tests.support import (
     PASSWORD,
     Account,
@@ -478,3 +481,38 @@ def test_the_services_own_and_cors_origins_may_open_a_socket(served: ServedFacto
     for origin in ("https://auth.example", "https://app.example"):
         with open_socket(server.url, origin=origin) as ws:
             authenticate(ws, user.access_token)
+
+
+# --- faults -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def own_redis() -> Iterator[PrivateRedis]:
+    """A Redis of this test's own, to stop under the app (tests/private_services.py)."""
+    if reason := missing_binaries():
+        _missing("a private Redis server", reason)
+    with private_redis() as server:
+        yield server
+
+
+def test_redis_down_ends_streams_and_refuses_new_ones_with_503_until_it_is_back(
+    served: ServedFactory, own_redis: PrivateRedis
+) -> None:
+    server = served(redis_url=own_redis.url, redis_key_prefix=f"authtwin-{uuid.uuid4().hex}")
+    user = sign_up(server.api.client)
+    with open_events(server.url, user.access_token) as stream, open_socket(server.url) as ws:
+        authenticate(ws, user.access_token)
+        own_redis.stop()
+        # No one can tell now whether another process revoked them: both end at their next
+        # check (a heartbeat, a second here), the socket saying "try again later".
+        assert stream.rest() == []
+        assert socket_rest(ws) == []
+        assert (ws.close_code, ws.close_reason) == (1013, "try again later")
+    refused = httpx2.get(events_url(server.url), headers=user.headers, timeout=5)
+    assert_error(refused, 503, "Event streams unavailable")
+    assert refused.headers["retry-after"] == "5"
+    own_redis.start()
+    deadline = time.monotonic() + 5
+    while (status := opening_status(server.url, user.access_token)) == 503:
+        assert time.monotonic() < deadline, "streams did not come back with Redis"
+    assert status == 200

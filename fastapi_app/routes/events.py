@@ -22,7 +22,7 @@ from shared.domain import errors
 from shared.web.event_frames import EVENT_STREAM_HEADERS, socket_origin_allowed
 
 router = APIRouter(tags=["events"])
-LastEventId = Annotated[str | None, Header(alias="Last-Event-ID", max_length=64)]
+LastEventId = Annotated[str | None, Header(alias="Last-Event-ID")]
 
 
 @router.get(
