@@ -615,6 +615,44 @@ CONCERNS: list[Concern] = [
         ],
     ),
     Concern(
+        title="Account events: a stream and a socket, with and without an event loop",
+        slug="account-events",
+        notes=(
+            "What a stream sends and when it ends is one generator, `EventStream.conversation`, "
+            "with no I/O in it: it yields `Send`, `Wait`, `Check` and `Close`, and each twin "
+            "carries them out. FastAPI awaits: a stream is a coroutine waiting on an "
+            "`asyncio.Event` that the inbox sets from any thread, and holds no thread while "
+            "it waits; its event stream is an ASGI response of its own, because Starlette's "
+            "`StreamingResponse` writes with no deadline. Flask blocks: WSGI gives a request a "
+            "thread and no way to hand a waiting connection back, so each stream holds one of "
+            "gunicorn's threads (a socket also holds simple-websocket's reader thread), and "
+            "gunicorn is given a thread more per stream a worker may hold. A client leaving is "
+            "seen at once by FastAPI (`http.disconnect`) and by Flask at its next write, a "
+            "heartbeat at most. Events are gathered from the ORM's flushes and the token "
+            "store, published after the commit, and reach other processes through Redis."
+        ),
+        fastapi=[
+            Ref("fastapi_app/routes/events.py", "account_events"),
+            Ref("fastapi_app/routes/events.py", "account_socket"),
+            Ref("fastapi_app/streams.py", "converse"),
+            Ref("fastapi_app/streams.py", "EventSourceResponse"),
+            Ref("fastapi_app/streams.py", "serve_socket"),
+        ],
+        flask=[
+            Ref("flask_app/routes/events.py", "account_events"),
+            Ref("flask_app/routes/events.py", "account_socket"),
+            Ref("flask_app/streams.py", "converse"),
+            Ref("flask_app/streams.py", "event_source_response"),
+            Ref("flask_app/streams.py", "serve_socket"),
+        ],
+        shared=[
+            Ref("shared/services/event_streams.py", "EventStream.conversation"),
+            Ref("shared/services/event_streams.py", "EventStreams.open"),
+            Ref("shared/services/account_events.py", "AccountEvents"),
+            Ref("deploy/servers.py", "flask_threads"),
+        ],
+    ),
+    Concern(
         title="Public signing key",
         slug="jwks",
         notes=(

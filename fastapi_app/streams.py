@@ -18,8 +18,9 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from fastapi_app.readers import Reader
-from shared.domain.errors import DomainError
+from shared.domain import errors
 from shared.domain.events import AccountEvent
+from shared.runtime import Runtime
 from shared.security.tokens import TokenClaims, TokenCodec
 from shared.services.event_streams import (
     Check,
@@ -27,24 +28,24 @@ from shared.services.event_streams import (
     CloseReason,
     EventStream,
     EventStreams,
-    Heartbeat,
     Wait,
+    socket_auth,
+    socket_refusal,
 )
 from shared.web.event_frames import (
     EVENT_STREAM_HEADERS,
     POLICY_VIOLATION,
     SOCKET_READY,
     STREAM_PREAMBLE,
-    socket_auth,
     socket_message,
-    socket_refusal,
+    socket_origin_allowed,
     sse_frame,
 )
 
 # A write the client has not taken this long is a reader too slow to keep: dropped.
 WRITE_TIMEOUT_SECONDS = 10
 
-Writer = Callable[[AccountEvent | Heartbeat], Awaitable[None]]
+Writer = Callable[[AccountEvent | None], Awaitable[None]]
 
 
 class Waker:
@@ -90,7 +91,7 @@ async def converse(
         else:
             try:
                 with anyio.fail_after(WRITE_TIMEOUT_SECONDS):
-                    await write(step.message)
+                    await write(step.event)
             except TimeoutError:
                 return CloseReason.SLOW_READER
         step = conversation.send(answer)
@@ -114,7 +115,7 @@ class EventSourceResponse(Response):
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
             await send({"type": "http.response.body", "body": STREAM_PREAMBLE, "more_body": True})
 
-            async def write(message: AccountEvent | Heartbeat) -> None:
+            async def write(message: AccountEvent | None) -> None:
                 await send(
                     {"type": "http.response.body", "body": sse_frame(message), "more_body": True}
                 )
@@ -172,7 +173,7 @@ async def serve_socket(
     try:
         await websocket.send_text(SOCKET_READY)
 
-        async def write(message: AccountEvent | Heartbeat) -> None:
+        async def write(message: AccountEvent | None) -> None:
             await websocket.send_text(socket_message(message))
 
         async with anyio.create_task_group() as group:
@@ -193,8 +194,12 @@ async def serve_socket(
         await run_in_threadpool(streams.close, stream)
 
 
-async def deny_socket(websocket: WebSocket, error: DomainError) -> None:
-    """Refuse the handshake with the contract's JSON error (the ASGI denial response
-    extension; the Flask twin answers before its handshake)."""
-    body = JSONResponse(error.body(), error.status_code, error.response_headers())
-    await websocket.send_denial_response(body)
+async def check_socket_origin(websocket: WebSocket, runtime: Runtime) -> bool:
+    """Whether the socket's Origin may open it; if not, the handshake is refused with the
+    contract's JSON 403 (the ASGI denial response extension), before any socket exists."""
+    origin = websocket.headers.get("origin")
+    if socket_origin_allowed(origin, runtime.cors, runtime.settings.public_url):
+        return True
+    refused = errors.OriginNotAllowed()
+    await websocket.send_denial_response(JSONResponse(refused.body(), refused.status_code))
+    return False

@@ -14,10 +14,12 @@ import threading
 from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
-from flask import Response
+from flask import Response, request
 from simple_websocket import ConnectionClosed, Server
 from sqlalchemy import Engine
 
+from flask_app.deps import get_runtime
+from shared.domain import errors
 from shared.domain.events import AccountEvent
 from shared.security.tokens import TokenClaims, TokenCodec
 from shared.services.event_streams import (
@@ -26,8 +28,9 @@ from shared.services.event_streams import (
     CloseReason,
     EventStream,
     EventStreams,
-    Heartbeat,
     Wait,
+    socket_auth,
+    socket_refusal,
 )
 from shared.services.identity import find_principal
 from shared.web.event_frames import (
@@ -35,16 +38,15 @@ from shared.web.event_frames import (
     POLICY_VIOLATION,
     SOCKET_READY,
     STREAM_PREAMBLE,
-    socket_auth,
     socket_message,
-    socket_refusal,
+    socket_origin_allowed,
     sse_frame,
 )
 
 # A write the client has not taken this long is a reader too slow to keep: dropped.
 WRITE_TIMEOUT_SECONDS = 10
 
-Messages = Generator[AccountEvent | Heartbeat, None, CloseReason]
+Messages = Generator[AccountEvent | None, None, CloseReason]
 
 
 def converse(stream: EventStream, streams: EventStreams, wait: Callable[[float], None]) -> Messages:
@@ -62,7 +64,7 @@ def converse(stream: EventStream, streams: EventStreams, wait: Callable[[float],
         elif isinstance(step, Check):
             answer = streams.check(stream)
         else:
-            yield step.message
+            yield step.event
 
 
 def with_write_deadline(connection: socket.socket | None) -> None:
@@ -104,6 +106,17 @@ def close_socket(ws: Server, code: int, reason: str) -> None:
     ws.close(code, reason)
     with contextlib.suppress(OSError):  # already gone
         ws.sock.shutdown(socket.SHUT_WR)
+
+
+def check_socket_origin() -> None:
+    """A 403 for a browser page of a foreign origin opening the socket, before the handshake
+    (a ``before_request`` hook of routes/events.py)."""
+    if request.endpoint != "api.events.account_socket":
+        return
+    runtime = get_runtime()
+    origin = request.headers.get("Origin")
+    if not socket_origin_allowed(origin, runtime.cors, runtime.settings.public_url):
+        raise errors.OriginNotAllowed
 
 
 def authenticate_socket(

@@ -22,7 +22,6 @@ from shared.infrastructure.db import (
     make_read_engine,
     make_session_factory,
 )
-from shared.infrastructure.event_broker import EventBroker, make_event_broker
 from shared.infrastructure.logs import configure_logging
 from shared.infrastructure.mail import make_mail_backend
 from shared.infrastructure.outages import DatabaseUnreachable
@@ -35,6 +34,7 @@ from shared.services.account_events import AccountEvents
 from shared.services.account_mail import AccountMail
 from shared.services.admin import AdminService
 from shared.services.auth import AuthService
+from shared.services.event_broker import EventBroker, make_event_broker
 from shared.services.event_streams import EventStreams, StreamLimits
 from shared.services.mail_delivery import MailDelivery
 from shared.services.one_time_tokens import OneTimeTokens

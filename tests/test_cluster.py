@@ -37,6 +37,7 @@ from deploy.cluster import Cluster, Process
 from shared.domain.errors import OUTAGE_RETRY_AFTER
 from shared.web.bodies import CONTENT_TOO_LARGE
 from tests.conftest import IN_CI
+from tests.event_clients import authenticate, open_events, open_socket, socket_rest
 from tests.live import free_port, production_env
 from tests.support import PASSWORD, assert_error, assert_unauthorized, sign_up
 
@@ -551,3 +552,27 @@ def test_no_banner_through_nginx(cluster: Cluster, app_name: str) -> None:
     with httpx2.Client(base_url=cluster.urls[app_name], timeout=10) as edge:
         for response in (edge.get("/api/v1/health"), edge.get("/api/v1/users/me")):
             assert "server" not in response.headers, response.headers
+
+
+# --- account events through nginx -------------------------------------------------------
+
+
+def test_streams_pass_through_nginx_and_end_with_a_logout_on_either_replica(
+    cluster: Cluster, app_name: str
+) -> None:
+    """nginx neither buffers the event stream nor refuses the socket's upgrade, and the
+    replica that logs out is not the one holding the streams: Redis carries the event."""
+    front = cluster.urls[app_name]
+    address = client_address()
+    with client(replica_urls(cluster, app_name)[1], address) as replica:
+        user = sign_up(replica)
+        with open_events(front, user.access_token) as stream, open_socket(front) as ws:
+            authenticate(ws, user.access_token)
+            body = {"refresh_token": user.refresh_token}
+            assert replica.post("/auth/logout", json=body, headers=user.headers).status_code == 204
+            logged_out = time.monotonic()
+            assert [e.event for e in stream.rest()] == ["session.revoked"]
+            assert [m["event"] for m in socket_rest(ws)] == ["session.revoked"]
+            assert ws.close_code == 1008
+    assert stream.ended_at is not None
+    assert stream.ended_at - logged_out < 1.0

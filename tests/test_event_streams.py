@@ -1,5 +1,5 @@
 """The parts of account events no HTTP client can reach on its own: the stream's policy
-(services/event_streams.py) step by step, and the brokers (infrastructure/event_broker.py),
+(services/event_streams.py) step by step, and the brokers (services/event_broker.py),
 in one process and through a real Redis, where several processes meet."""
 
 import time
@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shared.domain.events import SESSION_REVOKED, USER_UPDATED, AccountEvent
-from shared.infrastructure.event_broker import EventBroker, Inbox, LocalBroker, RedisBroker
 from shared.security.tokens import TokenClaims
+from shared.services.event_broker import EventBroker, Inbox, LocalBroker, RedisBroker
 from shared.services.event_streams import (
     Check,
     Close,

@@ -13,13 +13,13 @@ from fastapi_app.openapi import error_responses
 from fastapi_app.streams import (
     EventSourceResponse,
     authenticate_socket,
-    deny_socket,
+    check_socket_origin,
     open_stream,
     refuse_socket,
     serve_socket,
 )
 from shared.domain import errors
-from shared.web.event_frames import EVENT_STREAM_HEADERS, socket_origin_allowed
+from shared.web.event_frames import EVENT_STREAM_HEADERS
 
 router = APIRouter(tags=["events"])
 LastEventId = Annotated[str | None, Header(alias="Last-Event-ID")]
@@ -73,9 +73,7 @@ async def account_socket_without_upgrade() -> None:
 async def account_socket(
     websocket: WebSocket, runtime: RuntimeDep, reader: ReaderDep, streams: EventStreamsDep
 ) -> None:
-    origin = websocket.headers.get("origin")
-    if not socket_origin_allowed(origin, runtime.cors, runtime.settings.public_url):
-        await deny_socket(websocket, errors.OriginNotAllowed())  # a 403, before any socket
+    if not await check_socket_origin(websocket, runtime):
         return
     await websocket.accept()
     authenticated = await authenticate_socket(

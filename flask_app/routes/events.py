@@ -16,15 +16,18 @@ from simple_websocket import Server
 from flask_app.deps import get_access_claims, get_current_user, get_event_streams, get_runtime
 from flask_app.streams import (
     authenticate_socket,
+    check_socket_origin,
     event_source_response,
     refuse_socket,
     serve_socket,
 )
 from shared.domain import errors
-from shared.web.event_frames import EVENT_STREAM_HEADERS, socket_origin_allowed
+from shared.web.event_frames import EVENT_STREAM_HEADERS
 
 bp = Blueprint("events", __name__)
 sock = Sock()  # holds nothing: routes are registered on the blueprint (bp=bp)
+# Before flask-sock's handshake, as the FastAPI twin checks before accepting.
+bp.before_request(check_socket_origin)
 
 
 @bp.get("/users/me/events")
@@ -44,17 +47,6 @@ def account_events() -> ResponseReturnValue:
 @bp.get("/ws")
 def account_socket_without_upgrade() -> ResponseReturnValue:
     raise errors.UpgradeRequired
-
-
-@bp.before_request
-def check_socket_origin() -> None:
-    """Before flask-sock's handshake, as the FastAPI twin checks before accepting."""
-    if request.endpoint != "api.events.account_socket":
-        return
-    runtime = get_runtime()
-    origin = request.headers.get("Origin")
-    if not socket_origin_allowed(origin, runtime.cors, runtime.settings.public_url):
-        raise errors.OriginNotAllowed
 
 
 @sock.route("/ws", bp=bp)  # type: ignore[untyped-decorator]  # flask-sock has no types

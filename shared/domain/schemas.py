@@ -165,16 +165,6 @@ class SocketAuth(Input):
     last_event_id: Annotated[str, Field(max_length=20)] | None = None
 
 
-class StreamEvent(BaseModel):
-    """An event as the WebSocket carries it (``type`` "event"); the stream's ``id``,
-    ``event`` and ``data`` lines say the same."""
-
-    type: Literal["event"] = "event"
-    id: str | None = Field(description="Resume after it with Last-Event-ID / last_event_id")
-    event: Literal["session.revoked", "sessions.revoked", "user.updated", "token.expired"]
-    data: dict[str, object]
-
-
 class PageParams(BaseModel):
     offset: int = Field(default=0, ge=0, le=MAX_DB_INT)
     limit: int = Field(default=50, ge=1, le=100)

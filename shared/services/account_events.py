@@ -2,7 +2,7 @@
 
 Events are gathered in the transaction that causes them and published after it commits
 (never before: a stream must not close for a logout that rolled back), through the app's
-broker (infrastructure/event_broker.py). Changes to a user row are found by SQLAlchemy
+broker (services/event_broker.py). Changes to a user row are found by SQLAlchemy
 itself, as they are flushed, whichever service made them: a new route that changes an
 address or ends sessions is announced without remembering to. A session's end is a bulk
 UPDATE of its refresh tokens, which the ORM does not track: ``TokenStore`` says so.
@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from shared.domain.events import SESSION_REVOKED, SESSIONS_REVOKED, USER_UPDATED, AccountEvent
 from shared.domain.models import User
-from shared.infrastructure.event_broker import EventBroker
+from shared.services.event_broker import EventBroker
 
 logger = logging.getLogger("authtwin.events")
 

@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from enum import Enum
 
 import redis
+from pydantic import ValidationError
 from sqlalchemy import Engine
 
 from shared.domain import errors
@@ -41,9 +42,10 @@ from shared.domain.events import (
     AccountEvent,
     parse_event_id,
 )
+from shared.domain.schemas import SocketAuth
 from shared.infrastructure.config import Settings
-from shared.infrastructure.event_broker import EventBroker, Inbox
 from shared.security.tokens import TokenClaims
+from shared.services.event_broker import EventBroker, Inbox
 from shared.services.identity import find_principal
 
 # A user's stream is counted for this many heartbeats (renewed at each): a process that died
@@ -51,12 +53,16 @@ from shared.services.identity import find_principal
 LEASE_HEARTBEATS = 3
 
 
+# RFC 6455 §7.4.1 close codes (1013 from IANA's registry).
+POLICY_VIOLATION, GOING_AWAY, TRY_AGAIN_LATER = 1008, 1001, 1013
+
+
 class CloseReason(Enum):
-    CREDENTIAL_ENDED = (1008, "credential ended")
-    IDLE = (1001, "idle")
-    LIFETIME = (1001, "lifetime reached")
-    SLOW_READER = (1008, "reader too slow")
-    UNAVAILABLE = (1013, "try again later")
+    CREDENTIAL_ENDED = (POLICY_VIOLATION, "credential ended")
+    IDLE = (GOING_AWAY, "idle")
+    LIFETIME = (GOING_AWAY, "lifetime reached")
+    SLOW_READER = (POLICY_VIOLATION, "reader too slow")
+    UNAVAILABLE = (TRY_AGAIN_LATER, "try again later")
 
     def __init__(self, ws_code: int, text: str) -> None:
         self.ws_code = ws_code
@@ -71,6 +77,11 @@ class Heartbeat:
 @dataclass(frozen=True)
 class Send:
     message: AccountEvent | Heartbeat
+
+    @property
+    def event(self) -> AccountEvent | None:
+        """The event to write, or None for a heartbeat (shared/web/event_frames.py)."""
+        return None if isinstance(self.message, Heartbeat) else self.message
 
 
 @dataclass(frozen=True)
@@ -274,3 +285,23 @@ class EventStreams:
             self._broker.release_stream(stream.claims.user_id, stream.id)
         with self._lock:
             self._open -= 1
+
+
+def socket_auth(message: str | bytes | None) -> SocketAuth | None:
+    """A socket's first message, if it is an ``auth`` one; anything else closes the socket."""
+    if not isinstance(message, str):
+        return None
+    try:
+        return SocketAuth.model_validate_json(message)
+    except ValidationError:
+        return None
+
+
+def socket_refusal(error: Exception) -> tuple[int, str] | None:
+    """The close code and reason for a socket whose credential or stream was refused, as an
+    HTTP client would be answered 401 or 429 (1008) or 503 (1013); None for a bug."""
+    refusal = error if isinstance(error, errors.DomainError) else errors.outage_error(error)
+    if refusal is None:
+        return None
+    code = TRY_AGAIN_LATER if refusal.status_code == 503 else POLICY_VIOLATION
+    return code, refusal.detail

@@ -1,17 +1,13 @@
 """How an account event is written on the wire: a server-sent event (the HTML Living
 Standard's ``text/event-stream``) or a WebSocket JSON message; both twins write these bytes.
-Also who may open a socket (``socket_origin_allowed``) and what its first message must be.
+Also who may open a socket (``socket_origin_allowed``).
 """
 
 import json
+from collections.abc import Mapping
+from typing import Protocol
 from urllib.parse import urlsplit
 
-from pydantic import ValidationError
-
-from shared.domain import errors
-from shared.domain.events import AccountEvent
-from shared.domain.schemas import SocketAuth, StreamEvent
-from shared.services.event_streams import Heartbeat
 from shared.web.cors import CorsPolicy
 
 EVENT_STREAM = "text/event-stream; charset=utf-8"
@@ -29,51 +25,50 @@ HEARTBEAT_FRAME = b": heartbeat\n\n"
 
 SOCKET_READY = json.dumps({"type": "ready"})
 SOCKET_HEARTBEAT = json.dumps({"type": "heartbeat"})
-# RFC 6455 §7.4.1: what the socket closes with when the first message is not a credential.
+# RFC 6455 §7.4.1: a credential missing, refused or ended (also too many streams).
 POLICY_VIOLATION = 1008
+# RFC 6455 §7.4.1 (IANA registry): the server cannot take the socket now.
 TRY_AGAIN_LATER = 1013
 # Large enough for an access token (4 KiB at most, as in an Authorization header) in its
 # JSON; nothing else is read from a client.
 MAX_SOCKET_MESSAGE_BYTES = 8192
 
 
-def sse_frame(message: AccountEvent | Heartbeat) -> bytes:
-    if isinstance(message, Heartbeat):
+class WireEvent(Protocol):
+    """What is written of an event (shared.domain.events.AccountEvent)."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def type(self) -> str: ...
+
+    @property
+    def data(self) -> Mapping[str, object]: ...
+
+
+def sse_frame(event: WireEvent | None) -> bytes:
+    """An event's lines, or a heartbeat's comment for None."""
+    if event is None:
         return HEARTBEAT_FRAME
     # token.expired is no published event (id 0): without an id line, a reconnecting
     # client still resumes from the last event it was really sent.
-    id_line = f"id: {message.id}\n" if message.id else ""
-    data = json.dumps(message.data, separators=(",", ":"))
-    return f"{id_line}event: {message.type}\ndata: {data}\n\n".encode()
+    id_line = f"id: {event.id}\n" if event.id else ""
+    data = json.dumps(dict(event.data), separators=(",", ":"))
+    return f"{id_line}event: {event.type}\ndata: {data}\n\n".encode()
 
 
-def socket_message(message: AccountEvent | Heartbeat) -> str:
-    if isinstance(message, Heartbeat):
+def socket_message(event: WireEvent | None) -> str:
+    """An event as ``{"type": "event", "id", "event", "data"}``, or a heartbeat for None."""
+    if event is None:
         return SOCKET_HEARTBEAT
-    event = StreamEvent(
-        id=str(message.id) if message.id else None, event=message.type, data=message.data
-    )
-    return event.model_dump_json()
-
-
-def socket_auth(message: str | bytes | None) -> SocketAuth | None:
-    """The first message, if it is an ``auth`` one; anything else closes the socket."""
-    if not isinstance(message, str):
-        return None
-    try:
-        return SocketAuth.model_validate_json(message)
-    except ValidationError:
-        return None
-
-
-def socket_refusal(error: Exception) -> tuple[int, str] | None:
-    """The close code and reason for a socket whose credential or stream was refused, as an
-    HTTP client would be answered 401, 429 or 503; None for an error that is a bug."""
-    refusal = error if isinstance(error, errors.DomainError) else errors.outage_error(error)
-    if refusal is None:
-        return None
-    code = TRY_AGAIN_LATER if refusal.status_code == 503 else POLICY_VIOLATION
-    return code, refusal.detail
+    message = {
+        "type": "event",
+        "id": str(event.id) if event.id else None,
+        "event": event.type,
+        "data": dict(event.data),
+    }
+    return json.dumps(message, separators=(",", ":"))
 
 
 def socket_origin_allowed(origin: str | None, cors: CorsPolicy, public_url: str) -> bool:
