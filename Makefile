@@ -33,10 +33,14 @@ migrate: install  ## upgrade the database of the AUTHTWIN_* settings to the code
 # AUTHTWIN_SECRET_KEY, signs with a random key (a given one is still checked).
 run: install  ## the FastAPI twin on SQLite at http://127.0.0.1:8000 (docs at /docs)
 	AUTHTWIN_ENV=development $(BIN)/uvicorn --factory fastapi_app:create_app --host 127.0.0.1 --port 8000 --no-server-header --no-proxy-headers \
-		--http deploy.uvicorn_protocol:LimitedHttpToolsProtocol --timeout-graceful-shutdown 10
+		--http deploy.uvicorn_protocol:LimitedHttpToolsProtocol --timeout-graceful-shutdown 10 \
+		--ws websockets-sansio --ws-max-size 8192
 
+# --threads: the 8 of deploy/servers.py, and one per event stream the worker may hold (100 by
+# default, AUTHTWIN_EVENTS_MAX_STREAMS): each open stream holds a thread (flask_app/streams.py).
 run-flask: install  ## the Flask twin on SQLite at http://127.0.0.1:5000, under gunicorn
 	AUTHTWIN_ENV=development $(BIN)/gunicorn --bind 127.0.0.1:5000 --workers 1 --no-control-socket --graceful-timeout 10 \
+		--worker-class deploy.gunicorn_worker.DrainingThreadWorker --threads 108 \
 		--limit-request-line 4094 --limit-request-fields 100 --limit-request-field_size 8190 \
 		--config python:deploy.gunicorn_conf 'flask_app:create_app()'
 
@@ -53,7 +57,7 @@ DEV_FLASK_PORT ?= 5000
 dev: install  ## the FastAPI twin on SQLite at http://127.0.0.1:8000, reloaded on code change
 	AUTHTWIN_ENV=development $(BIN)/uvicorn --factory fastapi_app:create_app \
 		--reload --reload-dir shared --reload-dir fastapi_app \
-		--host 127.0.0.1 --port $(DEV_PORT) --no-server-header --no-proxy-headers
+		--host 127.0.0.1 --port $(DEV_PORT) --no-server-header --no-proxy-headers --ws websockets-sansio
 
 # --debug: Flask's reloader, and Werkzeug's debugger, which runs Python typed into a browser
 # page once given the PIN printed in the terminal. --host 127.0.0.1 keeps the debugger and its

@@ -9,8 +9,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from shared.domain import errors
 from shared.domain.events import SESSION_REVOKED, USER_UPDATED, AccountEvent
 from shared.security.tokens import TokenClaims
+from shared.services import event_streams
 from shared.services.event_broker import EventBroker, Inbox, LocalBroker, RedisBroker
 from shared.services.event_streams import (
     Check,
@@ -18,6 +20,7 @@ from shared.services.event_streams import (
     CloseReason,
     Conversation,
     EventStream,
+    EventStreams,
     Heartbeat,
     Send,
     StreamLimits,
@@ -127,6 +130,39 @@ def test_a_revocation_whose_event_was_lost_is_found_at_the_heartbeat() -> None:
 def test_a_check_no_one_can_answer_ends_the_stream_as_try_again_later() -> None:
     steps = heartbeat_due()
     assert steps.send(None) == Close(CloseReason.UNAVAILABLE)
+
+
+def test_a_credential_ended_between_its_check_and_the_subscription_ends_the_stream_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The route checks the token, then ``open`` subscribes: a logout committed in between
+    is published to no inbox of this stream, and no replay is read without Last-Event-ID.
+    The stream must not then wait a whole heartbeat (15 s by default) before it finds out."""
+    broker = LocalBroker(replay_count=10, replay_seconds=60)
+    streams = EventStreams(broker=broker, read_engine=None, limits=LIMITS)  # type: ignore[arg-type]
+    broker.publish(
+        AccountEvent(
+            type=SESSION_REVOKED, user_id=1, session_id="session-a", data={"reason": "logout"}
+        )
+    )
+
+    def session_ended(_engine: object, _claims: TokenClaims) -> None:
+        raise errors.InvalidToken
+
+    monkeypatch.setattr(event_streams, "find_principal", session_ended)
+    try:
+        subject = streams.open(claims(), last_event_id=None, wake=lambda: None)
+    except errors.InvalidToken:
+        return  # refused at the opening: as good
+    steps = subject.conversation()
+    step = next(steps)
+    for _ in range(5):
+        assert not isinstance(step, Wait), f"{step}: waits on a credential already ended"
+        if isinstance(step, Close):
+            break
+        step = steps.send(streams.check(subject) if isinstance(step, Check) else None)
+    assert step == Close(CloseReason.CREDENTIAL_ENDED)
+    streams.close(subject)
 
 
 # --- the brokers ------------------------------------------------------------------------

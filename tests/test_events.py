@@ -516,3 +516,54 @@ def test_redis_down_ends_streams_and_refuses_new_ones_with_503_until_it_is_back(
     while (status := opening_status(server.url, user.access_token)) == 503:
         assert time.monotonic() < deadline, "streams did not come back with Redis"
     assert status == 200
+
+
+# --- found by attack (failing until fixed) ------------------------------------------------
+
+
+def test_a_socket_whose_client_pings_keeps_its_heartbeats_and_events(
+    served: ServedFactory,
+) -> None:
+    """A client may ping (RFC 6455 §5.5.2; the websockets library does every 20 s) or send a
+    message the server ignores: the socket goes on past the server's 10 s write deadline."""
+    server = served()
+    user = sign_up(server.api.client)
+    with open_socket(server.url) as ws:
+        authenticate(ws, user.access_token)
+        assert ws.ping().wait(5), "no pong"
+        until = time.monotonic() + 12
+        while time.monotonic() < until:
+            assert json.loads(ws.recv(timeout=5)) == {"type": "heartbeat"}
+        server.api.client.patch("/users/me", json={"full_name": "Later"}, headers=user.headers)
+        message = next_message(ws)
+    assert message is not None
+    assert (message["event"], message["data"]) == ("user.updated", {"changed": ["full_name"]})
+
+
+def test_an_oversized_first_message_closes_the_socket_1009(served: ServedFactory) -> None:
+    server = served()
+    with open_socket(server.url) as ws:
+        ws.send(json.dumps({"type": "auth", "access_token": "x" * 9000}))
+        assert socket_rest(ws) == []  # ends within READ_SECONDS, does not hang
+        assert ws.close_code == 1009
+
+
+@pytest.mark.parametrize(
+    "handshake",
+    [
+        {"Upgrade": "websocket", "Connection": "Upgrade"},  # no key, no version
+        {
+            "Upgrade": "websocket",
+            "Connection": "Upgrade",
+            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+            "Sec-WebSocket-Version": "8",
+        },
+    ],
+)
+def test_a_broken_websocket_handshake_is_a_400_not_a_500(
+    served: ServedFactory, handshake: dict[str, str]
+) -> None:
+    server = served()
+    url = socket_url(server.url).replace("ws://", "http://")
+    response = httpx2.get(url, headers=handshake, timeout=5)
+    assert response.status_code == 400, response.text
