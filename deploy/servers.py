@@ -46,6 +46,7 @@ from shared.web.event_frames import MAX_SOCKET_MESSAGE_BYTES
 
 WORKERS = 2
 FLASK_THREADS = 8
+FLASK_CONNECTIONS = 2000
 BACKLOG = 4096
 KEEP_ALIVE_SECONDS = 75
 GRACEFUL_SHUTDOWN_SECONDS = 10
@@ -92,9 +93,12 @@ def command(
         ]  # fmt: skip
     if flask_worker == "gthread":
         # gthread, see deploy/gunicorn_worker.py. It holds at most --worker-connections per
-        # worker; the ramp's 2000 users must all fit on the workers there are.
+        # worker, streams included, and keeps alive what its threads are not serving: the
+        # ramp's 2000 users must all fit beside the streams a worker may hold.
+        threads = flask_threads(env)
         worker = ["--worker-class", "deploy.gunicorn_worker.DrainingThreadWorker",
-                  "--threads", str(flask_threads(env)), "--worker-connections", "2000"]  # fmt: skip
+                  "--threads", str(threads),
+                  "--worker-connections", str(FLASK_CONNECTIONS + threads)]  # fmt: skip
     elif flask_worker == "sync":
         worker = ["--worker-class", "sync"]
     else:

@@ -42,9 +42,6 @@ from shared.web.event_frames import (
     sse_frame,
 )
 
-# A write the client has not taken this long is a reader too slow to keep: dropped.
-WRITE_TIMEOUT_SECONDS = 10
-
 Writer = Callable[[AccountEvent | None], Awaitable[None]]
 
 
@@ -90,7 +87,7 @@ async def converse(
             answer = await run_in_threadpool(streams.check, stream)
         else:
             try:
-                with anyio.fail_after(WRITE_TIMEOUT_SECONDS):
+                with anyio.fail_after(streams.limits.write):
                     await write(step.event)
             except TimeoutError:
                 return CloseReason.SLOW_READER

@@ -8,7 +8,10 @@ so that streams never take the threads requests need.
 fastapi_app/streams.py drives the same conversation with awaits, and no thread per stream.
 """
 
+import base64
+import binascii
 import contextlib
+import select
 import socket
 import threading
 from collections.abc import Callable, Generator, Iterator
@@ -43,9 +46,6 @@ from shared.web.event_frames import (
     sse_frame,
 )
 
-# A write the client has not taken this long is a reader too slow to keep: dropped.
-WRITE_TIMEOUT_SECONDS = 10
-
 Messages = Generator[AccountEvent | None, None, CloseReason]
 
 
@@ -67,13 +67,21 @@ def converse(stream: EventStream, streams: EventStreams, wait: Callable[[float],
             yield step.event
 
 
-def with_write_deadline(connection: socket.socket | None) -> None:
+def with_write_deadline(connection: socket.socket | None, seconds: float) -> None:
     """A write the client does not take in time fails, and ends the stream: gunicorn and
     Werkzeug write with no deadline, so a client that stops reading would hold the thread
     for ever. The connection ends with the stream, which the deadline then no longer
-    concerns."""
+    concerns. (Not for a socket: simple-websocket's reader thread reads the same connection,
+    and would take the deadline as the client's silence: ``writable_within``.)"""
     if connection is not None:
-        connection.settimeout(WRITE_TIMEOUT_SECONDS)
+        connection.settimeout(seconds)
+
+
+def writable_within(connection: socket.socket, seconds: float) -> bool:
+    """Whether the client has taken enough of what was written for more to go out: a socket's
+    write deadline, checked before each message (they are small)."""
+    _, writable, _ = select.select([], [connection], [], seconds)
+    return bool(writable)
 
 
 def event_source_response(
@@ -87,7 +95,8 @@ def event_source_response(
         woken.clear()
 
     def frames() -> Iterator[bytes]:
-        with_write_deadline(environ.get("gunicorn.socket") or environ.get("werkzeug.socket"))
+        connection = environ.get("gunicorn.socket") or environ.get("werkzeug.socket")
+        with_write_deadline(connection, streams.limits.write)
         yield STREAM_PREAMBLE
         for message in converse(stream, streams, wait):
             yield sse_frame(message)
@@ -99,13 +108,36 @@ def event_source_response(
 
 
 def close_socket(ws: Server, code: int, reason: str) -> None:
-    """Close the socket, then the connection's sending side: RFC 6455 §7.1.1 has the server
-    end the TCP connection first. simple-websocket leaves that to the server, which under
-    Werkzeug first reads whatever the client still sends, to the end: a client waiting for
-    the server's end, as RFC 6455 tells it to, then waits for ever."""
-    ws.close(code, reason)
+    """Close the socket, then the connection (``end_connection``)."""
+    with contextlib.suppress(ConnectionClosed):  # simple-websocket closed it (1009, say)
+        ws.close(code, reason)
+    end_connection(ws)
+
+
+def end_connection(ws: Server) -> None:
+    """End the connection's sending side: RFC 6455 §7.1.1 has the server end the TCP
+    connection first. simple-websocket leaves that to the server, which under Werkzeug first
+    reads whatever the client still sends, to the end: a client waiting for the server's
+    end, as RFC 6455 tells it to, then waits for ever. routes/events.py calls it on every
+    way out, whoever closed the socket."""
     with contextlib.suppress(OSError):  # already gone
         ws.sock.shutdown(socket.SHUT_WR)
+
+
+def check_socket_handshake() -> None:
+    """A 400 for a request to the socket that asks for an upgrade without a valid RFC 6455
+    handshake (version 13, a 16-byte key): flask-sock would hand it to wsproto, which
+    raises, and the answer would be a 500. (uvicorn refuses it itself, before the FastAPI
+    app runs.) A ``before_request`` hook of routes/events.py."""
+    if request.endpoint != "api.events.account_socket":
+        return
+    key = request.headers.get("Sec-WebSocket-Key", "")
+    try:
+        key_bytes = base64.b64decode(key, validate=True)
+    except binascii.Error:
+        key_bytes = b""
+    if request.headers.get("Sec-WebSocket-Version") != "13" or len(key_bytes) != 16:
+        raise errors.InvalidHandshake
 
 
 def check_socket_origin() -> None:
@@ -163,7 +195,6 @@ def serve_socket(ws: Server, stream: EventStream, streams: EventStreams) -> None
             pass
 
     try:
-        with_write_deadline(ws.sock)
         ws.send(SOCKET_READY)
         messages = converse(stream, streams, wait)
         while True:
@@ -173,8 +204,11 @@ def serve_socket(ws: Server, stream: EventStream, streams: EventStreams) -> None
                 reason: CloseReason = finished.value
                 close_socket(ws, reason.ws_code, reason.text)
                 return
+            if not writable_within(ws.sock, streams.limits.write):
+                end_connection(ws)  # a reader too slow to keep: no close frame would get out
+                return
             ws.send(socket_message(message))
-    except (ConnectionClosed, OSError):
-        pass  # the client left, or stopped reading (the write deadline)
+    except ConnectionClosed:
+        pass  # the client left
     finally:
         streams.close(stream)

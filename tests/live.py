@@ -45,9 +45,15 @@ __all__ = [
 ]
 WORKERS = 2
 STARTUP_SECONDS = 60
-# A heartbeat, and a socket's deadline to authenticate, of a second: the stream tests wait
-# for both (tests/conftest.py gives in-process targets the same).
-STREAM_SETTINGS: dict[str, object] = {"events_heartbeat_seconds": 1, "events_auth_seconds": 1}
+# A heartbeat, a socket's deadline to authenticate and a write deadline of a second: the
+# stream tests wait for them (tests/conftest.py gives in-process targets the same).
+STREAM_SETTINGS: dict[str, object] = {
+    "events_heartbeat_seconds": 1,
+    "events_auth_seconds": 1,
+    # A write the client has not taken in a second ends the stream: tests/test_events.py
+    # checks that a quiet client who takes every write outlives it.
+    "events_write_seconds": 1,
+}
 
 
 def free_port() -> int:

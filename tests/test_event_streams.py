@@ -28,7 +28,9 @@ from shared.services.event_streams import (
 )
 
 pytestmark = pytest.mark.in_process
-LIMITS = StreamLimits(heartbeat=60, idle=600, lifetime=3600, buffer=2, per_user=2, per_process=10)
+LIMITS = StreamLimits(
+    heartbeat=60, idle=600, lifetime=3600, buffer=2, per_user=2, per_process=10, write=10
+)
 
 
 def claims(user_id: int = 1, session_id: str = "session-a") -> TokenClaims:
@@ -106,7 +108,7 @@ def test_an_event_both_replayed_and_delivered_is_sent_once() -> None:
 
 
 def heartbeat_due() -> Conversation:
-    subject = stream(StreamLimits(0.01, 600, 3600, 2, 2, 10))
+    subject = stream(StreamLimits(0.01, 600, 3600, 2, 2, 10, 10))
     steps = subject.conversation()
     time.sleep(0.02)  # the heartbeat is due by the first step
     assert next(steps) == Check()

@@ -16,7 +16,9 @@ from simple_websocket import Server
 from flask_app.deps import get_access_claims, get_current_user, get_event_streams, get_runtime
 from flask_app.streams import (
     authenticate_socket,
+    check_socket_handshake,
     check_socket_origin,
+    end_connection,
     event_source_response,
     refuse_socket,
     serve_socket,
@@ -26,7 +28,9 @@ from shared.web.event_frames import EVENT_STREAM_HEADERS
 
 bp = Blueprint("events", __name__)
 sock = Sock()  # holds nothing: routes are registered on the blueprint (bp=bp)
-# Before flask-sock's handshake, as the FastAPI twin checks before accepting.
+# Before flask-sock's handshake: what uvicorn checks, then what the FastAPI twin checks
+# before accepting.
+bp.before_request(check_socket_handshake)
 bp.before_request(check_socket_origin)
 
 
@@ -52,16 +56,19 @@ def account_socket_without_upgrade() -> ResponseReturnValue:
 @sock.route("/ws", bp=bp)  # type: ignore[untyped-decorator]  # flask-sock has no types
 def account_socket(ws: Server) -> None:
     runtime = get_runtime()
-    authenticated = authenticate_socket(
-        ws, runtime.read_engine, runtime.tokens, runtime.settings.events_auth_seconds
-    )
-    if authenticated is None:
-        return
-    claims, last_event_id = authenticated
-    streams = get_event_streams()
     try:
-        stream = streams.open(claims, last_event_id=last_event_id, wake=ws.event.set)
-    except Exception as exc:
-        refuse_socket(ws, exc)
-        return
-    serve_socket(ws, stream, streams)
+        authenticated = authenticate_socket(
+            ws, runtime.read_engine, runtime.tokens, runtime.settings.events_auth_seconds
+        )
+        if authenticated is None:
+            return
+        claims, last_event_id = authenticated
+        streams = get_event_streams()
+        try:
+            stream = streams.open(claims, last_event_id=last_event_id, wake=ws.event.set)
+        except Exception as exc:
+            refuse_socket(ws, exc)
+            return
+        serve_socket(ws, stream, streams)
+    finally:
+        end_connection(ws)  # however the socket closed (simple-websocket's 1009, say)

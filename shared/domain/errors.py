@@ -95,6 +95,12 @@ class UpgradeRequired(DomainError):
     status_code, detail, headers = 426, "Upgrade Required", {"Upgrade": "websocket"}
 
 
+class InvalidHandshake(DomainError):
+    """An upgrade to the WebSocket without RFC 6455's handshake (version 13, a key)."""
+
+    status_code, detail = 400, "Invalid WebSocket handshake"
+
+
 class BodyParseError(DomainError):
     """A body that is not even text (bad UTF-8) or nests too deep: FastAPI's words for it."""
 

@@ -179,8 +179,10 @@ class Settings(BaseSettings):
     # with Last-Event-ID. The access token's expiry ends it sooner (15 minutes by default).
     events_idle_seconds: float = Field(default=600, gt=0, le=86_400)
     events_lifetime_seconds: float = Field(default=3600, gt=0, le=86_400)
-    # Events a stream may have waiting to be written: a reader slower than this is dropped.
+    # Events a stream may have waiting to be written: a reader slower than this is dropped,
+    # as is one that has not taken a write after this many seconds.
     events_buffer: int = Field(default=32, ge=1, le=10_000)
+    events_write_seconds: float = Field(default=10, gt=0, le=300)
     # What Last-Event-ID can resume: each user's last events, for this long.
     events_replay_count: int = Field(default=50, ge=0, le=1000)
     events_replay_seconds: int = Field(default=300, ge=1, le=86_400)

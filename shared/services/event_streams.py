@@ -22,6 +22,7 @@ What ends a stream, and the WebSocket close code it gets (RFC 6455 §7.4.1):
 
 import contextlib
 import math
+import random
 import threading
 import time
 import uuid
@@ -113,6 +114,7 @@ class StreamLimits:
     buffer: int
     per_user: int
     per_process: int
+    write: float  # seconds a write may wait for the client to take it
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "StreamLimits":
@@ -123,6 +125,7 @@ class StreamLimits:
             buffer=settings.events_buffer,
             per_user=settings.events_max_streams_per_user,
             per_process=settings.events_max_streams,
+            write=settings.events_write_seconds,
         )
 
     @property
@@ -150,7 +153,9 @@ class EventStream:
         expires = self.opened_at + _seconds_until(self.claims.expires_at)
         ends = self.opened_at + self.limits.lifetime
         idle_until = self.opened_at + self.limits.idle
-        beat = self.opened_at + self.limits.heartbeat
+        # The first heartbeat comes a random part of the way in: streams opened together
+        # (a deploy's reconnections) would otherwise all check their credentials at once.
+        beat = self.opened_at + self.limits.heartbeat * random.uniform(0.5, 1)  # noqa: S311
         while True:
             now = time.monotonic()
             if now >= expires:
@@ -254,6 +259,10 @@ class EventStreams:
                 stream.replayed = self._broker.replay(user_id, after)
         except redis.RedisError:
             raise errors.EventsUnavailable from None
+        # And checked once subscribed: a credential ended since the caller checked it (its
+        # event published before this stream could hear it) is refused here, with a 401;
+        # one ended from now on, the stream hears of.
+        find_principal(self._read_engine, stream.claims)
 
     def check(self, stream: EventStream) -> bool | None:
         """Whether the stream's credential still holds (renewing its place among the user's
