@@ -96,7 +96,10 @@ def load(path: Path) -> tuple[Report, str]:
     )
     results = [Result(**{**r, "sample": Sample(**r["sample"])}) for r in data["results"]]
     # Runs saved before the streams scenario have none.
-    streams = [StreamStep(**{**s, "me": Sample(**s["me"])}) for s in data.get("streams", [])]
+    streams = [
+        StreamStep(**{**s, "me": Sample(**s["me"]), "probe": Sample(**s["probe"])})
+        for s in data.get("streams", [])
+    ]
     return Report(profile, results, data["hash_seconds"], data["notes"], streams), data["date"]
 
 

@@ -71,12 +71,12 @@ def _streams(panel: Figure | SubFigure, steps: Sequence[StreamStep]) -> None:
                      "linestyle": "-" if database == databases[0] else "--",
                      "label": f"{TWIN_NAMES[twin]} ({TITLES.get(database, database)})"}  # fmt: skip
             memory.plot(xs, [s.kib_per_stream for s in found], **style)
-            latency.plot(xs, [s.me.p99_ms for s in found], **style)
+            latency.plot(xs, [s.probe.p99_ms for s in found], **style)
             if degraded := next((s for s in found if s.degraded), None):
-                latency.annotate("degrades", (degraded.streams, degraded.me.p99_ms),
+                latency.annotate("degrades", (degraded.streams, degraded.probe.p99_ms),
                                  fontsize=8, color=COLOURS[twin])  # fmt: skip
     memory.set_ylabel("worker RSS per open stream, KiB")
-    latency.set_ylabel("GET /users/me p99 ms, log")
+    latency.set_ylabel("GET /users/me p99 ms (one client, 20/s), log")
     latency.set_yscale("log")
     for axis in (memory, latency):
         axis.set_xscale("log")
