@@ -20,6 +20,7 @@ from pathlib import Path
 from bench import chart, report
 from bench.loadgen import Sample
 from bench.run import PROFILES, SCENARIOS, Profile, Report, Result, run
+from bench.streams import StreamStep
 
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
@@ -35,7 +36,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.render:
         outcome, date = load(args.render)
-        write(outcome, args.render.parent, date)
+        write(outcome, args.render.parent, date, args.render.stem)
         return 0
     profile = PROFILES[args.profile]
     if args.only:
@@ -59,7 +60,9 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def write(outcome: Report, out: Path, date: str | None = None) -> Path:
+def write(outcome: Report, out: Path, date: str | None = None, stem: str | None = None) -> Path:
+    """The .md, .png and .json of a run; ``stem`` names them when a saved run is rendered
+    again (a run from before a scenario existed would otherwise be named partial)."""
     out.mkdir(parents=True, exist_ok=True)
     date = date or datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
     complete = PROFILES["full"]
@@ -68,9 +71,9 @@ def write(outcome: Report, out: Path, date: str | None = None) -> Path:
         complete.scenarios,
         complete.databases,
     )
-    stem = f"{date}-{outcome.profile.name}" if partial else date
+    stem = stem or (f"{date}-{outcome.profile.name}" if partial else date)
     table = report.rows(outcome)
-    chart.draw(table, ["none", *outcome.profile.databases], out / f"{stem}.png")
+    chart.draw(table, ["none", *outcome.profile.databases], out / f"{stem}.png", outcome.streams)
     page = out / f"{stem}.md"
     page.write_text(report.markdown(outcome, table, f"{stem}.png", date))
     raw = {"date": date, **dataclasses.asdict(outcome)}
@@ -88,10 +91,16 @@ def load(path: Path) -> tuple[Report, str]:
             **fields,
             "databases": tuple(fields["databases"]),
             "scenarios": tuple(fields["scenarios"]),
+            "stream_ladder": tuple(fields.get("stream_ladder", ())),
         }
     )
     results = [Result(**{**r, "sample": Sample(**r["sample"])}) for r in data["results"]]
-    return Report(profile, results, data["hash_seconds"], data["notes"]), data["date"]
+    # Runs saved before the streams scenario have none.
+    streams = [
+        StreamStep(**{**s, "me": Sample(**s["me"]), "probe": Sample(**s["probe"])})
+        for s in data.get("streams", [])
+    ]
+    return Report(profile, results, data["hash_seconds"], data["notes"], streams), data["date"]
 
 
 if __name__ == "__main__":

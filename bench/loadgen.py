@@ -118,7 +118,9 @@ def _percentile(value: str) -> float:
     return 0.0 if value == "N/A" else float(value)
 
 
-def paced_probe(url: str, *, seconds: float, interval: float = 0.05) -> Sample:
+def paced_probe(
+    url: str, *, seconds: float, interval: float = 0.05, headers: dict[str, str] | None = None
+) -> Sample:
     """GET ``url`` every ``interval`` seconds for ``seconds``: a latency probe, not a load.
 
     wrk would hammer the route as fast as it answers and take the CPU the measured load
@@ -127,7 +129,7 @@ def paced_probe(url: str, *, seconds: float, interval: float = 0.05) -> Sample:
     latencies: list[float] = []
     failures = 0
     deadline = time.monotonic() + seconds
-    with httpx2.Client(timeout=10) as client:
+    with httpx2.Client(timeout=10, headers=headers) as client:
         while (start := time.monotonic()) < deadline:
             try:
                 failures += client.get(url).status_code != 200

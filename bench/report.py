@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
-from bench.run import FLASK_TWINS, TWINS, Report, Result
+from bench.run import FLASK_TWINS, STREAM_TWINS, TWINS, Report, Result
+from bench.streams import StreamStep
 
 TWIN_NAMES = {"fastapi": "FastAPI", "flask": "Flask gthread", "flask-sync": "Flask sync"}
 PACKAGES = ("fastapi", "starlette", "uvicorn", "flask", "werkzeug", "gunicorn", "sqlalchemy",
@@ -166,6 +167,7 @@ def markdown(report: Report, table: list[Row], chart: str | None, date: str) -> 
                 if row := find(table, database, scenario, twin):
                     pair = ratio(table, database, scenario) if twin == "fastapi" else None
                     lines.append(_line(row, pair, first=twin == TWINS[0], best=row is best))
+    lines += _streams_section(report)
     lines += ["", "## Targets", "", "| target | measured | met |", "|---|---|---|"]
     lines += [f"| {t.name} | {t.measured} | {'yes' if t.met else '**no**'} |"
               for t in targets(report, table)]  # fmt: skip
@@ -193,6 +195,69 @@ def _line(row: Row, pair_ratio: float | None, *, first: bool, best: bool) -> str
         f"| {row.p50_ms:.1f} | {row.p95_ms:.1f} | {row.p99_ms:.1f} | {row.error_pct:.2f} "
         f"| {row.peak_rss_mib:.0f} |"
     )
+
+
+def stream_steps(report: Report, database: str, twin: str) -> list[StreamStep]:
+    return [s for s in report.streams if (s.database, s.twin) == (database, twin)]
+
+
+def _streams_section(report: Report) -> list[str]:
+    """The streams ladder, one table per database, the twins side by side rung by rung."""
+    lines: list[str] = []
+    for database in report.profile.databases:
+        steps = {twin: stream_steps(report, database, twin) for twin in STREAM_TWINS}
+        if not any(steps.values()):
+            continue
+        rungs = sorted({step.streams for found in steps.values() for step in found})
+        lines += ["", f"## Idle event streams per worker ({database})", "", *_STREAMS_INTRO]
+        lines += ["", _STREAMS_HEADER, "|---" * 15 + "|"]
+        for rung in rungs:
+            cells = [f"{rung:,}"]
+            for twin in STREAM_TWINS:
+                step = next((s for s in steps[twin] if s.streams == rung), None)
+                cells += _stream_cells(step)
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+        for twin in STREAM_TWINS:
+            lines.append(f"- {TWIN_NAMES[twin]}: {_degradation(steps[twin], report)}")
+    return lines
+
+
+_STREAMS_INTRO = [
+    "One worker per twin; N idle SSE streams (`GET /users/me/events`) held open, then "
+    "`GET /users/me` while they stay open: wrk at full load as in the `me` scenario (what "
+    "the worker still serves; its p99 is mostly its own queue), then p50 / p99 from one "
+    "client asking 20 times a second (the latency a caller sees). Memory per stream "
+    "is (VmRSS with N open − VmRSS before the first) ÷ N. A rung is degraded when a stream "
+    "is refused, late or dropped, /users/me errs, or the one client's p99 passes 10× its "
+    "value at N=1; the ladder stops there."
+]
+_STREAMS_HEADER = (
+    "| streams N | FastAPI opened | RSS MiB | KiB/stream | threads | /users/me p50 / p99 ms "
+    "| wrk req/s | wrk p99 ms | Flask gthread opened | RSS MiB | KiB/stream | threads "
+    "| /users/me p50 / p99 ms | wrk req/s | wrk p99 ms |"
+)
+
+
+def _stream_cells(step: StreamStep | None) -> list[str]:
+    if step is None:
+        return ["—", "", "", "", "", "", ""]
+    opened = f"{step.opened:,}" if not step.degraded else f"**{step.opened:,}**"
+    latency = f"{step.probe.p50_ms:.1f} / {step.probe.p99_ms:.1f}"
+    if failures := step.me.failures + step.probe.failures:
+        latency += f" ({failures} errors)"
+    return [opened, f"{step.rss_mib:.0f}", f"{step.kib_per_stream:.0f}", str(step.threads),
+            latency, f"{step.me.rps:,.0f}", f"{step.me.p99_ms:.0f}"]  # fmt: skip
+
+
+def _degradation(steps: list[StreamStep], report: Report) -> str:
+    if not steps:
+        return "not run"
+    baseline = f"{steps[0].baseline_rss_mib:.0f} MiB before any stream"
+    if degraded := next((s for s in steps if s.degraded), None):
+        return f"degrades at N={degraded.streams:,}: {degraded.degraded} ({baseline})"
+    largest = max(report.profile.stream_ladder)
+    return f"no degradation up to N={largest:,}, the ladder's top ({baseline})"
 
 
 def _machine(report: Report) -> list[str]:

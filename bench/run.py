@@ -18,7 +18,7 @@ from pathlib import Path
 
 from sqlalchemy import make_url
 
-from bench import databases, seed
+from bench import databases, seed, streams
 from bench.loadgen import (
     Sample,
     finish_wrk,
@@ -29,6 +29,7 @@ from bench.loadgen import (
     wrk_command,
 )
 from bench.servers import Server, fronted, serve
+from bench.streams import StreamStep
 from deploy.servers import migrate
 from shared.domain.schemas import TokenPair
 from shared.infrastructure.config import Settings
@@ -36,7 +37,10 @@ from shared.infrastructure.config import Settings
 # Called twins below for brevity; "flask-sync" is the Flask twin under gunicorn's sync worker.
 TWINS = ("fastapi", "flask", "flask-sync")
 FLASK_TWINS = ("flask", "flask-sync")
-SCENARIOS = ("hello", "me", "me-nginx", "login", "refresh", "signup", "journey", "ramp")
+SCENARIOS = ("hello", "me", "me-nginx", "login", "refresh", "signup", "journey", "ramp", "streams")
+# The streams scenario holds a stream per connection: gunicorn's sync worker would hold
+# one and serve nothing else, so only Flask's gthread worker is measured (bench/README.md).
+STREAM_TWINS = ("fastapi", "flask")
 HEALTH = "/api/v1/health"
 
 
@@ -50,15 +54,18 @@ class Profile:
     ramp_users: int
     ramp_rate: int
     ramp_seconds: int
+    stream_ladder: tuple[int, ...] = ()  # the streams scenario's rungs, in streams per worker
     scenarios: tuple[str, ...] = SCENARIOS
 
 
 PROFILES = {
-    "full": Profile("full", ("sqlite", "postgresql"), 3, 4, 64, 2000, 100, 30),
-    "quick": Profile("quick", ("sqlite",), 1, 2, 64, 300, 100, 6),
+    "full": Profile(
+        "full", ("sqlite", "postgresql"), 3, 4, 64, 2000, 100, 30, (1, 100, 500, 1000, 2000, 4000)
+    ),
+    "quick": Profile("quick", ("sqlite",), 1, 2, 64, 300, 100, 6, (1, 50, 200)),
     # smoke: every user spawned at once, and 4 s for each to send its first request even on a
     # machine busy with other work (in 2 s, Locust once sent none).
-    "smoke": Profile("smoke", ("sqlite",), 1, 1, 4, 10, 100, 4),
+    "smoke": Profile("smoke", ("sqlite",), 1, 1, 4, 10, 100, 4, (1, 5)),
 }
 
 
@@ -78,6 +85,7 @@ class Report:
     results: list[Result] = field(default_factory=list)
     hash_seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    streams: list[StreamStep] = field(default_factory=list)
 
 
 @dataclass
@@ -119,22 +127,65 @@ def run(profile: Profile, workdir: Path, postgres_url: str | None, redis_url: st
                 migrate(env[twin])  # the deployment step: production servers create no table
                 hash_seconds = _seed(settings[twin])
                 report.hash_seconds = report.hash_seconds or hash_seconds  # the first measured
-            contenders = list(TWINS)
-            if first := database == profile.databases[0] and "hello" in profile.scenarios:
-                contenders += [f"{twin}-hello" for twin in TWINS]
-                env.update({f"{twin}-hello": dict(os.environ) for twin in TWINS})
-            servers = stack.enter_context(serve(contenders, env, workdir))
-            if first:
-                _hello(report, {twin: servers[f"{twin}-hello"] for twin in TWINS}, workdir)
-            fronts = (
-                stack.enter_context(fronted(servers, workdir))
-                if "me-nginx" in profile.scenarios
-                else {}
-            )
-            stage = Stage(database, servers, settings, workdir, fronts)
-            for scenario in _scenarios(profile):
-                _interleave(report, stage, scenario)
+            if _scenarios(profile) or "hello" in profile.scenarios:
+                _under_load(report, database, env, settings, workdir)
+            if "streams" in profile.scenarios:
+                # After the others, on servers of its own: one worker each, the caps raised.
+                for twin in STREAM_TWINS:
+                    report.streams += _streams(profile, database, twin, env, settings, workdir)
     return report
+
+
+def _under_load(
+    report: Report,
+    database: str,
+    env: dict[str, dict[str, str]],
+    settings: dict[str, Settings],
+    workdir: Path,
+) -> None:
+    """Every scenario but streams, on servers that stay up across them."""
+    profile = report.profile
+    with ExitStack() as stack:
+        contenders = list(TWINS)
+        if first := database == profile.databases[0] and "hello" in profile.scenarios:
+            contenders += [f"{twin}-hello" for twin in TWINS]
+            env = {**env, **{f"{twin}-hello": dict(os.environ) for twin in TWINS}}
+        servers = stack.enter_context(serve(contenders, env, workdir))
+        if first:
+            _hello(report, {twin: servers[f"{twin}-hello"] for twin in TWINS}, workdir)
+        fronts = (
+            stack.enter_context(fronted(servers, workdir))
+            if "me-nginx" in profile.scenarios
+            else {}
+        )
+        stage = Stage(database, servers, settings, workdir, fronts)
+        for scenario in _scenarios(profile):
+            _interleave(report, stage, scenario)
+
+
+def _streams(
+    profile: Profile,
+    database: str,
+    twin: str,
+    env: dict[str, dict[str, str]],
+    settings: dict[str, Settings],
+    workdir: Path,
+) -> list[StreamStep]:
+    """The ladder of idle streams on one worker of ``twin``, the other twin stopped: the
+    streams are cumulative, and a twin's streams end only when their client leaves (Flask's
+    at its next heartbeat), so the twins do not take turns rung by rung."""
+    rungs = profile.stream_ladder
+    pairs = _mint_for(settings[twin], streams.users_needed(rungs) + 1)
+    served = {twin: {**env[twin], **streams.stream_environment(rungs)}}
+    with serve([twin], served, workdir, workers=1) as servers:
+        server = servers[twin]
+        [worker] = server.worker_pids()
+        return streams.ladder(
+            database, twin, server.url, worker, rungs=rungs,
+            stream_tokens=[pair.access_token for pair in pairs[1:]],
+            me_token=pairs[0].access_token, seconds=profile.seconds,
+            connections=profile.connections,
+        )  # fmt: skip
 
 
 def _hello(report: Report, servers: dict[str, Server], workdir: Path) -> None:
@@ -278,7 +329,11 @@ def _scenarios(profile: Profile) -> list[Scenario]:
 
 
 def _mint(stage: Stage, twin: str, count: int) -> list[TokenPair]:
-    with seed.runtime_for(stage.settings[twin]) as runtime:
+    return _mint_for(stage.settings[twin], count)
+
+
+def _mint_for(settings: Settings, count: int) -> list[TokenPair]:
+    with seed.runtime_for(settings) as runtime:
         return seed.mint_pairs(runtime, count)
 
 

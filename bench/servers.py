@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx2
 
 from deploy import nginx
-from deploy.servers import WORKERS, command
+from deploy.servers import APPS, WORKERS, command
 
 STARTUP_SECONDS = 60
 
@@ -42,8 +42,11 @@ class Server:
     url: str
     process: subprocess.Popen[bytes]
     log: str
+    workers: int = WORKERS
 
     def worker_pids(self) -> list[int]:
+        if self.workers == 1 and APPS[self.app][0] == "uvicorn":
+            return [self.process.pid]  # uvicorn runs a single worker in its own process
         children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
         try:
             pids = [int(pid) for pid in children.read_text().split()]
@@ -85,9 +88,14 @@ def _vm_hwm_kib(pid: int) -> int:
 
 @contextlib.contextmanager
 def serve(
-    contenders: list[str], env: Mapping[str, Mapping[str, str]], log_dir: Path
+    contenders: list[str],
+    env: Mapping[str, Mapping[str, str]],
+    log_dir: Path,
+    workers: int = WORKERS,
 ) -> Iterator[dict[str, Server]]:
-    """Start every contender at once (start-up is the slow part), yield when all answer."""
+    """Start every contender at once (start-up is the slow part), yield when all answer.
+
+    ``workers=1``: the per-worker figures of the streams scenario."""
     servers: dict[str, Server] = {}
     try:
         for name in contenders:
@@ -95,10 +103,11 @@ def serve(
             port = free_port()
             with (log_dir / f"{name}-{port}.log").open("wb") as log:
                 process = subprocess.Popen(  # noqa: S603 — our own interpreter and servers
-                    command(app, port, flask_worker=worker, env=env[name]), env=dict(env[name]),
+                    command(app, port, workers, flask_worker=worker, env=env[name]),
+                    env=dict(env[name]),
                     stdout=log, stderr=log, start_new_session=True,
                 )  # fmt: skip
-            servers[name] = Server(app, f"http://127.0.0.1:{port}", process, log.name)
+            servers[name] = Server(app, f"http://127.0.0.1:{port}", process, log.name, workers)
         for server in servers.values():
             _wait_until_ready(server)
         yield servers
@@ -116,7 +125,7 @@ def _wait_until_ready(server: Server) -> None:
         with contextlib.suppress(httpx2.TransportError):
             answered = httpx2.get(server.url + path, timeout=2).status_code == 200
             # Every worker must be up before the first run, or it measures start-up.
-            if answered and len(server.worker_pids()) >= WORKERS:
+            if answered and len(server.worker_pids()) >= server.workers:
                 return
         time.sleep(0.2)
     raise RuntimeError(

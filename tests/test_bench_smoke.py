@@ -60,11 +60,31 @@ def test_every_scenario_drove_both_twins_without_a_failure(smoke_run: Path) -> N
     assert all(twins == everyone for twins in by_scenario.values()), by_scenario
 
 
+def test_the_streams_ladder_held_every_stream_on_both_twins(smoke_run: Path) -> None:
+    """Its tiny ladder (1, then 5 streams on one worker): every stream opened and stayed
+    open, and /users/me answered beside them. Flask's sync worker is not in it (README)."""
+    [raw] = smoke_run.glob("*-smoke.json")
+    steps = json.loads(raw.read_text())["streams"]
+    assert {(step["twin"], step["streams"]) for step in steps} == {
+        (twin, n) for twin in ("fastapi", "flask") for n in (1, 5)
+    }
+    for step in steps:
+        where = f"{step['streams']} streams on {step['twin']}"
+        assert step["opened"] == step["streams"], f"{where}: {step['errors']}"
+        assert step["closed_early"] == 0, where
+        assert step["me"]["requests"] > 0, f"{where}: no /users/me answered"
+        assert step["me"]["failures"] == 0, f"{where}: /users/me failed"
+        assert step["probe"]["failures"] == 0, f"{where}: /users/me failed (probe)"
+        assert step["rss_mib"] > 0, f"{where}: no worker memory read"
+        assert step["threads"] > 0, f"{where}: no worker threads read"
+
+
 def test_the_report_and_chart_are_written(smoke_run: Path) -> None:
     [page] = smoke_run.glob("*-smoke.md")
     text = page.read_text()
     assert "| GET /users/me | FastAPI |" in text
     assert "## Targets" in text
+    assert "## Idle event streams per worker (sqlite)" in text
     [chart] = smoke_run.glob("*-smoke.png")
     assert chart.read_bytes().startswith(PNG_SIGNATURE)
     assert f"]({chart.name})" in text
