@@ -98,6 +98,9 @@ def cluster(database: str, redis_url: str) -> Iterator[Cluster]:
         redis_key_prefix=f"authtwin-test-cluster-{uuid.uuid4().hex}",
         rate_limit=f"{RATE_LIMIT}/minute",
         login_max_failures=str(MAX_FAILURES),
+        # A Flask replica's threads: 8 for requests and one per stream it may hold (deploy/
+        # servers.py). Few streams, so that SLOW_CLIENTS can still take every thread.
+        events_max_streams=str(EVENT_STREAMS),
     )
     with Cluster(env, workers=1) as started:
         yield started
@@ -261,7 +264,8 @@ def test_a_replica_killed_mid_load_loses_no_acknowledged_signup(
 
 # What stalled the Flask twin under gunicorn gthread (issue 11): each connection takes one of
 # the worker's threads, which blocks reading it with no timeout.
-SLOW_CLIENTS = {"headers": 16, "body": 12}
+EVENT_STREAMS = 4  # per replica: more than the streams test below holds at once
+SLOW_CLIENTS = {"headers": 16, "body": 14}  # over the 12 threads of a Flask replica
 PROBE_SECONDS = 1.5
 
 

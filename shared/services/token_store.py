@@ -83,13 +83,15 @@ class TokenStore:
         loser is treated as reuse. The successor is inserted before the spend, so the family
         always has a live row to anyone reading: the session never seems to end in between.
         """
-        family_id = record.family_id
+        # Read now: after a rollback the record is expired, and a logout that won the race may
+        # have deleted its row, which reading it again would fail on.
+        family_id, user_id = record.family_id, record.user_id
         pair, new_jti = self._mint(session=session, user=user, session_id=family_id)
         spent = _revoke(session, RefreshToken.jti == record.jti, replaced_by=new_jti)
         if spent != 1:
             session.rollback()
             self.revoke_family(
-                session=session, family_id=family_id, user_id=record.user_id, reason="reuse"
+                session=session, family_id=family_id, user_id=user_id, reason="reuse"
             )
             raise errors.InvalidToken
         session.commit()
