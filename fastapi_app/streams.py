@@ -143,6 +143,8 @@ async def authenticate_socket(
     except TimeoutError:
         await websocket.close(POLICY_VIOLATION, "authentication timed out")
         return None
+    if first["type"] == "websocket.disconnect":
+        return None  # gone before it said anything: nothing to close
     auth = socket_auth(first.get("text"))
     if auth is None:
         await websocket.close(POLICY_VIOLATION, "the first message must be an auth message")

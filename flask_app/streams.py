@@ -18,10 +18,13 @@ from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 from flask import Response, request
+from flask.typing import ResponseReturnValue
 from simple_websocket import ConnectionClosed, Server
 from sqlalchemy import Engine
+from wsproto.utilities import RemoteProtocolError
 
 from flask_app.deps import get_runtime
+from flask_app.errors import domain_error
 from shared.domain import errors
 from shared.domain.events import AccountEvent
 from shared.security.tokens import TokenClaims, TokenCodec
@@ -80,8 +83,10 @@ def with_write_deadline(connection: socket.socket | None, seconds: float) -> Non
 def writable_within(connection: socket.socket, seconds: float) -> bool:
     """Whether the client has taken enough of what was written for more to go out: a socket's
     write deadline, checked before each message (they are small)."""
-    _, writable, _ = select.select([], [connection], [], seconds)
-    return bool(writable)
+    # poll, not select: select refuses descriptors over 1023, which a busy worker has.
+    poller = select.poll()
+    poller.register(connection, select.POLLOUT)
+    return bool(poller.poll(seconds * 1000))
 
 
 def event_source_response(
@@ -131,13 +136,24 @@ def check_socket_handshake() -> None:
     app runs.) A ``before_request`` hook of routes/events.py."""
     if request.endpoint != "api.events.account_socket":
         return
-    key = request.headers.get("Sec-WebSocket-Key", "")
+    key = request.headers.get("Sec-WebSocket-Key", "").strip(" \t")
     try:
         key_bytes = base64.b64decode(key, validate=True)
     except binascii.Error:
         key_bytes = b""
-    if request.headers.get("Sec-WebSocket-Version") != "13" or len(key_bytes) != 16:
+    version = request.headers.get("Sec-WebSocket-Version", "").strip(" \t")
+    if version != "13" or len(key_bytes) != 16:
         raise errors.InvalidHandshake
+    # No extension is taken up: the events are a few hundred bytes, nothing to compress. An
+    # offer left unanswered is declined (RFC 6455 §9.1); parsed, a malformed one made
+    # wsproto raise a ValueError, a 500.
+    request.environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
+
+
+def handshake_refused(_error: RemoteProtocolError) -> ResponseReturnValue:
+    """What else wsproto finds wrong in a handshake (a malformed extension offer, say) is the
+    same 400, not a 500: an error handler of routes/events.py, for flask-sock's handshake."""
+    return domain_error(errors.InvalidHandshake())
 
 
 def check_socket_origin() -> None:

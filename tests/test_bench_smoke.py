@@ -15,14 +15,15 @@ from pathlib import Path
 
 import pytest
 
-# xdist_group: one worker runs the one smoke round both tests read (a module fixture is
-# per worker: spread over two, the round ran twice).
+# xdist_group: one worker runs the one smoke round the tests read (a fixture is per worker:
+# spread over two, the round ran twice). Session-scoped: a module fixture is torn down when
+# the worker runs another module's tests between these, and the round ran again.
 pytestmark = [pytest.mark.in_process, pytest.mark.xdist_group("bench-smoke")]
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not shutil.which("wrk"):
         reason = "wrk is not installed (Debian package wrk)"

@@ -84,11 +84,7 @@ async def account_socket(
     claims, last_event_id = authenticated
     try:
         stream, waker = await open_stream(streams, claims, last_event_id)
-    except (
-        errors.TooManyStreams,
-        errors.StreamCapacityReached,
-        errors.EventsUnavailable,
-    ) as refusal:
-        await refuse_socket(websocket, refusal)
+    except Exception as exc:  # too many, not now, or the credential ended meanwhile
+        await refuse_socket(websocket, exc)
         return
     await serve_socket(websocket, stream, streams, waker)

@@ -12,6 +12,7 @@ from flask import Blueprint, Response, request
 from flask.typing import ResponseReturnValue
 from flask_sock import Sock
 from simple_websocket import Server
+from wsproto.utilities import RemoteProtocolError
 
 from flask_app.deps import get_access_claims, get_current_user, get_event_streams, get_runtime
 from flask_app.streams import (
@@ -20,6 +21,7 @@ from flask_app.streams import (
     check_socket_origin,
     end_connection,
     event_source_response,
+    handshake_refused,
     refuse_socket,
     serve_socket,
 )
@@ -32,6 +34,7 @@ sock = Sock()  # holds nothing: routes are registered on the blueprint (bp=bp)
 # before accepting.
 bp.before_request(check_socket_handshake)
 bp.before_request(check_socket_origin)
+bp.register_error_handler(RemoteProtocolError, handshake_refused)
 
 
 @bp.get("/users/me/events")
