@@ -1,7 +1,7 @@
 """Domain errors, framework errors and bugs → the JSON bodies of the contract
 (flask_app/errors.py: Flask's error handlers)."""
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.datastructures import Headers
@@ -106,6 +106,20 @@ class UnexpectedErrorMiddleware:
         await response(scope, receive, send)
 
 
+def with_socket_not_found(http_not_found: ASGIApp) -> ASGIApp:
+    """A WebSocket handshake to no route gets the contract's JSON 404, as from the Flask twin
+    (Starlette closes it unaccepted, which uvicorn answers with a bare 403)."""
+
+    async def not_found(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket":
+            await http_not_found(scope, receive, send)
+            return
+        refused = JSONResponse({"detail": "Not Found"}, status_code=404)
+        await WebSocket(scope, receive, send).send_denial_response(refused)
+
+    return not_found
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """After ``install_middleware``: the middleware added last runs first, around the rest."""
     runtime: Runtime = app.state.runtime  # create_app sets it first
@@ -113,4 +127,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, domain_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, http_error)  # type: ignore[arg-type]
+    app.router.default = with_socket_not_found(app.router.default)
     app.add_middleware(UnexpectedErrorMiddleware, cors=runtime.cors)

@@ -116,10 +116,13 @@ def socket_url(url: str) -> str:
 
 
 @contextmanager
-def open_socket(url: str, *, origin: str | None = None) -> Iterator[ClientConnection]:
+def open_socket(
+    url: str, *, origin: str | None = None, path: str = "/api/v1/ws"
+) -> Iterator[ClientConnection]:
     headers = {"Origin": origin} if origin else None
+    address = url.replace("http://", "ws://", 1) + path
     with connect(
-        socket_url(url), additional_headers=headers, open_timeout=READ_SECONDS, close_timeout=1
+        address, additional_headers=headers, open_timeout=READ_SECONDS, close_timeout=1
     ) as ws:
         yield ws
 

@@ -483,6 +483,15 @@ def test_a_foreign_origin_is_refused_before_the_handshake(served: ServedFactory)
     assert json.loads(response.body or b"{}") == {"detail": "Origin not allowed"}
 
 
+def test_a_socket_to_no_route_is_the_contracts_404(served: ServedFactory) -> None:
+    server = served()
+    with pytest.raises(InvalidStatus) as refused, open_socket(server.url, path="/api/v1/ws/"):
+        pass
+    response = refused.value.response
+    assert response.status_code == 404
+    assert json.loads(response.body or b"{}") == {"detail": "Not Found"}
+
+
 def test_the_services_own_and_cors_origins_may_open_a_socket(served: ServedFactory) -> None:
     server = served(cors_origins=["https://app.example"], public_url="https://auth.example")
     user = sign_up(server.api.client)
