@@ -226,7 +226,7 @@ class EventStreams:
     ) -> EventStream:
         """A stream for the holder of ``claims`` (already checked by the caller), resuming
         after ``last_event_id``; 503 when this process or Redis cannot take it, 429 when
-        the user has too many."""
+        the user has too many, 401 when the credential ended meanwhile."""
         with self._lock:
             if self._open >= self.limits.per_process:
                 raise errors.StreamCapacityReached
