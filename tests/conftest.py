@@ -31,6 +31,7 @@ from shared.infrastructure.db import Base, database_url
 from tests.clients import APPS, live_client
 from tests.live import STREAM_SETTINGS
 from tests.mailbox import Mailbox, mailbox  # noqa: F401 — a fixture, found by pytest here
+from tests.private_services import PrivateRedis, missing_binaries, private_redis
 from tests.served import SERVERS
 from tests.support import Account, Api, log_in, sign_up
 
@@ -378,3 +379,12 @@ def served(request: pytest.FixtureRequest, database_for) -> Iterator[ServedFacto
             return Served(Api(client, ADMIN_EMAIL, ADMIN_PASSWORD, TEST_SECRET), url)
 
         yield build
+
+
+@pytest.fixture
+def redis_server() -> Iterator[PrivateRedis]:
+    """A Redis of this test's own, to stop under the app (tests/private_services.py)."""
+    if reason := missing_binaries():
+        _missing("private PostgreSQL and Redis servers", reason)
+    with private_redis() as server:
+        yield server

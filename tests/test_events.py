@@ -23,7 +23,7 @@ from websockets.exceptions import InvalidStatus
 
 from shared.domain import errors
 from shared.services import event_streams
-from tests.conftest import ServedFactory, _missing
+from tests.conftest import ServedFactory
 from tests.event_clients import (
     READ_SECONDS,
     authenticate,
@@ -36,10 +36,11 @@ from tests.event_clients import (
     socket_rest,
     socket_url,
 )
-from tests.private_services import PrivateRedis, missing_binaries, private_redis
+from tests.private_services import PrivateRedis
 from tests.support import (
     PASSWORD,
     Account,
+    Api,
     assert_error,
     bearer,
     forge,
@@ -60,6 +61,16 @@ def second_session(client: httpx2.Client, account: Account) -> Account:
 
 def tokens_of(tokens: dict[str, str]) -> dict[str, str]:
     return {"access_token": tokens["access_token"], "refresh_token": tokens["refresh_token"]}
+
+
+def expiring_token(api: Api) -> str:
+    """An access token of a new user's live session that expires in two seconds (forged with
+    the server's key: the shortest lifetime a setting allows is a minute)."""
+    if not api.secret_key:
+        pytest.skip("set AUTHTWIN_SECRET_KEY for the server and the suite to forge tokens")
+    user = sign_up(api.client)
+    session = session_of(user.access_token)
+    return forge(api.secret_key, sub=str(user.id), session=session, lifetime=timedelta(seconds=2))
 
 
 def logout(client: httpx2.Client, account: Account) -> None:
@@ -241,16 +252,7 @@ def test_an_email_change_is_user_updated_and_unverifies(served: ServedFactory) -
 
 def test_the_token_expiring_ends_the_stream(served: ServedFactory) -> None:
     server = served()
-    if not server.api.secret_key:
-        pytest.skip("set AUTHTWIN_SECRET_KEY for the server and the suite to forge tokens")
-    user = sign_up(server.api.client)
-    # A token of the user's live session that expires in two seconds.
-    short = forge(
-        server.api.secret_key,
-        sub=str(user.id),
-        session=session_of(user.access_token),
-        lifetime=timedelta(seconds=2),
-    )
+    short = expiring_token(server.api)
     opened = time.monotonic()
     with open_events(server.url, short) as stream:
         events = stream.rest()
@@ -429,15 +431,7 @@ def test_a_socket_that_does_not_authenticate_in_time_is_closed_1008(
 
 def test_the_socket_closes_when_its_token_expires(served: ServedFactory) -> None:
     server = served()
-    if not server.api.secret_key:
-        pytest.skip("set AUTHTWIN_SECRET_KEY for the server and the suite to forge tokens")
-    user = sign_up(server.api.client)
-    short = forge(
-        server.api.secret_key,
-        sub=str(user.id),
-        session=session_of(user.access_token),
-        lifetime=timedelta(seconds=2),
-    )
+    short = expiring_token(server.api)
     with open_socket(server.url) as ws:
         authenticate(ws, short)
         rest = socket_rest(ws)
@@ -503,23 +497,14 @@ def test_the_services_own_and_cors_origins_may_open_a_socket(served: ServedFacto
 # --- faults -----------------------------------------------------------------------------
 
 
-@pytest.fixture
-def own_redis() -> Iterator[PrivateRedis]:
-    """A Redis of this test's own, to stop under the app (tests/private_services.py)."""
-    if reason := missing_binaries():
-        _missing("a private Redis server", reason)
-    with private_redis() as server:
-        yield server
-
-
 def test_redis_down_ends_streams_and_refuses_new_ones_with_503_until_it_is_back(
-    served: ServedFactory, own_redis: PrivateRedis
+    served: ServedFactory, redis_server: PrivateRedis
 ) -> None:
-    server = served(redis_url=own_redis.url, redis_key_prefix=f"authtwin-{uuid.uuid4().hex}")
+    server = served(redis_url=redis_server.url, redis_key_prefix=f"authtwin-{uuid.uuid4().hex}")
     user = sign_up(server.api.client)
     with open_events(server.url, user.access_token) as stream, open_socket(server.url) as ws:
         authenticate(ws, user.access_token)
-        own_redis.stop()
+        redis_server.stop()
         # No one can tell now whether another process revoked them: both end at their next
         # check (a heartbeat, a second here), the socket saying "try again later".
         assert stream.rest() == []
@@ -528,7 +513,7 @@ def test_redis_down_ends_streams_and_refuses_new_ones_with_503_until_it_is_back(
     refused = httpx2.get(events_url(server.url), headers=user.headers, timeout=5)
     assert_error(refused, 503, "Event streams unavailable")
     assert refused.headers["retry-after"] == "5"
-    own_redis.start()
+    redis_server.start()
     deadline = time.monotonic() + 5
     while (status := opening_status(server.url, user.access_token)) == 503:
         assert time.monotonic() < deadline, "streams did not come back with Redis"

@@ -40,7 +40,6 @@ from tests.private_services import (
     PrivateRedis,
     missing_binaries,
     private_postgres,
-    private_redis,
     wait_until,
 )
 from tests.support import PASSWORD, Account, bearer, sign_up, unique_email
@@ -78,14 +77,6 @@ def pg(pg_server: PrivatePostgres) -> Iterator[PrivatePostgres]:
         if not (pg_server.data / "postmaster.pid").exists():
             pg_server.start()
         wait_until(pg_server.accepts_connections, seconds=10, what="PostgreSQL back")
-
-
-@pytest.fixture
-def redis_server() -> Iterator[PrivateRedis]:
-    if reason := missing_binaries():
-        _missing("private PostgreSQL and Redis servers", reason)
-    with private_redis() as server:
-        yield server
 
 
 def app_on(app_name: str, pg: PrivatePostgres, **overrides: object):  # type: ignore[no-untyped-def]
