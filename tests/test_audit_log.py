@@ -190,3 +190,41 @@ def test_admin_actions_and_refusals_are_audited(
         for secret in secrets:
             assert secret not in line
             assert secret not in str(record.__dict__)
+
+
+def test_every_account_deletion_and_refused_own_change_is_audited(
+    configured: ConfiguredApi, caplog: pytest.LogCaptureFixture
+) -> None:
+    """ASVS v5 16.3.1: deleting an account is an audit event whichever route does it, as is a
+    superuser's attempt to change their own credentials by the administrative route."""
+    api = configured()
+    client = api.client
+    assert api.admin_email
+    assert api.admin_password
+    admin_tokens = log_in(client, api.admin_email, api.admin_password)
+    admin = client.get("/users/me", headers=bearer(admin_tokens["access_token"])).json()
+    as_admin = bearer(admin_tokens["access_token"])
+    member, second = sign_up(client), sign_up(client)
+    promote = client.patch(f"/users/{second.id}", json={"is_superuser": True}, headers=as_admin)
+    assert promote.status_code == 200
+    with caplog.at_level(logging.INFO, logger="authtwin"):
+        own = {"password": ADMIN_RESET, "is_verified": True}
+        assert (
+            client.patch(f"/users/{second.id}", json=own, headers=second.headers).status_code == 403
+        )
+        assert client.delete("/users/me", headers=member.headers).status_code == 204
+        assert client.delete("/users/me", headers=second.headers).status_code == 204
+        assert client.delete("/users/me", headers=as_admin).status_code == 403  # the last one
+
+    records = [r.auth for r in auth_records(caplog)]  # type: ignore[attr-defined]
+    refused = [(r["event"], r["outcome"], r["reason"]) for r in records if "actor_id" in r]
+    assert refused == [("password_reset", "failure", "self"), ("verify", "failure", "self")]
+    deletions = [r for r in records if r["event"] == "account_delete"]
+    assert deletions == [
+        {"event": "account_delete", "outcome": "success", "client_ip": "127.0.0.1",
+         "user_id": member.id},
+        {"event": "account_delete", "outcome": "success", "client_ip": "127.0.0.1",
+         "user_id": second.id},
+        {"event": "account_delete", "outcome": "failure", "client_ip": "127.0.0.1",
+         "user_id": admin["id"], "reason": "last_superuser"},
+    ]  # fmt: skip

@@ -277,3 +277,39 @@ def test_privilege_flags_accept_only_json_booleans(
     assert_validation_error(response, ["body", field])
     me = client.get("/users/me", headers=user.headers).json()
     assert (me["is_superuser"], me["is_active"]) == (False, True)
+
+
+OWN_CREDENTIALS = [
+    {"email": "new"},
+    {"password": "a new password nobody asked for"},
+    {"is_verified": False},
+    {"email": "new", "password": "a new password nobody asked for", "is_verified": True},
+]
+
+
+@pytest.mark.parametrize("change", OWN_CREDENTIALS, ids=["email", "password", "verified", "all"])
+def test_a_superuser_changes_their_own_credentials_only_through_users_me(
+    configured: ConfiguredApi, change: dict[str, object]
+) -> None:
+    """ASVS v5 7.5.1: the routes that change one's own email or password ask for the current
+    one; a superuser's stolen access token must not skip that through /users/{own id}."""
+    client, _, superuser = two_superusers(configured)
+    if change.get("email") == "new":
+        change = {**change, "email": unique_email("taken-over")}
+    response = client.patch(f"/users/{superuser.id}", json=change, headers=superuser.headers)
+    assert_error(
+        response,
+        403,
+        "Superusers cannot change their own email, password or verification here; use /users/me",
+    )
+    me = client.get("/users/me", headers=superuser.headers).json()
+    assert me["email"] == superuser.email
+    log_in(client, superuser.email, superuser.password)
+
+
+def test_a_superuser_still_renames_themself_by_id(configured: ConfiguredApi) -> None:
+    client, _, superuser = two_superusers(configured)
+    change = {"full_name": "Renamed", "is_superuser": True, "is_verified": None}
+    response = client.patch(f"/users/{superuser.id}", json=change, headers=superuser.headers)
+    assert response.status_code == 200, response.text
+    assert response.json()["full_name"] == "Renamed"
