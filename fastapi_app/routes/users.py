@@ -90,8 +90,8 @@ def change_password(
     response_class=Response,
     responses=error_responses(401, 403),
 )
-def delete_me(user: CurrentUser, session: SessionDep, users: UserServiceDep) -> None:
-    users.delete_me(session=session, user_id=user.id)
+def delete_me(user: CurrentUser, session: SessionDep, ip: ClientIP, users: UserServiceDep) -> None:
+    users.delete_me(session=session, user_id=user.id, client_ip=ip)
 
 
 @router.get("", response_model=UserPage, responses=error_responses(401, 403))

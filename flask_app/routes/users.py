@@ -67,7 +67,7 @@ def change_password() -> ResponseReturnValue:
 @bp.delete("/me")
 def delete_me() -> ResponseReturnValue:
     user = get_current_user()
-    get_user_service().delete_me(session=get_session(), user_id=user.id)
+    get_user_service().delete_me(session=get_session(), user_id=user.id, client_ip=get_client_ip())
     return no_content()
 
 

@@ -63,6 +63,13 @@ class CannotDeleteSelf(DomainError):
     status_code, detail = 403, "Superusers cannot delete themselves here; use DELETE /users/me"
 
 
+class CannotChangeOwnCredentialsHere(DomainError):
+    status_code = 403
+    detail = (
+        "Superusers cannot change their own email, password or verification here; use /users/me"
+    )
+
+
 class UserNotFound(DomainError):
     status_code, detail = 404, "User not found"
 

@@ -78,6 +78,12 @@ class AdminService:
     ) -> User:
         """A superuser's change to any account. ``null`` leaves a non-nullable field as it is."""
         audit = functools.partial(_audit, actor_id=actor.id, target_id=user_id, client_ip=client_ip)
+        if actor.id == user_id and (own := _own_credential_acts(data)):
+            # ASVS v5 7.5.1: /users/me asks for the current password before the email or the
+            # password changes, and proves a new address by mail; this route asks for neither,
+            # so a stolen superuser's access token would otherwise take the account over.
+            audit(own, "self")
+            raise errors.CannotChangeOwnCredentialsHere
         try:
             user = load_user(session, user_id)
         except errors.UserNotFound:
@@ -158,6 +164,16 @@ def _acts(user: User, data: UserUpdate) -> list[str]:
         acts.append("verify" if data.is_verified else "unverify")
     if "full_name" in data.model_fields_set and data.full_name != user.full_name:
         acts.append("name_change")
+    return acts
+
+
+def _own_credential_acts(data: UserUpdate) -> list[str]:
+    """What a request would do to the credentials of the account that sends it."""
+    acts = ["email_change"] if data.email is not None else []
+    if data.password is not None:
+        acts.append("password_reset")
+    if data.is_verified is not None:
+        acts.append("verify" if data.is_verified else "unverify")
     return acts
 
 

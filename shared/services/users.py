@@ -144,11 +144,18 @@ class UserService:
         auth_event("password_change", "success", client_ip=client_ip, user_id=user_id)
 
     @staticmethod
-    def delete_me(*, session: Session, user_id: int) -> None:
+    def delete_me(*, session: Session, user_id: int, client_ip: str) -> None:
+        """Every deletion of an account is an audit event, its owner's as an administrator's."""
         user = load_user(session, user_id)
         if user.is_superuser and user.is_active:
-            keep_one_superuser(session, user)
+            try:
+                keep_one_superuser(session, user)
+            except errors.LastSuperuser:
+                auth_event("account_delete", "failure", client_ip=client_ip, user_id=user_id,
+                           reason="last_superuser")  # fmt: skip
+                raise
         delete_account(session, user)
+        auth_event("account_delete", "success", client_ip=client_ip, user_id=user_id)
 
     def _check_current_password(
         self, user: User, password: str, *, client_ip: str, event: str
