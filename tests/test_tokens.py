@@ -3,7 +3,7 @@
 import base64
 import json
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta, tzinfo
 
 import httpx2
 import pytest
@@ -12,6 +12,8 @@ from jose.exceptions import JWTError
 from pydantic import ValidationError
 
 from shared.infrastructure.config import Settings
+from shared.security import tokens
+from tests.conftest import ConfiguredApi
 from tests.support import (
     Account,
     Api,
@@ -163,6 +165,9 @@ def forged_cases(secret: str, user_id: int, session: str) -> dict[str, str]:
         "nbf-a-string": forge(secret, sub=sub, nbf="0"),
         "exp-a-float": forge(secret, sub=sub, exp=time.time() + 300.5),
         "issued-in-the-future": forge(secret, sub=sub, iat=int(time.time()) + 3600),
+        # Beyond any leeway for clock skew, which is seconds (AUTHTWIN_JWT_LEEWAY_SECONDS).
+        "issued-a-minute-ahead": forge(secret, sub=sub, iat=int(time.time()) + 61),
+        "valid-from-a-minute-on": forge(secret, sub=sub, not_before=timedelta(seconds=61)),
     }
 
 
@@ -185,6 +190,53 @@ def test_a_correctly_forged_token_is_accepted(
     """The control for the cases above: only the changed property made them fail."""
     token = forge_token(secret_key, sub=str(user.id), session=session_of(user.access_token))
     assert client.get("/users/me", headers=bearer(token)).status_code == 200
+
+
+def test_a_token_minted_a_few_seconds_ahead_is_accepted(
+    client: httpx2.Client, user: Account, secret_key: str
+) -> None:
+    """RFC 7519 §4.1.4's leeway: a replica whose clock runs ahead of this one by a second or
+    two issues tokens this one must take, or its users are refused at random."""
+    ahead = int(time.time()) + 2
+    token = forge_token(secret_key, sub=str(user.id), session=session_of(user.access_token),
+                        iat=ahead, nbf=ahead)  # fmt: skip
+    assert client.get("/users/me", headers=bearer(token)).status_code == 200
+
+
+def test_an_expired_token_gets_no_leeway(
+    client: httpx2.Client, user: Account, secret_key: str
+) -> None:
+    """Skew is forgiven where a token starts, never where it ends: an expiry is when a
+    stolen token stops working, and the refresh token renews it anyway."""
+    token = forge_token(secret_key, sub=str(user.id), session=session_of(user.access_token),
+                        lifetime=timedelta(seconds=-1))  # fmt: skip
+    assert_unauthorized(client.get("/users/me", headers=bearer(token)))
+
+
+class ClockAhead(datetime):
+    """``datetime`` for a process whose clock runs three seconds ahead of the real one."""
+
+    @classmethod
+    def now(cls, tz: tzinfo | None = None) -> "ClockAhead":
+        return cls.fromtimestamp(time.time() + 3, tz)
+
+
+def test_two_replicas_whose_clocks_differ_take_each_others_tokens(
+    configured: ConfiguredApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One database, one key, two apps: the one whose clock is ahead mints, the other
+    verifies; then the same with no leeway, which refuses them."""
+    ahead, behind, strict = configured(), configured(), configured(jwt_leeway_seconds=0)
+    with monkeypatch.context() as clock:
+        clock.setattr(tokens, "datetime", ClockAhead)
+        user = sign_up(ahead.client)
+    assert behind.client.get("/users/me", headers=user.headers).status_code == 200
+    refreshed = behind.client.post("/auth/refresh", json={"refresh_token": user.refresh_token})
+    assert refreshed.status_code == 200, refreshed.text
+    with monkeypatch.context() as clock:
+        clock.setattr(tokens, "datetime", ClockAhead)
+        other = sign_up(ahead.client)
+    assert_unauthorized(strict.client.get("/users/me", headers=other.headers))
 
 
 def test_a_token_naming_another_users_session_is_401(
