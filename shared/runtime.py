@@ -269,4 +269,5 @@ def _token_codec(settings: Settings) -> TokenCodec:
         client_id=settings.jwt_client_id,
         access_ttl=timedelta(minutes=settings.access_token_minutes),
         refresh_ttl=timedelta(days=settings.refresh_token_days),
+        leeway_seconds=settings.jwt_leeway_seconds,
     )

@@ -81,6 +81,12 @@ class Settings(BaseSettings):
     # (its own web and mobile front ends) are not registered and do not identify themselves,
     # so this names them all as one: the first-party client of this deployment.
     jwt_client_id: str = Field(default="authtwin", min_length=1)
+    # Clock skew forgiven when a token's iat or nbf lies ahead of this process's clock
+    # (RFC 7519 §4.1.4): replicas' clocks differ by a fraction of a second even under NTP,
+    # and a token minted by one that runs ahead would otherwise be refused by the others.
+    # Never applied to exp. Small: a minute at most, since it is also how far in the future
+    # a token may claim to start.
+    jwt_leeway_seconds: int = Field(default=5, ge=0, le=60)
     access_token_minutes: int = Field(default=15, ge=1, le=60)
     refresh_token_days: int = Field(default=14, ge=1, le=90)
 

@@ -141,10 +141,12 @@ class TokenCodec:
         client_id: str,
         access_ttl: timedelta,
         refresh_ttl: timedelta,
+        leeway_seconds: int = 0,
     ) -> None:
         if audience == refresh_audience:
             raise ValueError("refresh tokens need an audience of their own")
         self.key = key
+        self._leeway = leeway_seconds
         self._issuer = issuer
         self._audience: dict[TokenType, str] = {"access": audience, "refresh": refresh_audience}
         self._client_id = client_id
@@ -195,7 +197,9 @@ class TokenCodec:
                 algorithms=[self.key.algorithm],
                 audience=self._audience[expected_type],
                 issuer=self._issuer,
-                options={f"require_{claim}": True for claim in REQUIRED_CLAIMS},
+                # The leeway serves jose's nbf check; _checked_claims checks iat and exp.
+                options={f"require_{claim}": True for claim in REQUIRED_CLAIMS}
+                | {"leeway": self._leeway},
             )
             return self._checked_claims(claims, expected_type)
         except (JOSEError, ValueError, TypeError, KeyError, AttributeError, OverflowError):
@@ -217,9 +221,14 @@ class TokenCodec:
     def _checked_claims(self, claims: dict[str, Any], expected_type: TokenType) -> TokenClaims:
         _require_well_formed(claims)
         now = datetime.now(UTC).timestamp()
-        # jose accepts ``exp == now``; RFC 7519 §4.1.4 says "on or after" is expired. And a
-        # token is not issued in the future: only a holder of the key could make one.
-        if claims["exp"] <= now or claims["iat"] > now or claims["type"] != expected_type:
+        # jose accepts ``exp == now``; RFC 7519 §4.1.4 says "on or after" is expired, and no
+        # leeway is given there: an expiry is when a stolen token stops working, and jose's
+        # leeway on it is overridden here. A token is not issued in the future, but another
+        # replica's clock may run a little ahead of ours: iat (and nbf, above) get the
+        # leeway, seconds, so that its tokens are not refused for the first of them.
+        if claims["exp"] <= now or claims["iat"] > now + self._leeway:
+            raise InvalidToken
+        if claims["type"] != expected_type:
             raise InvalidToken
         # Exactly our audience for this kind: jose also accepts a list that includes it.
         if claims["aud"] != self._audience[expected_type]:
