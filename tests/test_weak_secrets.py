@@ -187,3 +187,68 @@ def test_mail_settings_that_would_leak_a_credential_are_refused(
 ) -> None:
     with pytest.raises(ValidationError, match=reason):
         Settings.model_validate({"env": "development", "secret_key": STRONG, **settings})
+
+
+# Links in mail are credentials (a reset link is the account): production sends them
+# neither to a relay on another host without TLS nor points them at a plain-http address
+# people reach over a network, unless an operator opts out, and the log says so at start-up.
+CLEARTEXT = {
+    "smtp-in-clear-to-another-host": {"smtp_host": "smtp.example.com", "smtp_security": "none"},
+    "smtp-in-clear-to-a-private-address": {"smtp_host": "10.0.0.25", "smtp_security": "none"},
+    "http-public-url": {"public_url": "http://auth.example.com"},
+    "http-public-url-by-address": {"public_url": "http://192.0.2.7:8000"},
+}
+LOOPBACK = {
+    "smtp-in-clear-on-localhost": {"smtp_host": "localhost", "smtp_security": "none"},
+    "smtp-in-clear-on-127.0.0.1": {"smtp_host": "127.0.0.1", "smtp_security": "none"},
+    "smtp-in-clear-on-::1": {"smtp_host": "::1", "smtp_security": "none"},
+    "http-public-url-on-localhost": {"public_url": "http://localhost:8000"},
+    "http-public-url-on-127.0.0.2": {"public_url": "http://127.0.0.2:8000"},
+    "http-public-url-on-::1": {"public_url": "http://[::1]:8000"},
+    "https-public-url": {"public_url": "https://auth.example.com"},
+    "smtp-with-starttls": {"smtp_host": "smtp.example.com", "smtp_security": "starttls"},
+}
+
+
+@pytest.mark.parametrize("settings", CLEARTEXT.values(), ids=CLEARTEXT.keys())
+def test_production_refuses_links_in_clear(settings: dict[str, str]) -> None:
+    with pytest.raises(ValidationError, match="AUTHTWIN_ALLOW_CLEARTEXT"):
+        Settings.model_validate({"env": "production", "secret_key": STRONG, **settings})
+
+
+@pytest.mark.parametrize("settings", LOOPBACK.values(), ids=LOOPBACK.keys())
+def test_production_takes_clear_text_that_stays_on_this_host(settings: dict[str, str]) -> None:
+    Settings.model_validate({"env": "production", "secret_key": STRONG, **settings})
+
+
+@pytest.mark.parametrize("settings", CLEARTEXT.values(), ids=CLEARTEXT.keys())
+def test_development_and_an_explicit_opt_out_take_links_in_clear(
+    settings: dict[str, str],
+) -> None:
+    Settings.model_validate({"env": "development", "secret_key": STRONG, **settings})
+    opted_out = {"env": "production", "secret_key": STRONG, "allow_cleartext": True}
+    Settings.model_validate({**opted_out, **settings})
+
+
+@pytest.mark.parametrize("package", ["fastapi_app", "flask_app"])
+def test_the_opt_out_is_logged_at_every_start(package: str, tmp_path: Path) -> None:
+    env = {
+        "AUTHTWIN_ENV": "production",
+        "AUTHTWIN_SECRET_KEY": STRONG,
+        "AUTHTWIN_DATABASE_URL": f"sqlite:///{tmp_path / 'a.db'}",
+        "AUTHTWIN_PUBLIC_URL": "http://auth.example.com",
+        "AUTHTWIN_SMTP_HOST": "smtp.example.com",
+        "AUTHTWIN_SMTP_SECURITY": "none",
+    }
+    refused = start_app(package, **env)
+    assert refused.returncode != 0
+    assert "AUTHTWIN_ALLOW_CLEARTEXT" in refused.stderr
+    env["AUTHTWIN_ALLOW_CLEARTEXT"] = "true"
+    migrated = run_python("from shared.cli import main; raise SystemExit(main(['migrate']))", **env)
+    assert migrated.returncode == 0, migrated.stderr
+    started = start_app(package, **env)
+    assert started.returncode == 0, started.stderr
+    warnings = [line for line in started.stderr.splitlines() if "AUTHTWIN_ALLOW_CLEARTEXT" in line]
+    assert len(warnings) == 2, started.stderr
+    assert any("http://auth.example.com" in line for line in warnings)
+    assert any("smtp.example.com" in line for line in warnings)
