@@ -79,6 +79,9 @@ class Runtime:
     def build(cls, settings: Settings) -> "Runtime":
         """Create the pieces; connects to nothing until ``prepare`` or the first request."""
         configure_logging()
+        if settings.env == "production":
+            for problem in settings.cleartext_links():
+                logger.warning("INSECURE (AUTHTWIN_ALLOW_CLEARTEXT=true): %s", problem)
         timeouts = DatabaseTimeouts.from_settings(settings)
         url = settings.database_url
         engine = make_engine(url, pool_size=settings.db_pool_size, timeouts=timeouts)

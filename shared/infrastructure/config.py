@@ -2,7 +2,7 @@
 
 import logging
 import secrets
-from ipaddress import IPv4Network, IPv6Network, ip_network
+from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -33,6 +33,16 @@ def _networks(value: object) -> object:
     if isinstance(items, tuple | list):
         return tuple(ip_network(item, strict=False) for item in items)
     return items
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is this machine, reached without crossing a network."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 CommaSeparated = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_comma_separated)]
@@ -153,6 +163,11 @@ class Settings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     smtp_timeout: float = Field(default=10, gt=0, le=120)
+    # Production refuses to send links in clear over a network: to an SMTP relay on another
+    # host without TLS, or pointing at a plain-http AUTHTWIN_PUBLIC_URL that is not this
+    # host's. True accepts both (a relay inside a private network that cannot do TLS, a
+    # service behind a proxy whose public side is not this URL), and every start logs it.
+    allow_cleartext: bool = False
     # A failed delivery is retried after this many seconds, doubled at each attempt up to an
     # hour, and given up after mail_max_attempts (about a day at the default).
     mail_retry_seconds: float = Field(default=30, gt=0, le=3600)
@@ -294,10 +309,21 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _no_links_in_clear_in_production(self) -> "Settings":
+        """A reset link is the account it resets: whoever reads one on the path takes it."""
+        if self.env == "production" and not self.allow_cleartext and self.cleartext_links():
+            raise ValueError(
+                "; ".join(self.cleartext_links())
+                + ": use TLS (AUTHTWIN_SMTP_SECURITY=starttls or tls, an https:// "
+                "AUTHTWIN_PUBLIC_URL), or set AUTHTWIN_ALLOW_CLEARTEXT=true to accept it"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _no_smtp_login_in_clear(self) -> "Settings":
         """A login over a connection without TLS hands the relay's password to anyone on the
         path; only a relay on this host may be reached that way."""
-        local = self.smtp_host in {"localhost", "127.0.0.1", "::1"}
+        local = is_loopback(self.smtp_host)
         if self.smtp_username and self.smtp_security == "none" and not local:
             raise ValueError(
                 "AUTHTWIN_SMTP_USERNAME with AUTHTWIN_SMTP_SECURITY=none would send the SMTP "
@@ -306,6 +332,18 @@ class Settings(BaseSettings):
         if self.smtp_username and self.smtp_password is None:
             raise ValueError("AUTHTWIN_SMTP_USERNAME needs AUTHTWIN_SMTP_PASSWORD")
         return self
+
+    def cleartext_links(self) -> list[str]:
+        """Where links in mail would cross a network in clear, each said in a sentence."""
+        found = []
+        if self.smtp_security == "none" and not is_loopback(self.smtp_host):
+            found.append(f"AUTHTWIN_SMTP_SECURITY=none sends mail to {self.smtp_host} without TLS")
+        parts = urlsplit(self.public_url)
+        if parts.scheme == "http" and not is_loopback(parts.hostname or ""):
+            found.append(
+                f"AUTHTWIN_PUBLIC_URL={self.public_url} makes links that travel without TLS"
+            )
+        return found
 
     @property
     def mail_transport(self) -> Literal["console", "smtp"]:
