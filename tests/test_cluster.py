@@ -36,6 +36,7 @@ from deploy import nginx
 from deploy.cluster import Cluster, Process
 from shared.domain.errors import OUTAGE_RETRY_AFTER
 from shared.web.bodies import CONTENT_TOO_LARGE
+from shared.web.headers import RESPONSE_HEADERS
 from tests.conftest import IN_CI
 from tests.event_clients import authenticate, open_events, open_socket, socket_rest
 from tests.live import free_port, production_env
@@ -425,6 +426,55 @@ def test_with_no_replica_up_nginx_answers_502_in_json(tmp_path: Path) -> None:
             response = httpx2.post(f"{url}/api/v1/auth/login", json={}, timeout=10)
             assert_error(response, 502, "Bad Gateway")
             assert response.headers["retry-after"] == "5"
+
+
+# What nginx answers by itself, each provoked on a socket of its own: requests it refuses
+# before any replica sees them, and the 502 of a twin with no replica up.
+CLOSE = b"Host: x\r\nConnection: close\r\n"
+NGINX_OWN_ANSWERS = {
+    400: b"NOT HTTP\r\n\r\n",
+    405: b"TRACE /api/v1/health HTTP/1.1\r\n" + CLOSE + b"\r\n",
+    413: b"POST /api/v1/auth/login HTTP/1.1\r\n" + CLOSE
+    + b"Content-Type: application/json\r\nContent-Length: 2097152\r\n\r\n",
+    414: b"GET /api/v1/users/" + b"9" * 10_000 + b" HTTP/1.1\r\n" + CLOSE + b"\r\n",
+    431: b"GET /api/v1/users/me HTTP/1.1\r\n" + CLOSE + b"X-Huge: " + b"a" * 16_384
+    + b"\r\n\r\n",
+    501: b"POST /api/v1/auth/login HTTP/1.1\r\n" + CLOSE + b"Transfer-Encoding: gzip\r\n\r\n",
+    502: b"GET /api/v1/health HTTP/1.1\r\n" + CLOSE + b"\r\n",
+    505: b"GET /api/v1/health HTTP/2.0\r\n" + CLOSE + b"\r\n",
+}  # fmt: skip
+
+
+def header_fields(answer: bytes) -> list[tuple[str, str]]:
+    head = answer.partition(b"\r\n\r\n")[0].decode("latin-1")
+    fields = [line.split(":", 1) for line in head.split("\r\n")[1:]]
+    return [(name.strip().lower(), value.strip()) for name, value in fields]
+
+
+def assert_security_headers_once(answer: bytes) -> None:
+    """Each of the headers every answer of the apps carries (shared/web/headers.py), once."""
+    fields = header_fields(answer)
+    for name, value in RESPONSE_HEADERS.items():
+        assert [v for n, v in fields if n == name.lower()] == [value], (name, answer[:2000])
+
+
+def test_nginx_answers_of_its_own_carry_the_apps_security_headers(tmp_path: Path) -> None:
+    """An error nginx answers itself is as uncacheable, unsniffable and unframeable as the
+    replicas' answers (OWASP REST Security Cheat Sheet, security headers)."""
+    with nginx_without_replicas(tmp_path) as urls:
+        for status, request in NGINX_OWN_ANSWERS.items():
+            answer = raw_request(urls["flask"], request)
+            assert_raw_error(answer, status)
+            assert_security_headers_once(answer)
+
+
+def test_the_replicas_answers_pass_nginx_with_their_headers_once(
+    cluster: Cluster, app_name: str
+) -> None:
+    request = b"GET /api/v1/users/me HTTP/1.1\r\n" + CLOSE + b"\r\n"
+    answer = raw_request(cluster.urls[app_name], request)
+    assert answer.startswith(b"HTTP/1.1 401 ")
+    assert_security_headers_once(answer)
 
 
 class SilentReplica:
