@@ -192,3 +192,16 @@ def test_a_flood_of_fresh_keys_through_the_api_leaves_newcomers_served(
     reset = api.client.post("/auth/password-reset", json={"email": email}, headers=newcomer)
     assert reset.status_code == 202, reset.text
     assert api.client.post("/auth/login", json=right).status_code == 429
+
+
+def test_a_flood_of_fresh_accounts_evicts_its_own_keys_before_a_count_of_failures() -> None:
+    """Keys hit once go first: an account two failures from its lockout keeps them."""
+    counters = BoundedMemoryStorage(max_keys=10, clock=lambda: 1_000_000.0)
+    throttle = small_throttle(counters)
+    for _ in range(2):
+        throttle.count_login_attempt("victim@example.com")
+    for number in range(100):
+        throttle.count_login_attempt(f"flood-{number}@example.com")
+    throttle.count_login_attempt("victim@example.com")  # the third failure: locked
+    with pytest.raises(errors.TooManyRequests):
+        throttle.count_login_attempt("victim@example.com")

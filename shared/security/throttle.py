@@ -28,7 +28,7 @@ from limits.strategies import MovingWindowRateLimiter
 from shared.domain import errors
 from shared.infrastructure.audit import auth_event
 from shared.infrastructure.config import Settings
-from shared.security.memory_counters import BoundedMemoryStorage
+from shared.security.memory_counters import LOCKOUT_KIND, BoundedMemoryStorage
 
 logger = logging.getLogger("authtwin")
 P = ParamSpec("P")
@@ -122,7 +122,7 @@ class Throttle:
 
 
 def _account_key(email: str) -> tuple[str, str]:
-    return ("account", _hashed(email))
+    return (LOCKOUT_KIND, _hashed(email))
 
 
 def _hashed(recipient: str) -> str:
