@@ -16,12 +16,12 @@ from typing import cast
 import httpx2
 import pytest
 import redis
-from limits import RateLimitItemPerSecond, parse
+from limits import RateLimitItem, RateLimitItemPerSecond, parse
 from limits.strategies import MovingWindowRateLimiter
 
 from shared.domain import errors
 from shared.security.memory_counters import BoundedMemoryStorage
-from shared.security.throttle import Throttle
+from shared.security.throttle import LinkPurpose, Throttle
 from tests.clients import runtime_of
 from tests.conftest import ConfiguredApi
 from tests.support import PASSWORD, sign_up, unique_email
@@ -82,18 +82,25 @@ def test_in_redis_every_counter_expires_with_its_window(
         store.delete(*keys)
 
 
+CEILINGS: dict[LinkPurpose, RateLimitItem] = {
+    "password_reset": parse("5/30 minutes"),
+    "verify_email": parse("20/hour"),
+}
+
+
 def small_throttle(counters: BoundedMemoryStorage) -> Throttle:
     return Throttle(
         limiter=MovingWindowRateLimiter(counters),
         per_client=parse("5/second"),
         failures=RateLimitItemPerSecond(3, 60),
         mail=parse("5/hour"),
+        mail_ceilings=CEILINGS,
     )
 
 
 def mail_to(throttle: Throttle, address: str, client_ip: str) -> None:
     """One reset mail to ``address``, asked for from ``client_ip``."""
-    throttle.limit_mail("password_reset", address)
+    throttle.limit_link_mail("password_reset", address, client_ip=client_ip)
 
 
 def test_a_flood_of_fresh_keys_neither_denies_a_newcomer_nor_wipes_a_lockout() -> None:
@@ -133,6 +140,7 @@ def test_thirty_five_addresses_at_the_documented_limits_do_not_deny_a_newcomer()
         per_client=parse("20/minute"),
         failures=RateLimitItemPerSecond(10, 900),
         mail=parse("5/hour"),
+        mail_ceilings=CEILINGS,
     )
     clients = [f"203.0.113.{number}" for number in range(35)]
     step = 60 * 1.02 / (20 * len(clients))  # each client a little under 20 a minute
