@@ -28,8 +28,9 @@ lockout. So:
   is down) only once every key of that kind is an active lockout, which takes ``max_keys``
   accounts locked within one lockout window, each by as many failed (hashed) guesses as the
   lockout allows: 400,000 password hashes in 15 minutes by default, some 450 a second,
-  where a core computes a few dozen. A client's or a recipient's refusal may go when nothing else can: forgetting it gives one
-  client, or one mailbox, one more window's budget, at the cost of ``max_keys`` fresh keys.
+  where a core computes a few dozen. A client's or a recipient's refusal may go when
+  nothing else can: forgetting it gives one client, or one mailbox, one more window's
+  budget, at the cost of ``max_keys`` fresh keys.
 
 Only the moving window is stored: it is the one strategy ``Throttle`` uses.
 """
