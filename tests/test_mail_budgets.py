@@ -11,10 +11,14 @@ cheat sheet). Clients are told apart by ``X-Forwarded-For`` from a trusted proxy
 run in-process (``configured``).
 """
 
+from pathlib import Path
+
 import httpx2
 import pytest
 
-from tests.conftest import ConfiguredApi
+from shared.security.memory_counters import BoundedMemoryStorage
+from shared.security.throttle import Throttle
+from tests.conftest import ConfiguredApi, in_process_settings
 from tests.mailbox import Mailbox, link_token
 from tests.mails import LINK_PAGES, MAIL_LIMIT, wait_for_mail
 from tests.support import PASSWORD, assert_error, sign_up, unique_email
@@ -115,3 +119,24 @@ def test_with_verified_login_strangers_signups_do_not_stop_the_owners_link(
         answers.append(strict.post("/auth/verify", json=verify).status_code)
     assert 200 in answers, answers
     assert log_in(strict, address, PASSWORD).status_code == 200
+
+
+def test_an_address_is_mailed_at_most_its_ceiling_however_many_clients_ask(
+    tmp_path: Path,
+) -> None:
+    """The other side of the per-client budget: a flood from many clients fills no mailbox.
+    Resets: the mail limit's count per reset-link lifetime; verification: four clients'
+    worth an hour."""
+    settings = in_process_settings(
+        f"sqlite:///{tmp_path / 'unused.db'}", mail_rate_limit="5/hour", password_reset_minutes=30
+    )
+    throttle = Throttle.from_settings(settings)
+    assert isinstance(throttle.limiter.storage, BoundedMemoryStorage)
+    clients = [f"198.51.100.{number}" for number in range(50)]
+    address = unique_email("victim")
+    resets = [throttle.limit_link_mail("password_reset", address, client_ip=ip) for ip in clients]
+    signups = [throttle.allow_link_mail("verify_email", address, client_ip=ip) for ip in clients]
+    assert resets.count(True) == 5
+    assert signups.count(True) == 4 * 5
+    window = throttle.mail_ceilings["password_reset"].get_expiry()
+    assert window <= settings.password_reset_minutes * 60  # the newest link outlives a refusal
