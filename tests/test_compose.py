@@ -13,13 +13,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from deploy import nginx
 from deploy.cluster import REPLICA_WORKERS
 from deploy.servers import command
-from tests.conftest import ConfiguredApi
+from tests.conftest import ConfiguredApi, _missing
 from tests.private_services import missing_binaries, private_redis, wait_until
 from tests.support import PASSWORD, sign_up
 
@@ -115,7 +114,7 @@ def test_a_lockout_outlives_a_restart_of_compose_s_redis(configured: ConfiguredA
     account's guesser start again. Played on a private redis-server given compose's own
     arguments, killed and started again on the same directory."""
     if reason := missing_binaries():
-        pytest.skip(reason)
+        _missing("a private Redis server", reason)
     with private_redis(compose_redis_options()) as server:
         api = configured(redis_url=server.url, login_max_failures=3)
         account = sign_up(api.client)
