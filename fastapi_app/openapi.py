@@ -47,7 +47,9 @@ _ERRORS: dict[int, dict[str, Any]] = {
     },
     503: {
         "model": ErrorResponse,
-        "description": "Database (or, for streams, Redis or this server's capacity) unavailable",
+        "description": (
+            "Database or rate limiter (Redis) unavailable, or for streams this server's capacity"
+        ),
         "headers": _RETRY_AFTER,
     },
 }

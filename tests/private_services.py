@@ -149,19 +149,24 @@ def private_postgres() -> Iterator[PrivatePostgres]:
             shutil.rmtree(root, ignore_errors=True)
 
 
-class PrivateRedis:
-    """One redis-server without persistence; ``stop``/``start`` on the same port."""
+NO_PERSISTENCE = ("--save", "", "--appendonly", "no")
 
-    def __init__(self, root: Path) -> None:
+
+class PrivateRedis:
+    """One redis-server, by default without persistence; ``stop``/``start`` on the same port
+    and directory (so a server given persistence ``options`` restarts with its data)."""
+
+    def __init__(self, root: Path, options: tuple[str, ...] = NO_PERSISTENCE) -> None:
         self.root = root
+        self.options = options
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        no_persistence = ("--save", "", "--appendonly", "no", "--dir", str(self.root))
-        self._process = subprocess.Popen(  # noqa: S603 — Debian's redis-server, fixed arguments
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", *no_persistence],  # noqa: S607
+        where = ("--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.root))
+        self._process = subprocess.Popen(  # noqa: S603 — Debian's redis-server, given arguments
+            ["redis-server", *self.options, *where],  # noqa: S607
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -181,9 +186,9 @@ class PrivateRedis:
 
 
 @contextmanager
-def private_redis() -> Iterator[PrivateRedis]:
+def private_redis(options: tuple[str, ...] = NO_PERSISTENCE) -> Iterator[PrivateRedis]:
     root = Path(tempfile.mkdtemp(prefix="authtwin-redis-"))
-    server = PrivateRedis(root)
+    server = PrivateRedis(root, options)
     try:
         server.start()
         yield server

@@ -18,6 +18,9 @@ import yaml
 from deploy import nginx
 from deploy.cluster import REPLICA_WORKERS
 from deploy.servers import command
+from tests.conftest import ConfiguredApi, _missing
+from tests.private_services import missing_binaries, private_redis, wait_until
+from tests.support import PASSWORD, sign_up
 
 COMPOSE = Path(__file__).resolve().parent.parent / "docker-compose.yml"
 PORTS = {"fastapi": 8000, "flask": 5000}
@@ -91,3 +94,41 @@ def test_the_image_and_every_service_of_it_run_production() -> None:
     every = services()
     for name in [*REPLICAS, "migrate"]:
         assert every[name]["environment"]["AUTHTWIN_ENV"] == "production", name
+
+
+def compose_redis_options() -> tuple[str, ...]:
+    """The arguments compose gives ``redis-server`` (its data directory is the volume's)."""
+    argv = services()["redis"]["command"]
+    assert argv[0] == "redis-server"
+    return tuple(argv[1:])
+
+
+def test_redis_keeps_its_data_on_a_volume() -> None:
+    redis = services()["redis"]
+    assert "redis-data:/data" in redis.get("volumes", [])
+    assert "redis-data" in yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))["volumes"]
+
+
+def test_a_lockout_outlives_a_restart_of_compose_s_redis(configured: ConfiguredApi) -> None:
+    """The lockout lives in Redis: a Redis restarted without its data would let a locked
+    account's guesser start again. Played on a private redis-server given compose's own
+    arguments, killed and started again on the same directory."""
+    if reason := missing_binaries():
+        _missing("a private Redis server", reason)
+    with private_redis(compose_redis_options()) as server:
+        api = configured(redis_url=server.url, login_max_failures=3)
+        account = sign_up(api.client)
+        for _ in range(3):
+            guess = {"email": account.email, "password": "a guess"}
+            assert api.client.post("/auth/login", json=guess).status_code == 401
+        right = {"email": account.email, "password": PASSWORD}
+        assert api.client.post("/auth/login", json=right).status_code == 429
+
+        server.stop()
+        server.start()
+        wait_until(
+            lambda: api.client.post("/auth/login", json=right).status_code != 503,
+            seconds=10,
+            what="the app reaching the restarted Redis",
+        )
+        assert api.client.post("/auth/login", json=right).status_code == 429

@@ -34,7 +34,7 @@ from shared.infrastructure.timeouts import (
     ServerTimeout,
 )
 from tests.clients import APPS
-from tests.conftest import _missing, in_process_settings
+from tests.conftest import ConfiguredApi, _missing, in_process_settings
 from tests.private_services import (
     PrivatePostgres,
     PrivateRedis,
@@ -42,7 +42,7 @@ from tests.private_services import (
     private_postgres,
     wait_until,
 )
-from tests.support import PASSWORD, Account, bearer, sign_up, unique_email
+from tests.support import PASSWORD, Account, bearer, log_in, sign_up, unique_email
 
 # It stops servers under the app; xdist_group: the private PostgreSQL and Redis are started
 # once for the module, on one worker.
@@ -345,3 +345,38 @@ def dbapi_error(driver_error: Exception) -> exc.StatementError:
 )
 def test_only_a_dependency_failure_counts_as_an_outage(error: Exception, outage: bool) -> None:
     assert is_database_outage(error) is outage
+
+
+def test_every_route_that_counts_answers_503_while_redis_is_down(
+    configured: ConfiguredApi, redis_server: PrivateRedis
+) -> None:
+    """Fail closed, on every route the contract documents a 503 for: without its counters
+    the service cannot limit guessing nor mail, so it answers none of them."""
+    api = configured(redis_url=redis_server.url, rate_limit_enabled=True)
+    client = api.client
+    account = sign_up(client)
+    assert api.admin_email
+    assert api.admin_password
+    admin = bearer(log_in(client, api.admin_email, api.admin_password)["access_token"])
+    credentials = {"email": account.email, "password": PASSWORD}
+    form = {"grant_type": "password", "username": account.email, "password": PASSWORD}
+    new_email = {"email": unique_email(), "current_password": PASSWORD}
+    passwords = {"current_password": PASSWORD, "new_password": "another long passphrase"}
+    confirm = {"token": "x" * 43, "new_password": "another long passphrase"}
+    counting: list[tuple[str, str, dict[str, Any]]] = [
+        ("POST", "/auth/signup", {"json": {"email": unique_email(), "password": PASSWORD}}),
+        ("POST", "/auth/login", {"json": credentials}),
+        ("POST", "/auth/token", {"data": form}),
+        ("POST", "/auth/refresh", {"json": {"refresh_token": account.refresh_token}}),
+        ("POST", "/auth/password-reset", {"json": {"email": account.email}}),
+        ("POST", "/auth/password-reset/confirm", {"json": confirm}),
+        ("POST", "/auth/verify", {"json": {"token": "x" * 43}}),
+        ("POST", "/auth/verify/request", {"headers": account.headers}),
+        ("PATCH", "/users/me", {"json": new_email, "headers": account.headers}),
+        ("PUT", "/users/me/password", {"json": passwords, "headers": account.headers}),
+        ("PATCH", f"/users/{account.id}", {"json": {"email": unique_email()}, "headers": admin}),
+    ]
+    redis_server.stop()
+    for method, path, arguments in counting:
+        response = client.request(method, path, **arguments)
+        assert_unavailable(response, "Rate limiter unavailable")

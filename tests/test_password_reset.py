@@ -278,8 +278,9 @@ def wait_until_not(condition: Callable[[], bool], timeout: float = 10) -> None:
 def test_one_address_is_sent_at_most_its_limit_of_reset_mails(
     client: httpx2.Client, user: Account, inbox: Mailbox, owner: str
 ) -> None:
-    """Counted per address, whoever asks, and for unknown addresses too: else the 429 would
-    tell which have an account. It is not the login lockout: the owner still logs in."""
+    """Counted per address and asking client, and for unknown addresses too: else the 429
+    would tell which have an account. It is not the login lockout: the owner still logs in.
+    (Other clients keep their own budget for the address: test_mail_budgets.py.)"""
     address = user.email if owner == "account" else unique_email("nobody")
     for _ in range(MAIL_LIMIT):
         request_reset(client, address)

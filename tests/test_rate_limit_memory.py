@@ -16,15 +16,15 @@ from typing import cast
 import httpx2
 import pytest
 import redis
-from limits import RateLimitItemPerSecond, parse
+from limits import RateLimitItem, RateLimitItemPerSecond, parse
 from limits.strategies import MovingWindowRateLimiter
 
 from shared.domain import errors
 from shared.security.memory_counters import BoundedMemoryStorage
-from shared.security.throttle import Throttle
+from shared.security.throttle import LinkPurpose, Throttle
 from tests.clients import runtime_of
 from tests.conftest import ConfiguredApi
-from tests.support import unique_email
+from tests.support import PASSWORD, sign_up, unique_email
 
 pytestmark = pytest.mark.in_process
 
@@ -82,18 +82,30 @@ def test_in_redis_every_counter_expires_with_its_window(
         store.delete(*keys)
 
 
+CEILINGS: dict[LinkPurpose, RateLimitItem] = {
+    "password_reset": parse("5/30 minutes"),
+    "verify_email": parse("20/hour"),
+}
+
+
 def small_throttle(counters: BoundedMemoryStorage) -> Throttle:
     return Throttle(
         limiter=MovingWindowRateLimiter(counters),
         per_client=parse("5/second"),
         failures=RateLimitItemPerSecond(3, 60),
         mail=parse("5/hour"),
+        mail_ceilings=CEILINGS,
     )
 
 
-def test_a_full_store_refuses_newcomers_rather_than_forget_a_lockout() -> None:
-    """Evicting the oldest counter to make room would let anyone who sends enough fresh keys
-    wipe a lockout; a full store answers 503 to newcomers instead, until counters expire."""
+def mail_to(throttle: Throttle, address: str, client_ip: str) -> None:
+    """One reset mail to ``address``, asked for from ``client_ip``."""
+    throttle.limit_link_mail("password_reset", address, client_ip=client_ip)
+
+
+def test_a_flood_of_fresh_keys_neither_denies_a_newcomer_nor_wipes_a_lockout() -> None:
+    """The store stays bounded, yet a client who sends more fresh keys than it holds neither
+    keeps newcomers out (a 503 for everyone not yet counted) nor evicts a lockout."""
     now = [1_000_000.0]
     counters = BoundedMemoryStorage(max_keys=10, clock=lambda: now[0])
     throttle = small_throttle(counters)
@@ -102,16 +114,102 @@ def test_a_full_store_refuses_newcomers_rather_than_forget_a_lockout() -> None:
     with pytest.raises(errors.TooManyRequests):
         throttle.count_login_attempt("victim@example.com")
 
-    for number in range(9):  # the attacker fills the store with fresh addresses
-        throttle.limit_client("login", f"198.51.100.{number}")
-    with pytest.raises(errors.ThrottleUnavailable):
-        throttle.limit_client("login", "198.51.100.200")
-    with pytest.raises(errors.TooManyRequests):  # the lockout still holds
-        throttle.count_login_attempt("victim@example.com")
-    assert len(counters) == 10
+    for number in range(100):  # fresh addresses, accounts and recipients, far past the room
+        address = f"198.51.100.{number}"
+        throttle.limit_client("login", address)
+        throttle.count_login_attempt(f"flood-{number}@example.com")
+        mail_to(throttle, f"flood-{number}@example.com", address)
+    assert len(counters) <= 3 * 10  # a budget per kind of key
 
-    now[0] += 1.5  # the addresses' one-second window has passed; the lockout's has not
-    throttle.limit_client("login", "198.51.100.200")
-    assert len(counters) == 2
+    throttle.limit_client("login", "192.0.2.1")  # the newcomer is counted, not refused
+    throttle.count_login_attempt("newcomer@example.com")
+    mail_to(throttle, "newcomer@example.com", "192.0.2.1")
+    with pytest.raises(errors.TooManyRequests):  # and the lockout still holds
+        throttle.count_login_attempt("victim@example.com")
+
+
+def test_thirty_five_addresses_at_the_documented_limits_do_not_deny_a_newcomer() -> None:
+    """35 IPv4 clients, each at the default 20 requests a minute of reset, signup, login and
+    token, every one naming a fresh address, for an hour (the mail window): a reset or
+    signup leaves a key for an hour, a login one for the lockout's 15 minutes. At the
+    default size that filled the store, and every client not yet counted got 503."""
+    now = [1_000_000.0]
+    counters = BoundedMemoryStorage(clock=lambda: now[0])
+    throttle = Throttle(
+        limiter=MovingWindowRateLimiter(counters),
+        per_client=parse("20/minute"),
+        failures=RateLimitItemPerSecond(10, 900),
+        mail=parse("5/hour"),
+        mail_ceilings=CEILINGS,
+    )
+    clients = [f"203.0.113.{number}" for number in range(35)]
+    step = 60 * 1.02 / (20 * len(clients))  # each client a little under 20 a minute
+    for minute in range(60):
+        for turn in range(20):
+            for number, address in enumerate(clients):
+                now[0] += step
+                fresh = f"{minute}-{turn}-{number}@example.com"
+                throttle.limit_client("password_reset", address)
+                mail_to(throttle, f"reset-{fresh}", address)
+                throttle.limit_client("signup", address)
+                mail_to(throttle, f"signup-{fresh}", address)
+                for operation in ("login", "token"):
+                    throttle.limit_client(operation, address)
+                    throttle.count_login_attempt(f"{operation}-{fresh}")
+
+    throttle.limit_client("login", "192.0.2.1")
+    throttle.count_login_attempt("newcomer@example.com")
+    throttle.limit_client("password_reset", "192.0.2.1")
+    mail_to(throttle, "newcomer@example.com", "192.0.2.1")
+
+
+def test_a_flood_of_fresh_keys_through_the_api_leaves_newcomers_served(
+    configured: ConfiguredApi,
+) -> None:
+    """Both twins, with the store made small: a victim locked, then clients naming fresh
+    addresses until the store is over-full; a newcomer signs up, logs in and asks for a reset,
+    and the victim's lockout holds."""
+    api = configured(redis_url=None, trusted_proxies=PROXY, login_max_failures=3)
+    counters = runtime_of(api.client).throttle.limiter.storage
+    assert isinstance(counters, BoundedMemoryStorage)
+    counters.max_keys = 20
+    victim = sign_up(api.client)
+    for _ in range(3):
+        wrong = {"email": victim.email, "password": "a guess"}
+        assert api.client.post("/auth/login", json=wrong).status_code == 401
+    right = {"email": victim.email, "password": PASSWORD}
+    assert api.client.post("/auth/login", json=right).status_code == 429
+
+    for number in range(5):
+        headers = {"X-Forwarded-For": f"198.51.100.{number}"}
+        for _ in range(10):
+            fresh = {"email": unique_email("flood"), "password": "a guess"}
+            answer = api.client.post("/auth/login", json=fresh, headers=headers)
+            assert answer.status_code in (401, 503), answer.text
+            answer = api.client.post("/auth/password-reset", json={"email": fresh["email"]})
+            assert answer.status_code in (202, 503), answer.text
+
+    newcomer = {"X-Forwarded-For": "192.0.2.1"}
+    email = unique_email("newcomer")
+    signed = api.client.post(
+        "/auth/signup", json={"email": email, "password": PASSWORD}, headers=newcomer
+    )
+    assert signed.status_code == 201, signed.text
+    own = {"email": email, "password": PASSWORD}
+    assert api.client.post("/auth/login", json=own, headers=newcomer).status_code == 200
+    reset = api.client.post("/auth/password-reset", json={"email": email}, headers=newcomer)
+    assert reset.status_code == 202, reset.text
+    assert api.client.post("/auth/login", json=right).status_code == 429
+
+
+def test_a_flood_of_fresh_accounts_evicts_its_own_keys_before_a_count_of_failures() -> None:
+    """Keys hit once go first: an account two failures from its lockout keeps them."""
+    counters = BoundedMemoryStorage(max_keys=10, clock=lambda: 1_000_000.0)
+    throttle = small_throttle(counters)
+    for _ in range(2):
+        throttle.count_login_attempt("victim@example.com")
+    for number in range(100):
+        throttle.count_login_attempt(f"flood-{number}@example.com")
+    throttle.count_login_attempt("victim@example.com")  # the third failure: locked
     with pytest.raises(errors.TooManyRequests):
         throttle.count_login_attempt("victim@example.com")

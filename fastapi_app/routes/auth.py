@@ -47,7 +47,7 @@ TOKEN_FORM_DOCS = {
     dependencies=[JSONContentType, rate_limited("signup")],
     responses={
         202: {"model": Accepted, "description": "With AUTHTWIN_REQUIRE_VERIFIED_LOGIN: mailed"},
-        **error_responses(409, *JSON_BODY_ERRORS, 429),
+        **error_responses(409, *JSON_BODY_ERRORS, 429, 503),
     },
 )
 def signup(
@@ -71,7 +71,7 @@ def signup(
     response_model=TokenPair,
     openapi_extra=TOKEN_FORM_DOCS,
     dependencies=[rate_limited("token")],
-    responses={**OAUTH_ERROR, **error_responses(413, 429)},
+    responses={**OAUTH_ERROR, **error_responses(413, 429, 503)},
 )
 async def issue_token(
     request: Request, session: SessionDep, ip: ClientIP, auth: AuthServiceDep
@@ -90,7 +90,7 @@ async def issue_token(
     "/login",
     response_model=TokenPair,
     dependencies=[JSONContentType, rate_limited("login")],
-    responses=error_responses(401, 403, *JSON_BODY_ERRORS, 429),
+    responses=error_responses(401, 403, *JSON_BODY_ERRORS, 429, 503),
 )
 def login(body: LoginRequest, session: SessionDep, ip: ClientIP, auth: AuthServiceDep) -> object:
     return auth.login(session=session, email=body.email, password=body.password, client_ip=ip)
@@ -100,7 +100,7 @@ def login(body: LoginRequest, session: SessionDep, ip: ClientIP, auth: AuthServi
     "/refresh",
     response_model=TokenPair,
     dependencies=[JSONContentType, rate_limited("refresh")],
-    responses=error_responses(401, *JSON_BODY_ERRORS, 429),
+    responses=error_responses(401, *JSON_BODY_ERRORS, 429, 503),
 )
 def refresh(
     body: RefreshRequest, session: SessionDep, ip: ClientIP, auth: AuthServiceDep

@@ -34,7 +34,7 @@ router = APIRouter(prefix="/auth", tags=["recovery"])
     status_code=status.HTTP_202_ACCEPTED,
     response_model=Accepted,
     dependencies=[JSONContentType, rate_limited("password_reset")],
-    responses=error_responses(*JSON_BODY_ERRORS, 429),
+    responses=error_responses(*JSON_BODY_ERRORS, 429, 503),
 )
 def request_password_reset(
     body: PasswordResetRequest,
@@ -54,7 +54,7 @@ def request_password_reset(
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,  # no Content-Type for an empty 204 (see routes/users.py)
     dependencies=[JSONContentType, rate_limited("reset_confirm")],
-    responses=error_responses(400, *JSON_BODY_ERRORS, 429),
+    responses=error_responses(400, *JSON_BODY_ERRORS, 429, 503),
 )
 def reset_password(
     body: PasswordResetConfirm,
@@ -74,7 +74,7 @@ def reset_password(
     "/verify",
     response_model=UserPublic,
     dependencies=[JSONContentType, rate_limited("verify")],
-    responses=error_responses(400, *JSON_BODY_ERRORS, 429),
+    responses=error_responses(400, *JSON_BODY_ERRORS, 429, 503),
 )
 def verify_email(
     body: EmailVerification, session: SessionDep, ip: ClientIP, recovery: RecoveryServiceDep
@@ -88,7 +88,7 @@ def verify_email(
     "/verify/request",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=Accepted,
-    responses=error_responses(401, 409, 429),
+    responses=error_responses(401, 409, 429, 503),
 )
 def request_verification(
     user: CurrentUser,

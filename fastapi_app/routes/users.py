@@ -40,7 +40,7 @@ async def read_me(user: CurrentUser) -> object:
     "/me",
     response_model=UserPublic,
     dependencies=[JSONContentType],
-    responses=error_responses(401, 409, *JSON_BODY_ERRORS, 429),
+    responses=error_responses(401, 409, *JSON_BODY_ERRORS, 429, 503),
 )
 def update_me(
     user: CurrentUser,
@@ -63,7 +63,7 @@ def update_me(
     # empty body; the Flask twin sends none.
     response_class=Response,
     dependencies=[JSONContentType],
-    responses=error_responses(401, *JSON_BODY_ERRORS, 429),
+    responses=error_responses(401, *JSON_BODY_ERRORS, 429, 503),
 )
 def change_password(
     user: CurrentUser,
@@ -119,7 +119,7 @@ def read_user(
     "/{user_id}",
     response_model=UserPublic,
     dependencies=[JSONContentType],
-    responses=error_responses(401, 403, 404, 409, *JSON_BODY_ERRORS),
+    responses=error_responses(401, 403, 404, 409, *JSON_BODY_ERRORS, 503),
 )
 def update_user(
     admin: CurrentSuperuser,

@@ -15,7 +15,7 @@ import hashlib
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from ipaddress import ip_address, ip_network
 from typing import Literal, ParamSpec, TypeVar
@@ -28,7 +28,7 @@ from limits.strategies import MovingWindowRateLimiter
 from shared.domain import errors
 from shared.infrastructure.audit import auth_event
 from shared.infrastructure.config import Settings
-from shared.security.memory_counters import BoundedMemoryStorage
+from shared.security.memory_counters import LOCKOUT_KIND, BoundedMemoryStorage
 
 logger = logging.getLogger("authtwin")
 P = ParamSpec("P")
@@ -39,7 +39,13 @@ Operation = Literal[
     "signup", "login", "token", "refresh", "password_reset", "reset_confirm", "verify"
 ]
 # Mail limited per recipient (an address, or an account's id), AUTHTWIN_MAIL_RATE_LIMIT each.
-MailPurpose = Literal["password_reset", "verify_email", "signup_attempt", "email_changed"]
+MailPurpose = Literal["verify_email", "signup_attempt", "email_changed"]
+# Mail carrying a link its owner needs: limited per recipient and asking client, under a
+# ceiling per recipient (``limit_link_mail``).
+LinkPurpose = Literal["password_reset", "verify_email"]
+# How many clients' worth of verification mail an address takes an hour from strangers'
+# signups before its owner's own must wait: a mailbox flood bounded, an owner rarely shut out.
+VERIFY_CEILING_CLIENTS = 4
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,8 @@ class Throttle:
     # Always on, like the lockout: the per-client limits may be off (load tests), but no
     # one may use the service to flood a mailbox.
     mail: RateLimitItem
+    # Per recipient, whoever asks, above ``mail`` per recipient and client.
+    mail_ceilings: Mapping[LinkPurpose, RateLimitItem]
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Throttle":
@@ -61,6 +69,7 @@ class Throttle:
                 settings.login_max_failures, settings.login_lockout_seconds
             ),
             mail=parse(settings.mail_rate_limit),
+            mail_ceilings=mail_ceilings(settings),
         )
 
     def limit_client(self, operation: Operation, client_ip: str) -> None:
@@ -72,17 +81,34 @@ class Throttle:
             auth_event(operation, "failure", client_ip=client_ip, reason="rate_limited")
             raise errors.TooManyRequests(self._retry_after(self.per_client, *key))
 
-    def limit_mail(self, purpose: MailPurpose, recipient: str) -> None:
-        """Count one ``purpose`` mail to ``recipient``; 429 once over the limit. Counted
-        whether the recipient has an account or not, so the 429 tells nothing."""
-        key = ("mail", purpose, _hashed(recipient))
-        if not self._call(self.limiter.hit, self.mail, *key):
-            raise errors.TooManyRequests(self._retry_after(self.mail, *key))
-
     def allow_mail(self, purpose: MailPurpose, recipient: str) -> bool:
-        """``limit_mail`` for a mail the client must not learn about: True, or False."""
+        """Count one ``purpose`` mail to ``recipient``, whoever asks: False once over the
+        limit. Counted whether the recipient has an account or not. For notices, which the
+        client must not learn about and the owner needs no link from."""
         key = ("mail", purpose, _hashed(recipient))
         return self._call(self.limiter.hit, self.mail, *key)
+
+    def limit_link_mail(self, purpose: LinkPurpose, recipient: str, *, client_ip: str) -> bool:
+        """Count one ``purpose`` mail to ``recipient`` asked for by ``client_ip``.
+
+        429 once that client is over its own budget for the address: a stranger spends only
+        its own, never the owner's (NIST SP 800-63B-4 §3.2.2: rate limiting must not let an
+        attacker lock the owner out). False, and nothing to mail, once the address is over
+        its ceiling from every client together; not told as a 429, which would shut out the
+        owner too: the caller keeps the owner a way in (``mail_ceilings``).
+        """
+        key = ("mail", purpose, _hashed(f"{recipient} {rate_limit_key(client_ip)}"))
+        if not self._call(self.limiter.hit, self.mail, *key):
+            raise errors.TooManyRequests(self._retry_after(self.mail, *key))
+        ceiling = self.mail_ceilings[purpose]
+        return self._call(self.limiter.hit, ceiling, "mail", purpose, _hashed(recipient))
+
+    def allow_link_mail(self, purpose: LinkPurpose, recipient: str, *, client_ip: str) -> bool:
+        """``limit_link_mail`` for a mail the client must not learn about: True, or False."""
+        try:
+            return self.limit_link_mail(purpose, recipient, client_ip=client_ip)
+        except errors.TooManyRequests:
+            return False
 
     def count_login_attempt(self, email: str) -> None:
         """Count an attempt at ``email``'s password, or 429 while the account is locked.
@@ -121,8 +147,27 @@ class Throttle:
             raise errors.ThrottleUnavailable from None
 
 
+def mail_ceilings(settings: Settings) -> dict[LinkPurpose, RateLimitItem]:
+    """What an address is mailed at most, whoever asks.
+
+    Resets: ``mail``'s count, over a window no longer than a reset link lives. Past it a
+    request mails nothing, and the newest link mailed (less than one window old, so less
+    than its lifetime) still works: the owner recovers with it, however many strangers ask.
+    Verification: ``VERIFY_CEILING_CLIENTS`` clients' worth an hour, as a stranger's
+    signup link is of no use to the owner (it finishes only with the stranger's password).
+    """
+    mail = parse(settings.mail_rate_limit)
+    reset_window = min(mail.get_expiry(), settings.password_reset_minutes * 60)
+    return {
+        "password_reset": RateLimitItemPerSecond(mail.amount, reset_window),
+        "verify_email": RateLimitItemPerSecond(
+            VERIFY_CEILING_CLIENTS * mail.amount, mail.get_expiry()
+        ),
+    }
+
+
 def _account_key(email: str) -> tuple[str, str]:
-    return ("account", _hashed(email))
+    return (LOCKOUT_KIND, _hashed(email))
 
 
 def _hashed(recipient: str) -> str:

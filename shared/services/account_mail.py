@@ -30,21 +30,35 @@ class AccountMail:
         self._public_url = public_url
         self._domain = urlsplit(public_url).hostname or "localhost"
 
-    def verification(self, session: Session, user: User, *, counted: bool = False) -> None:
+    def verification(
+        self,
+        session: Session,
+        user: User,
+        *,
+        counted: bool = False,
+        client_ip: str | None = None,
+    ) -> None:
         """A link proving ``user.email`` is theirs; any earlier one stops working.
 
-        Limited per address, silently, unless the caller ``counted`` it already (and told
-        the client with a 429): signing up, deleting and signing up again, or moving an
-        account between its own address and someone else's, must not flood that mailbox.
-        Past the limit nothing is issued, so the link already mailed keeps working.
+        Limited silently, unless the caller ``counted`` it already (and told the client with
+        a 429): signing up, deleting and signing up again, or moving an account between its
+        own address and someone else's, must not flood that mailbox. Past the limit nothing
+        is issued, so the link already mailed keeps working.
         """
-        if counted or self.may_send_verification(user.email):
+        if counted or self.may_send_verification(user.email, client_ip=client_ip):
             token = self._tokens.issue(session=session, user=user, purpose="verify_email")
             self.verification_link(session, user.email, token)
 
-    def may_send_verification(self, email: str) -> bool:
-        """Count one verification mail to ``email``: False once over the limit."""
-        return self._throttle.allow_mail("verify_email", email)
+    def may_send_verification(self, email: str, *, client_ip: str | None) -> bool:
+        """Count one verification mail to ``email``: False once over the limit.
+
+        Asked for by ``client_ip`` (a signup): that client's budget for the address, under
+        the address's ceiling, so strangers signing up with it spend their own. Without one
+        (a change of address): the address's budget, whoever changes to it.
+        """
+        if client_ip is None:
+            return self._throttle.allow_mail("verify_email", email)
+        return self._throttle.allow_link_mail("verify_email", email, client_ip=client_ip)
 
     def verification_link(self, session: Session, email: str, token: str) -> None:
         """Mail ``token``'s link to ``email`` (counted by the caller)."""

@@ -75,7 +75,7 @@ class AuthService:
         except errors.EmailTaken:
             auth_event("signup", "failure", client_ip=client_ip, email=data.email, reason="taken")
             raise
-        self._mail.verification(session, user)
+        self._mail.verification(session, user, client_ip=client_ip)
         session.commit()
         auth_event("signup", "success", client_ip=client_ip, user_id=user.id)
         return user
@@ -89,7 +89,7 @@ class AuthService:
         if session.scalar(select(User.id).where(User.email == data.email)) is not None:
             auth_event("signup", "failure", client_ip=client_ip, email=data.email, reason="taken")
             self._mail.signup_attempt(session, data.email)
-        elif self._mail.may_send_verification(data.email):
+        elif self._mail.may_send_verification(data.email, client_ip=client_ip):
             token = self._pending.start(session=session, data=data, hashed_password=hashed_password)
             self._mail.verification_link(session, data.email, token)
             auth_event("signup", "success", client_ip=client_ip, email=data.email, reason="pending")

@@ -44,11 +44,14 @@ class RecoveryService:
         """The same work and answer for every address: counted, one row written, committed.
 
         Whether the address has an account is decided after the response, when the message
-        is prepared (``AccountMail.prepare``). The count is per address, whoever asks, and
-        is not the login lockout: asking for resets never locks anyone out.
+        is prepared (``AccountMail.prepare``). The count is per address and asking client
+        (a 429 tells the client of its own requests only), under a ceiling per address: past
+        it nothing is mailed, and the newest link already mailed still works, so strangers
+        asking cannot keep the owner from recovering (``Throttle.limit_link_mail``). It is
+        not the login lockout: asking for resets never locks anyone out.
         """
-        self._throttle.limit_mail("password_reset", email)
-        self._mail.password_reset_requested(session, email)
+        if self._throttle.limit_link_mail("password_reset", email, client_ip=client_ip):
+            self._mail.password_reset_requested(session, email)
         session.commit()
         auth_event("password_reset_request", "success", client_ip=client_ip)
         return RESET_REQUESTED
@@ -105,9 +108,10 @@ class RecoveryService:
         user = load_user(session, user_id)
         if user.is_verified:
             raise errors.AlreadyVerified
-        # The address's budget, which signing up and changing to it count too.
-        self._throttle.limit_mail("verify_email", user.email)
-        self._mail.verification(session, user, counted=True)
+        # This client's budget for the address, which its signup counted too. Past the
+        # address's ceiling nothing is mailed: the newest link mailed to it is still alive.
+        if self._throttle.limit_link_mail("verify_email", user.email, client_ip=client_ip):
+            self._mail.verification(session, user, counted=True)
         session.commit()
         auth_event("verify_email_request", "success", client_ip=client_ip, user_id=user.id)
         return VERIFICATION_SENT
