@@ -211,3 +211,48 @@ def test_no_link_token_is_kept_in_clear(configured: ConfiguredApi, mailbox: Mail
     for token in tokens:
         assert not [value for value in stored if token in value]
         assert digest(token) in hashes
+
+
+def stored_values(client: httpx2.Client) -> list[str]:
+    """Every value of every table, as text: what whoever reads the database sees."""
+    with runtime_of(client).engine.connect() as connection:
+        return [
+            str(value)
+            for table in Base.metadata.sorted_tables
+            for row in connection.execute(table.select())
+            for value in row
+        ]
+
+
+def test_a_link_waiting_for_its_retry_is_unusable_in_the_database_and_works_once_sent(
+    configured: ConfiguredApi, mailbox: Mailbox
+) -> None:
+    api = configured(**through(mailbox))
+    user = sign_up(api.client)
+    mailbox.wait_for(to=user.email)
+    mailbox.stop()
+    assert api.client.post("/auth/password-reset", json={"email": user.email}).status_code == 202
+    newcomer = sign_up(api.client)  # its verification link, issued by the request
+    row_once(api.client, user.email, "password_reset", tried_once)
+    # Written by the request; its background step may have found sending paused.
+    row_once(api.client, newcomer.email, "verify_email", lambda row: row.sent_at is None)
+    # What someone reading the tables during the outage finds, the failed attempt's link
+    # prepared and waiting for its retry.
+    during_outage = stored_values(api.client)
+    assert not [value for value in during_outage if "#token=" in value]
+
+    mailbox.start()
+    delivery = runtime_of(api.client).mail_delivery
+    work_until_sent(delivery)
+    (reset,) = resets_to(mailbox, user.email)
+    (verification,) = mailbox.wait_for(to=newcomer.email)
+    tokens = [link_token(reset, "/reset-password"), link_token(verification, "/verify-email")]
+    for token in tokens:
+        assert not [value for value in during_outage if token in value]
+
+    body = {"token": tokens[0], "new_password": NEW_PASSWORD}
+    assert api.client.post("/auth/password-reset/confirm", json=body).status_code == 204
+    log_in(api.client, user.email, NEW_PASSWORD)
+    verified = api.client.post("/auth/verify", json={"token": tokens[1]})
+    assert verified.status_code == 200, verified.text
+    assert verified.json()["is_verified"] is True
