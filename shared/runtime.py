@@ -37,6 +37,7 @@ from shared.services.auth import AuthService
 from shared.services.event_broker import EventBroker, make_event_broker
 from shared.services.event_streams import EventStreams, StreamLimits
 from shared.services.mail_delivery import MailDelivery
+from shared.services.mail_pool import MailPool
 from shared.services.one_time_tokens import OneTimeTokens
 from shared.services.pending_signups import PendingSignups
 from shared.services.recovery import RecoveryService
@@ -72,6 +73,9 @@ class Runtime:
     admins: AdminService
     recovery: RecoveryService
     mail_delivery: MailDelivery
+    # Sends after a response, in threads of its own (services/mail_pool.py); each twin's
+    # background.py hands it what a request committed, and stops it at shutdown.
+    mail_pool: MailPool
     broker: EventBroker
     streams: EventStreams
 
@@ -121,6 +125,16 @@ class Runtime:
         pending = PendingSignups(
             lifetime=timedelta(hours=settings.verify_email_hours), passwords=passwords
         )
+        mail_delivery = MailDelivery(
+            sessions=sessions,
+            backend=make_mail_backend(settings),
+            mail=mail,
+            retry_after=timedelta(seconds=settings.mail_retry_seconds),
+            max_attempts=settings.mail_max_attempts,
+            # Renewed while the send goes on: a claim outlives its sender only if the
+            # sender died.
+            lease=timedelta(seconds=settings.smtp_timeout * CLAIM_TIMEOUTS),
+        )
         return cls(
             settings=settings,
             engine=engine,
@@ -153,16 +167,8 @@ class Runtime:
                 users=users,
                 pending=pending,
             ),
-            mail_delivery=MailDelivery(
-                sessions=sessions,
-                backend=make_mail_backend(settings),
-                mail=mail,
-                retry_after=timedelta(seconds=settings.mail_retry_seconds),
-                max_attempts=settings.mail_max_attempts,
-                # Renewed while the send goes on: a claim outlives its sender only if the
-                # sender died.
-                lease=timedelta(seconds=settings.smtp_timeout * CLAIM_TIMEOUTS),
-            ),
+            mail_delivery=mail_delivery,
+            mail_pool=MailPool(delivery=mail_delivery),
             broker=broker,
             streams=EventStreams(
                 broker=broker, read_engine=read_engine, limits=StreamLimits.from_settings(settings)
