@@ -35,6 +35,7 @@ from shared.infrastructure.db import utcnow
 from shared.infrastructure.logs import log_unexpected_error
 from shared.infrastructure.mail import MailBackend, MailError, OutgoingMail
 from shared.infrastructure.outages import is_database_outage
+from shared.security.sealing import UnreadableSeal
 from shared.services.account_mail import AccountMail
 
 logger = logging.getLogger("authtwin.mail")
@@ -209,7 +210,21 @@ class MailDelivery:
             session.commit()
             return "dropped"
         session.commit()  # a reset link's token, with the message that carries it
-        return self._mail.render(message)
+        try:
+            return self._mail.render(message)
+        except UnreadableSeal as exc:
+            # Sealed under another secret (rotated since), or altered in the table: nothing
+            # trustworthy to send. Given up, for the operator to see (authtwin mail-status).
+            logger.warning("mail %s not sent, given up: its context %s", message_id, exc)
+            error = f"context unreadable: {exc}"
+            values = {"context": None, "claimed_until": None, "last_error": error}
+            session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == message_id)
+                .values(failed_at=utcnow(), **values)
+            )
+            session.commit()
+            return "failed"
 
     @contextmanager
     def _claim_held(self, message_id: int) -> Iterator[None]:
