@@ -52,10 +52,11 @@ FROZEN_SMTP_TIMEOUT = 1
 LEASE_SECONDS = 10 * FROZEN_SMTP_TIMEOUT
 
 
-def worker_env(database_url: str, mailbox: Mailbox) -> dict[str, str]:
-    """What an operator sets for the worker: the servers' database, SMTP to ``mailbox``."""
+def worker_env(database_url: str, mailbox: Mailbox, secret: str = TEST_SECRET) -> dict[str, str]:
+    """What an operator sets for the worker: the servers' database and secret (what waits in
+    the outbox is sealed with a key derived from it), SMTP to ``mailbox``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHTWIN_")}
-    settings = {"env": "development", "secret_key": TEST_SECRET, "database_url": database_url}
+    settings = {"env": "development", "secret_key": secret, "database_url": database_url}
     settings |= {name: str(value) for name, value in through(mailbox).items()}
     return env | {f"AUTHTWIN_{name.upper()}": value for name, value in settings.items()}
 
@@ -234,7 +235,7 @@ def test_a_reset_whose_server_died_mid_delivery_is_sent_once_after_the_lease(
     assert lease_end > utcnow()
     assert claimed.context is not None  # the link it had prepared
 
-    with worker_loop(worker_env(url, mailbox), interval=0.2) as loop:
+    with worker_loop(worker_env(url, mailbox, env["AUTHTWIN_SECRET_KEY"]), interval=0.2) as loop:
         (mail,) = mailbox.wait_for(to=email, timeout=LEASE_SECONDS + WORKER_SECONDS)
         loop.send_signal(signal.SIGTERM)
         output, _ = loop.communicate(timeout=WORKER_SECONDS)
@@ -245,7 +246,7 @@ def test_a_reset_whose_server_died_mid_delivery_is_sent_once_after_the_lease(
     assert sent.sent_at >= lease_end  # not a moment before the dead server's claim ran out
     assert (sent.attempts, sent.context) == (2, None)
     assert digest(link_token(mail, "/reset-password")) in unused_token_hashes(url)
-    again = deliver_mail(worker_env(url, mailbox))
+    again = deliver_mail(worker_env(url, mailbox, env["AUTHTWIN_SECRET_KEY"]))
     assert (again.returncode, again.stdout) == (0, "")
     assert len(mailbox.messages()) == 1  # never twice
 
@@ -280,7 +281,7 @@ def test_a_stopping_server_claims_no_more_mail_and_lets_go_of_what_it_did_not_se
     unsent = [row for row in outbox_rows(url) if row.sent_at is None]
     assert unsent
     assert [row.claimed_until for row in unsent] == [None] * len(unsent)
-    worker = deliver_mail(worker_env(url, mailbox))
+    worker = deliver_mail(worker_env(url, mailbox, env["AUTHTWIN_SECRET_KEY"]))
     assert (worker.returncode, counts(worker.stdout)) == (0, [{"sent": len(unsent)}])
     for email in emails:
         assert len(mailbox.wait_for(to=email)) == 1

@@ -164,6 +164,30 @@ class MailDelivery:
             )
         return waiting or 0
 
+    def given_up(self, *, since: datetime, limit: int = 100) -> tuple[int, list[OutboxMessage]]:
+        """Messages given up since ``since`` (refused for good, or out of attempts): how
+        many, and the latest ``limit`` of them, for an operator to look into."""
+        given_up = (OutboxMessage.failed_at.is_not(None), OutboxMessage.failed_at >= since)
+        with self._sessions() as session:
+            count = session.scalar(select(func.count()).select_from(OutboxMessage).where(*given_up))
+            latest = session.scalars(
+                select(OutboxMessage)
+                .where(*given_up)
+                .order_by(OutboxMessage.failed_at.desc(), OutboxMessage.id.desc())
+                .limit(limit)
+            ).all()
+        return count or 0, list(latest)
+
+    def pending(self) -> int:
+        """How many messages are neither sent nor given up."""
+        with self._sessions() as session:
+            count = session.scalar(
+                select(func.count())
+                .select_from(OutboxMessage)
+                .where(OutboxMessage.sent_at.is_(None), OutboxMessage.failed_at.is_(None))
+            )
+        return count or 0
+
     def _deliver_one(self, message_id: int) -> Outcome:
         prepared = _once_more_if_locked(self._claim_in_session, message_id)
         # The session is closed: no connection or transaction is held while SMTP talks.
