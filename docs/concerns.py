@@ -215,7 +215,7 @@ CONCERNS: list[Concern] = [
         shared=[Ref("shared/domain/schemas.py", "UserPublic")],
     ),
     Concern(
-        title="Mail after the response: BackgroundTasks, and a pool of Flask's own",
+        title="Mail after the response: BackgroundTasks, and a pool of its own",
         slug="background-mail",
         notes=(
             "The seed articles' example of FastAPI's toolbox, done on both twins, and where it "
