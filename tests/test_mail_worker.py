@@ -281,6 +281,7 @@ def test_a_stopping_server_claims_no_more_mail_and_lets_go_of_what_it_did_not_se
     unsent = [row for row in outbox_rows(url) if row.sent_at is None]
     assert unsent
     assert [row.claimed_until for row in unsent] == [None] * len(unsent)
+    assert [row.attempts for row in unsent] == [0] * len(unsent)  # let go is not a failure
     worker = deliver_mail(worker_env(url, mailbox, env["AUTHTWIN_SECRET_KEY"]))
     assert (worker.returncode, counts(worker.stdout)) == (0, [{"sent": len(unsent)}])
     for email in emails:

@@ -98,8 +98,13 @@ class MailDelivery:
                 with self._sessions() as session:
                     session.execute(
                         update(OutboxMessage)
-                        .where(OutboxMessage.id.in_(ids), OutboxMessage.sent_at.is_(None))
-                        .values(claimed_until=None)
+                        .where(
+                            OutboxMessage.id.in_(ids),
+                            OutboxMessage.sent_at.is_(None),
+                            OutboxMessage.failed_at.is_(None),
+                        )
+                        # Not an attempt that failed: it does not count towards giving up.
+                        .values(claimed_until=None, attempts=OutboxMessage.attempts - 1)
                     )
                     session.commit()
             except Exception as exc:
