@@ -169,6 +169,13 @@ def mail_status(*, hours: float) -> int:
     return 1 if failed or summary["retrying"] else 0
 
 
+def _hours(value: str) -> float:
+    hours = float(value)
+    if not 0 < hours <= 24 * 365:  # NaN fails both
+        raise argparse.ArgumentTypeError("must be more than 0 and at most a year (8760)")
+    return hours
+
+
 def _batch_size(value: str) -> int:
     size = int(value)
     if not 1 <= size <= 100_000:
@@ -225,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         "mail-status", help="count pending, retrying and given-up mail; list what was given up"
     )
     status.add_argument(
-        "--hours", type=float, default=24.0, help="given up within this many hours (default 24)"
+        "--hours", type=_hours, default=24.0, help="given up within this many hours (default 24)"
     )
     args = parser.parse_args(argv)
     if args.command == "mail-status":
