@@ -215,25 +215,30 @@ CONCERNS: list[Concern] = [
         shared=[Ref("shared/domain/schemas.py", "UserPublic")],
     ),
     Concern(
-        title="Mail after the response: BackgroundTasks, and a pool of Flask's own",
+        title="Mail after the response: BackgroundTasks, and a pool of its own",
         slug="background-mail",
         notes=(
-            "The seed articles' example of FastAPI's toolbox, done on both twins. The service "
-            "writes each message to the outbox in the request's own transaction (`enqueue`); the "
-            "route then hands the ids it committed to a background step. FastAPI has one built "
-            "in: `BackgroundTasks` runs `deliver` after the response is sent, in this process, in "
-            "the threadpool the sync routes use. WSGI ends with the response, so the Flask twin "
-            "owns a bounded pool (`MailWorker`), started by the factory and stopped at exit. "
-            "Neither survives a crash, and neither has to: the message is in the outbox, and "
-            "`authtwin deliver-mail` sends what no background step did, claiming each message "
-            "first so that none is sent twice."
+            "The seed articles' example of FastAPI's toolbox, done on both twins, and where it "
+            "stops. The service writes each message to the outbox in the request's own "
+            "transaction (`enqueue`); the route then hands the ids it committed to a background "
+            "step. FastAPI has one built in: `BackgroundTasks` runs a task after the response is "
+            "sent, in this process; a plain `def` task runs in AnyIO's threadpool, the few "
+            "threads the sync routes share. Sending there, a mail server that answers each SMTP "
+            "step just inside the timeout holds those threads, and login, signup and refresh "
+            "wait behind the mail. So on both twins the request only hands the ids to a "
+            "`MailPool`, threads of its own with a bounded queue: FastAPI's task is `async` and "
+            "only submits, from the event loop; WSGI ends with the response, so Flask submits "
+            "from the view. The cost: two more threads a worker, and a queue whose overflow "
+            "waits in the outbox. At shutdown the pool claims nothing more and lets go of what "
+            "it has not sent. Nothing survives a crash, and nothing has to: the message is in "
+            "the outbox, and `authtwin deliver-mail` sends what no background step did, "
+            "claiming each message first so that none is sent twice."
         ),
         fastapi=[
             Ref("fastapi_app/background.py", "send_mail_after_response"),
             Ref("fastapi_app/routes/recovery.py", "request_password_reset"),
         ],
         flask=[
-            Ref("flask_app/background.py", "MailWorker"),
             Ref("flask_app/background.py", "install_mail_worker"),
             Ref("flask_app/background.py", "send_mail_after_response"),
             Ref("flask_app/routes/recovery.py", "request_password_reset"),
@@ -241,6 +246,7 @@ CONCERNS: list[Concern] = [
         shared=[
             Ref("shared/services/outbox.py", "enqueue"),
             Ref("shared/services/outbox.py", "queued_in"),
+            Ref("shared/services/mail_pool.py", "MailPool.submit"),
             Ref("shared/services/mail_delivery.py", "MailDelivery.deliver"),
         ],
     ),

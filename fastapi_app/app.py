@@ -34,6 +34,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         to_thread.current_default_thread_limiter().total_tokens = SYNC_ROUTE_THREADS
         await run_in_threadpool(runtime.prepare)
         yield
+        # Claims no more mail and lets go of what it has not sent (services/mail_pool.py);
+        # the Flask twin does it at its process's exit (background.py).
+        await run_in_threadpool(runtime.mail_pool.shutdown)
         await reader.aclose()
         await run_in_threadpool(runtime.dispose)
 

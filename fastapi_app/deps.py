@@ -26,7 +26,7 @@ from shared.security.tokens import TokenClaims
 from shared.services.admin import AdminService
 from shared.services.auth import AuthService
 from shared.services.event_streams import EventStreams
-from shared.services.mail_delivery import MailDelivery
+from shared.services.mail_pool import MailPool
 from shared.services.recovery import RecoveryService
 from shared.services.users import UserService
 from shared.web.bodies import is_json_media_type
@@ -101,11 +101,11 @@ async def get_recovery_service(runtime: RuntimeDep) -> RecoveryService:
 RecoveryServiceDep = Annotated[RecoveryService, Depends(get_recovery_service)]
 
 
-async def get_mail_delivery(runtime: RuntimeDep) -> MailDelivery:
-    return runtime.mail_delivery
+async def get_mail_pool(runtime: RuntimeDep) -> MailPool:
+    return runtime.mail_pool
 
 
-MailDeliveryDep = Annotated[MailDelivery, Depends(get_mail_delivery)]
+MailPoolDep = Annotated[MailPool, Depends(get_mail_pool)]
 
 
 async def get_event_streams(runtime: RuntimeDep) -> EventStreams:

@@ -23,7 +23,7 @@ from shared.services.admin import AdminService
 from shared.services.auth import AuthService
 from shared.services.event_streams import EventStreams
 from shared.services.identity import find_principal
-from shared.services.mail_delivery import MailDelivery
+from shared.services.mail_pool import MailPool
 from shared.services.recovery import RecoveryService
 from shared.services.users import UserService
 from shared.web.bodies import is_json_media_type
@@ -85,8 +85,8 @@ def get_recovery_service() -> RecoveryService:
     return get_runtime().recovery
 
 
-def get_mail_delivery() -> MailDelivery:
-    return get_runtime().mail_delivery
+def get_mail_pool() -> MailPool:
+    return get_runtime().mail_pool
 
 
 def get_event_streams() -> EventStreams:

@@ -7,6 +7,7 @@ never assemble these: they ask their twin's deps for a service (``get_auth_servi
 """
 
 import logging
+import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -28,6 +29,7 @@ from shared.infrastructure.outages import DatabaseUnreachable
 from shared.infrastructure.timeouts import DatabaseTimeouts
 from shared.security.password_policy import PasswordPolicy
 from shared.security.passwords import PasswordHasher
+from shared.security.sealing import Seal
 from shared.security.throttle import Throttle
 from shared.security.tokens import SigningKey, TokenCodec
 from shared.services.account_events import AccountEvents
@@ -37,6 +39,7 @@ from shared.services.auth import AuthService
 from shared.services.event_broker import EventBroker, make_event_broker
 from shared.services.event_streams import EventStreams, StreamLimits
 from shared.services.mail_delivery import MailDelivery
+from shared.services.mail_pool import MailPool
 from shared.services.one_time_tokens import OneTimeTokens
 from shared.services.pending_signups import PendingSignups
 from shared.services.recovery import RecoveryService
@@ -72,6 +75,9 @@ class Runtime:
     admins: AdminService
     recovery: RecoveryService
     mail_delivery: MailDelivery
+    # Sends after a response, in threads of its own (services/mail_pool.py); each twin's
+    # background.py hands it what a request committed, and stops it at shutdown.
+    mail_pool: MailPool
     broker: EventBroker
     streams: EventStreams
 
@@ -112,7 +118,10 @@ class Runtime:
             }
         )
         mail = AccountMail(
-            tokens=one_time_tokens, throttle=throttle, public_url=settings.public_url
+            tokens=one_time_tokens,
+            throttle=throttle,
+            public_url=settings.public_url,
+            seal=Seal(secret=_sealing_secret(settings)),
         )
         users = UserService(
             passwords=passwords,
@@ -123,6 +132,16 @@ class Runtime:
         )
         pending = PendingSignups(
             lifetime=timedelta(hours=settings.verify_email_hours), passwords=passwords
+        )
+        mail_delivery = MailDelivery(
+            sessions=sessions,
+            backend=make_mail_backend(settings),
+            mail=mail,
+            retry_after=timedelta(seconds=settings.mail_retry_seconds),
+            max_attempts=settings.mail_max_attempts,
+            # Renewed while the send goes on: a claim outlives its sender only if the
+            # sender died.
+            lease=timedelta(seconds=settings.smtp_timeout * CLAIM_TIMEOUTS),
         )
         return cls(
             settings=settings,
@@ -156,16 +175,8 @@ class Runtime:
                 users=users,
                 pending=pending,
             ),
-            mail_delivery=MailDelivery(
-                sessions=sessions,
-                backend=make_mail_backend(settings),
-                mail=mail,
-                retry_after=timedelta(seconds=settings.mail_retry_seconds),
-                max_attempts=settings.mail_max_attempts,
-                # Renewed while the send goes on: a claim outlives its sender only if the
-                # sender died.
-                lease=timedelta(seconds=settings.smtp_timeout * CLAIM_TIMEOUTS),
-            ),
+            mail_delivery=mail_delivery,
+            mail_pool=MailPool(delivery=mail_delivery),
             broker=broker,
             streams=EventStreams(
                 broker=broker, read_engine=read_engine, limits=StreamLimits.from_settings(settings)
@@ -257,6 +268,18 @@ def _first_superuser_refused(exc: ValidationError) -> str:
         setting = FIRST_SUPERUSER_SETTINGS.get(field, "the first superuser")
         reasons.append(f"{setting}: {error['msg']}")
     return f"the first superuser is refused: {'; '.join(reasons)}"
+
+
+def _sealing_secret(settings: Settings) -> bytes:
+    """The secret the outbox's sealing key derives from: the HS256 secret, else the RS256
+    private key, which every process of a deployment shares (servers and deliver-mail alike).
+    Without either (development only), a random one: mail sealed by one process opens in
+    that process alone, and another's is given up as unreadable."""
+    if settings.secret_key is not None:
+        return settings.secret_key.get_secret_value().encode()
+    if private_pem := settings.private_key_pem():
+        return private_pem.encode()
+    return secrets.token_bytes(32)
 
 
 def _token_codec(settings: Settings) -> TokenCodec:

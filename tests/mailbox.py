@@ -3,7 +3,8 @@
 ``Mailbox`` listens on 127.0.0.1 on a port the system picks, keeps every message it
 accepts, and can be stopped and started again on the same port, for outage tests. It can
 offer STARTTLS (and then require it), speak TLS from the first byte, require a login, and
-refuse chosen recipients. The ``mailbox`` fixture is a plain one, stopped after its test.
+refuse chosen recipients, and hold every message at DATA until told to let go (a slow mail
+server). The ``mailbox`` fixture is a plain one, stopped after its test.
 """
 
 import asyncio
@@ -20,6 +21,9 @@ from typing import Any, Self
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+# The longest a held message waits for ``release``: a test that forgot to let go ends anyway.
+HOLD_SECONDS = 60
 
 
 class Mailbox:
@@ -43,6 +47,8 @@ class Mailbox:
         self._received: list[tuple[tuple[str, ...], EmailMessage]] = []
         self._refusals: dict[str, str] = {}
         self._arrived = threading.Condition()
+        self._holding = threading.Event()
+        self._held = 0
         self._controller: _Controller | None = None
 
     def start(self) -> None:
@@ -82,6 +88,40 @@ class Mailbox:
     def refuse(self, address: str, reply: str) -> None:
         """Answer ``RCPT TO:<address>`` with ``reply`` ("550 5.1.1 no such user")."""
         self._refusals[address.lower()] = reply
+
+    def hold(self) -> None:
+        """From now on, answer DATA only once ``release`` is called: a server that takes each
+        message and keeps its sender waiting for the reply."""
+        self._holding.set()
+
+    def release(self) -> None:
+        self._holding.clear()
+
+    def wait_until_holding(self, count: int, *, timeout: float = 10.0) -> None:
+        """Until ``count`` senders wait for their reply to DATA at once."""
+        with self._arrived:
+            if not self._arrived.wait_for(lambda: self._held >= count, timeout):
+                raise AssertionError(f"{count} held message(s) expected; {self._held} held")
+
+    def holding(self) -> int:
+        with self._arrived:
+            return self._held
+
+    async def _wait_while_held(self) -> None:
+        if not self._holding.is_set():
+            return
+        with self._arrived:
+            self._held += 1
+            self._arrived.notify_all()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + HOLD_SECONDS
+        try:
+            while self._holding.is_set() and loop.time() < deadline:
+                await asyncio.sleep(0.02)
+        finally:
+            with self._arrived:
+                self._held -= 1
+                self._arrived.notify_all()
 
     def messages(self) -> list[EmailMessage]:
         with self._arrived:
@@ -135,6 +175,9 @@ class _Handler:
         self, server: SMTP, session: Session, envelope: Envelope
     ) -> str:
         assert isinstance(envelope.original_content, bytes)
+        await self._mailbox._wait_while_held()
+        if server.transport is None or server.transport.is_closing():
+            return "421 the sender left while held: not delivered"
         self._mailbox._deliver(envelope.rcpt_tos, envelope.original_content)
         return "250 Message accepted for delivery"
 

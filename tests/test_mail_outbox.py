@@ -14,7 +14,7 @@ from collections.abc import Callable
 from email.message import EmailMessage
 
 import httpx2
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from shared.domain.models import OneTimeToken, OutboxMessage
 from shared.infrastructure.db import Base, utcnow
@@ -23,8 +23,9 @@ from shared.services.one_time_tokens import digest
 from tests.clients import runtime_of
 from tests.conftest import ConfiguredApi
 from tests.mailbox import Mailbox, link_token
+from tests.mails import kinds_to
 from tests.private_services import wait_until
-from tests.support import log_in, sign_up
+from tests.support import log_in, sign_up, unique_email
 
 RETRY_SECONDS = 0.2  # the first retry's delay: short, so the tests wait little for it
 WORKER_SECONDS = 10  # a deadline for the worker, or a background step, to get somewhere
@@ -211,3 +212,86 @@ def test_no_link_token_is_kept_in_clear(configured: ConfiguredApi, mailbox: Mail
     for token in tokens:
         assert not [value for value in stored if token in value]
         assert digest(token) in hashes
+
+
+def stored_values(client: httpx2.Client) -> list[str]:
+    """Every value of every table, as text: what whoever reads the database sees."""
+    with runtime_of(client).engine.connect() as connection:
+        return [
+            str(value)
+            for table in Base.metadata.sorted_tables
+            for row in connection.execute(table.select())
+            for value in row
+        ]
+
+
+def test_a_link_waiting_for_its_retry_is_unusable_in_the_database_and_works_once_sent(
+    configured: ConfiguredApi, mailbox: Mailbox
+) -> None:
+    api = configured(**through(mailbox))
+    user = sign_up(api.client)
+    mailbox.wait_for(to=user.email)
+    mailbox.stop()
+    assert api.client.post("/auth/password-reset", json={"email": user.email}).status_code == 202
+    newcomer = sign_up(api.client)  # its verification link, issued by the request
+    row_once(api.client, user.email, "password_reset", tried_once)
+    # Written by the request; its background step may have found sending paused.
+    row_once(api.client, newcomer.email, "verify_email", lambda row: row.sent_at is None)
+    # What someone reading the tables during the outage finds, the failed attempt's link
+    # prepared and waiting for its retry.
+    during_outage = stored_values(api.client)
+    assert not [value for value in during_outage if "#token=" in value]
+
+    mailbox.start()
+    delivery = runtime_of(api.client).mail_delivery
+
+    def both_sent() -> bool:  # a worker's passes, each retry when it is due
+        delivery.deliver_due()
+        return bool(resets_to(mailbox, user.email)) and bool(kinds_to(mailbox, newcomer.email))
+
+    wait_until(both_sent, seconds=WORKER_SECONDS, what="the reset and the verification sent")
+    (reset,) = resets_to(mailbox, user.email)
+    (verification,) = mailbox.wait_for(to=newcomer.email)
+    tokens = [link_token(reset, "/reset-password"), link_token(verification, "/verify-email")]
+    for token in tokens:
+        assert not [value for value in during_outage if token in value]
+
+    body = {"token": tokens[0], "new_password": NEW_PASSWORD}
+    assert api.client.post("/auth/password-reset/confirm", json=body).status_code == 204
+    log_in(api.client, user.email, NEW_PASSWORD)
+    verified = api.client.post("/auth/verify", json={"token": tokens[1]})
+    assert verified.status_code == 200, verified.text
+    assert verified.json()["is_verified"] is True
+
+
+def test_a_waiting_link_moved_to_another_address_is_given_up_not_sent(
+    configured: ConfiguredApi, mailbox: Mailbox
+) -> None:
+    # Someone who can write the table, not read the secret, readdresses a waiting reset.
+    api = configured(**through(mailbox))
+    user = sign_up(api.client)
+    mailbox.wait_for(to=user.email)
+    mailbox.stop()
+    assert api.client.post("/auth/password-reset", json={"email": user.email}).status_code == 202
+    row = row_once(api.client, user.email, "password_reset", tried_once)
+    runtime = runtime_of(api.client)
+    attacker = unique_email("attacker")
+    with runtime.sessions() as session:
+        session.execute(
+            update(OutboxMessage).where(OutboxMessage.id == row.id).values(recipient=attacker)
+        )
+        session.commit()
+
+    mailbox.start()
+
+    def given_up() -> bool:
+        runtime.mail_delivery.deliver_due()
+        moved = outbox_row(api.client, attacker, "password_reset")
+        return moved is not None and moved.failed_at is not None
+
+    wait_until(given_up, seconds=WORKER_SECONDS, what="the readdressed reset given up")
+    moved = outbox_row(api.client, attacker, "password_reset")
+    assert moved is not None
+    assert (moved.context, moved.sent_at) == (None, None)
+    assert "context unreadable" in (moved.last_error or "")
+    assert kinds_to(mailbox, attacker) == []

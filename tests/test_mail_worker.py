@@ -52,10 +52,11 @@ FROZEN_SMTP_TIMEOUT = 1
 LEASE_SECONDS = 10 * FROZEN_SMTP_TIMEOUT
 
 
-def worker_env(database_url: str, mailbox: Mailbox) -> dict[str, str]:
-    """What an operator sets for the worker: the servers' database, SMTP to ``mailbox``."""
+def worker_env(database_url: str, mailbox: Mailbox, secret: str = TEST_SECRET) -> dict[str, str]:
+    """What an operator sets for the worker: the servers' database and secret (what waits in
+    the outbox is sealed with a key derived from it), SMTP to ``mailbox``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHTWIN_")}
-    settings = {"env": "development", "secret_key": TEST_SECRET, "database_url": database_url}
+    settings = {"env": "development", "secret_key": secret, "database_url": database_url}
     settings |= {name: str(value) for name, value in through(mailbox).items()}
     return env | {f"AUTHTWIN_{name.upper()}": value for name, value in settings.items()}
 
@@ -139,6 +140,40 @@ def test_once_it_exits_1_while_a_message_waits_for_its_retry(
     assert (waiting.returncode, waiting.stdout) == (1, ""), waiting.stderr
 
 
+def mail_status(env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "shared.cli", "mail-status"], env=dict(env), cwd=ROOT,
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def test_mail_given_up_is_counted_and_listed_and_fails_the_status_command(
+    configured: ConfiguredApi, mailbox: Mailbox
+) -> None:
+    api = configured(**through(mailbox))
+    assert api.database_url is not None
+    env = worker_env(api.database_url, mailbox)
+    user = sign_up(api.client)
+    mailbox.wait_for(to=user.email)
+    healthy = mail_status(env)
+    assert healthy.returncode == 0, healthy.stderr
+    assert json.loads(healthy.stdout.splitlines()[0])["failed"] == 0
+
+    mailbox.refuse(user.email, "550 5.1.1 no such user")
+    assert api.client.post("/auth/password-reset", json={"email": user.email}).status_code == 202
+    row_once(api.client, user.email, "password_reset", lambda row: row.failed_at is not None)
+    # The worker has nothing left to try: given-up mail is no longer its business.
+    assert deliver_mail(env).returncode == 0
+    status = mail_status(env)
+    assert status.returncode == 1, status.stderr
+    summary, *listed = status.stdout.splitlines()
+    assert json.loads(summary)["failed"] == 1
+    (line,) = listed
+    assert user.email in line
+    assert "password_reset" in line
+    assert "550" in line
+
+
 def test_the_loop_sends_and_stops_at_once_on_sigterm(
     configured: ConfiguredApi, mailbox: Mailbox
 ) -> None:
@@ -200,7 +235,7 @@ def test_a_reset_whose_server_died_mid_delivery_is_sent_once_after_the_lease(
     assert lease_end > utcnow()
     assert claimed.context is not None  # the link it had prepared
 
-    with worker_loop(worker_env(url, mailbox), interval=0.2) as loop:
+    with worker_loop(worker_env(url, mailbox, env["AUTHTWIN_SECRET_KEY"]), interval=0.2) as loop:
         (mail,) = mailbox.wait_for(to=email, timeout=LEASE_SECONDS + WORKER_SECONDS)
         loop.send_signal(signal.SIGTERM)
         output, _ = loop.communicate(timeout=WORKER_SECONDS)
@@ -211,9 +246,78 @@ def test_a_reset_whose_server_died_mid_delivery_is_sent_once_after_the_lease(
     assert sent.sent_at >= lease_end  # not a moment before the dead server's claim ran out
     assert (sent.attempts, sent.context) == (2, None)
     assert digest(link_token(mail, "/reset-password")) in unused_token_hashes(url)
-    again = deliver_mail(worker_env(url, mailbox))
+    again = deliver_mail(worker_env(url, mailbox, env["AUTHTWIN_SECRET_KEY"]))
     assert (again.returncode, again.stdout) == (0, "")
     assert len(mailbox.messages()) == 1  # never twice
+
+
+# Mail a server has to send when it is told to stop: more than its senders take at once.
+BACKLOG = 6
+
+
+@pytest.mark.in_process  # starts a production server of its own
+def test_a_stopping_server_claims_no_more_mail_and_lets_go_of_what_it_did_not_send(
+    app_name: str, tmp_path: Path, mailbox: Mailbox
+) -> None:
+    database = tmp_path / "stopping.db"
+    env = production_env(
+        database,
+        mail_backend="smtp",
+        smtp_host=mailbox.host,
+        smtp_port=str(mailbox.port),
+        smtp_security="none",
+        smtp_timeout="30",  # its lease: ten times as long, far beyond this test
+    )
+    emails = [unique_email("backlog") for _ in range(BACKLOG)]
+    mailbox.hold()
+    try:
+        stop_with_mail_held(app_name, env, emails, tmp_path / "server.log", mailbox)
+    finally:
+        mailbox.release()
+
+    url = f"sqlite:///{database}"
+    # Whatever the server had not sent is free for the next sender at once: no claim left
+    # to run out, and the worker sends every message (the held ones were never delivered).
+    unsent = [row for row in outbox_rows(url) if row.sent_at is None]
+    assert unsent
+    assert [row.claimed_until for row in unsent] == [None] * len(unsent)
+    assert [row.attempts for row in unsent] == [0] * len(unsent)  # let go is not a failure
+    worker = deliver_mail(worker_env(url, mailbox, env["AUTHTWIN_SECRET_KEY"]))
+    assert (worker.returncode, counts(worker.stdout)) == (0, [{"sent": len(unsent)}])
+    for email in emails:
+        assert len(mailbox.wait_for(to=email)) == 1
+
+
+def stop_with_mail_held(
+    app: str, env: Mapping[str, str], emails: list[str], log_path: Path, mailbox: Mailbox
+) -> None:
+    """Start ``app``, sign ``emails`` up while ``mailbox`` holds every delivery, and stop
+    the server with SIGTERM, as a deployment does; until it has exited."""
+    migrate(env)
+    port = free_port()
+    with log_path.open("wb") as log:
+        server = start_server(app, port, env, log, workers=1)
+    try:
+        base_url = f"http://127.0.0.1:{port}/api/v1"
+        wait_until_healthy(f"http://127.0.0.1:{port}", server)
+        for email in emails:
+            body = {"email": email, "password": "a passphrase for the backlog"}
+            signed_up = httpx2.post(f"{base_url}/auth/signup", json=body, timeout=30)
+            assert signed_up.status_code == 201, signed_up.text
+        mailbox.wait_until_holding(1)
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=60)
+    finally:
+        stop_server(server)  # in case it did not stop: it must not outlive the test
+
+
+def outbox_rows(database_url: str) -> list[OutboxMessage]:
+    engine = create_engine(database_url)
+    try:
+        with Session(engine) as session:
+            return list(session.scalars(select(OutboxMessage)))
+    finally:
+        engine.dispose()
 
 
 def kill_mid_delivery(

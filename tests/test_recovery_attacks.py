@@ -244,12 +244,14 @@ def test_a_slow_smtp_server_cannot_make_the_outbox_send_one_message_twice(
                 lease=timedelta(seconds=lease),
             )
 
+        recipient, context = unique_email("slow"), {"public_url": "http://localhost:8000"}
         with runtime.sessions() as session:
             enqueue(
                 session,
                 kind="password_changed",
-                recipient=unique_email("slow"),
-                context={"public_url": "http://localhost:8000"},
+                recipient=recipient,
+                # Stored sealed, as AccountMail writes every context.
+                context=runtime.mail_delivery._mail._sealed("password_changed", recipient, context),
                 domain="localhost",
             )
             session.commit()

@@ -11,7 +11,7 @@ from fastapi_app.deps import (
     ClientIP,
     CurrentUser,
     JSONContentType,
-    MailDeliveryDep,
+    MailPoolDep,
     SessionDep,
     rate_limited,
 )
@@ -56,7 +56,7 @@ def signup(
     ip: ClientIP,
     auth: AuthServiceDep,
     background: BackgroundTasks,
-    mail: MailDeliveryDep,
+    mail: MailPoolDep,
 ) -> object:
     result = auth.signup(session=session, data=body, client_ip=ip)
     send_mail_after_response(background, session, mail)

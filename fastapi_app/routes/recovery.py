@@ -12,7 +12,7 @@ from fastapi_app.deps import (
     ClientIP,
     CurrentUser,
     JSONContentType,
-    MailDeliveryDep,
+    MailPoolDep,
     RecoveryServiceDep,
     SessionDep,
     rate_limited,
@@ -42,7 +42,7 @@ def request_password_reset(
     ip: ClientIP,
     recovery: RecoveryServiceDep,
     background: BackgroundTasks,
-    mail: MailDeliveryDep,
+    mail: MailPoolDep,
 ) -> object:
     accepted = recovery.request_password_reset(session=session, email=body.email, client_ip=ip)
     send_mail_after_response(background, session, mail)
@@ -62,7 +62,7 @@ def reset_password(
     ip: ClientIP,
     recovery: RecoveryServiceDep,
     background: BackgroundTasks,
-    mail: MailDeliveryDep,
+    mail: MailPoolDep,
 ) -> None:
     recovery.reset_password(
         session=session, token=body.token, new_password=body.new_password, client_ip=ip
@@ -96,7 +96,7 @@ def request_verification(
     ip: ClientIP,
     recovery: RecoveryServiceDep,
     background: BackgroundTasks,
-    mail: MailDeliveryDep,
+    mail: MailPoolDep,
 ) -> object:
     accepted = recovery.request_verification(session=session, user_id=user.id, client_ip=ip)
     send_mail_after_response(background, session, mail)

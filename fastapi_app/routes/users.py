@@ -11,7 +11,7 @@ from fastapi_app.deps import (
     CurrentSuperuser,
     CurrentUser,
     JSONContentType,
-    MailDeliveryDep,
+    MailPoolDep,
     SessionDep,
     UserServiceDep,
 )
@@ -49,7 +49,7 @@ def update_me(
     ip: ClientIP,
     users: UserServiceDep,
     background: BackgroundTasks,
-    mail: MailDeliveryDep,
+    mail: MailPoolDep,
 ) -> object:
     updated = users.update_me(session=session, user_id=user.id, data=body, client_ip=ip)
     send_mail_after_response(background, session, mail)
@@ -72,7 +72,7 @@ def change_password(
     ip: ClientIP,
     users: UserServiceDep,
     background: BackgroundTasks,
-    mail: MailDeliveryDep,
+    mail: MailPoolDep,
 ) -> None:
     users.change_password(
         session=session,
@@ -129,7 +129,7 @@ def update_user(
     ip: ClientIP,
     admins: AdminServiceDep,
     background: BackgroundTasks,
-    mail: MailDeliveryDep,
+    mail: MailPoolDep,
 ) -> object:
     updated = admins.update_user(
         session=session, actor=admin, user_id=user_id, data=body, client_ip=ip

@@ -144,8 +144,9 @@ class OutboxMessage(Base):
     pattern): a message exists if and only if what it announces was committed, and a crash
     or an SMTP outage after the commit loses nothing, as the row waits to be delivered.
 
-    ``context`` (JSON) holds what the template needs, a link's token included, until the
-    message is sent; then it is erased. A password reset request is written with no context
+    ``context`` holds what the template needs, a link's token included, sealed
+    (security/sealing.py: of no use without the service's secret), until the message is
+    sent or given up; then it is erased. A password reset request is written with no context
     and no account: the account is looked up when the message is prepared, after the
     response (services/outbox.py says why).
     """

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from shared.domain.models import OutboxMessage, User
 from shared.infrastructure.mail import OutgoingMail
 from shared.infrastructure.mail_templates import MailKind, render_mail
+from shared.security.sealing import Seal
 from shared.security.throttle import Throttle
 from shared.services.one_time_tokens import OneTimeTokens
 from shared.services.outbox import enqueue
@@ -24,8 +25,13 @@ VERIFY_PAGE = "/verify-email"
 
 
 class AccountMail:
-    def __init__(self, *, tokens: OneTimeTokens, throttle: Throttle, public_url: str) -> None:
+    def __init__(
+        self, *, tokens: OneTimeTokens, throttle: Throttle, public_url: str, seal: Seal
+    ) -> None:
         self._tokens = tokens
+        # Every context is stored sealed: a waiting link is of no use to whoever reads the
+        # table (security/sealing.py).
+        self._seal = seal
         self._throttle = throttle
         self._public_url = public_url
         self._domain = urlsplit(public_url).hostname or "localhost"
@@ -106,12 +112,17 @@ class AccountMail:
         token = self._tokens.issue(session=session, user=user, purpose="password_reset")
         minutes = int(self._tokens.lifetime("password_reset").total_seconds() // 60)
         link = f"{self._public_url}{RESET_PAGE}#token={token}"
-        message.context = json.dumps({"link": link, "minutes": minutes})
+        context: dict[str, str | int] = {"link": link, "minutes": minutes}
+        message.context = self._sealed(message.kind, message.recipient, context)
         return True
 
-    @staticmethod
-    def render(message: OutboxMessage) -> OutgoingMail:
-        context = json.loads(message.context or "{}")
+    def render(self, message: OutboxMessage) -> OutgoingMail:
+        """The mail ``message`` stands for; ``UnreadableSeal`` if its context was sealed
+        with another key or altered."""
+        context = {}
+        if message.context is not None:
+            bound_to = _bound_to(message.kind, message.recipient)
+            context = json.loads(self._seal.open(message.context, bound_to=bound_to))
         subject, text, html = render_mail(message.kind, **context)  # type: ignore[arg-type]
         return OutgoingMail(
             to=message.recipient,
@@ -128,7 +139,16 @@ class AccountMail:
         recipient: str,
         context: Mapping[str, str | int] | None,
     ) -> None:
-        enqueue(session, kind=kind, recipient=recipient, context=context, domain=self._domain)
+        sealed = None if context is None else self._sealed(kind, recipient, context)
+        enqueue(session, kind=kind, recipient=recipient, context=sealed, domain=self._domain)
+
+    def _sealed(self, kind: str, recipient: str, context: Mapping[str, str | int]) -> str:
+        return self._seal.seal(json.dumps(dict(context)), bound_to=_bound_to(kind, recipient))
+
+
+def _bound_to(kind: str, recipient: str) -> str:
+    """What a sealed context opens for: its own message's kind and address, no other."""
+    return f"{kind}\n{recipient}"
 
 
 def mask(email: str) -> str:

@@ -10,6 +10,11 @@ when its sender stops renewing it: it died (or lost its database for a whole lea
 the message is sent again: the one case of a duplicate, when the server accepted it and the
 crash came before the mark; the Message-ID is the same, for the receiving side to recognise
 it.
+
+A sender that is stopping (``stop``: its process was told to exit) claims nothing more, and
+``release_unsent`` lets go of what it claimed and has not sent, so that the next sender may
+try at once instead of after the lease. A send that completes after the release is the same
+rare duplicate as a crash after the server accepted.
 """
 
 import logging
@@ -30,6 +35,7 @@ from shared.infrastructure.db import utcnow
 from shared.infrastructure.logs import log_unexpected_error
 from shared.infrastructure.mail import MailBackend, MailError, OutgoingMail
 from shared.infrastructure.outages import is_database_outage
+from shared.security.sealing import UnreadableSeal
 from shared.services.account_mail import AccountMail
 
 logger = logging.getLogger("authtwin.mail")
@@ -70,6 +76,44 @@ class MailDelivery:
         # After a failure, background steps leave mail to the worker for a while, rather
         # than each request's step waiting out the SMTP timeout on a server that is down.
         self._paused_until = 0.0
+        # What this sender has claimed and not finished, and whether it is stopping; the
+        # lock orders a release against a heartbeat's renewal.
+        self._lock = threading.Lock()
+        self._sending: set[int] = set()
+        self._stopping = threading.Event()
+        self._released = False
+
+    def stop(self) -> None:
+        """Claim nothing more: the process is about to exit."""
+        self._stopping.set()
+
+    def release_unsent(self) -> int:
+        """Let go of the messages claimed and not yet sent; how many. After ``stop``."""
+        with self._lock:
+            self._released = True
+            ids = sorted(self._sending)
+            if not ids:
+                return 0
+            try:
+                with self._sessions() as session:
+                    session.execute(
+                        update(OutboxMessage)
+                        .where(
+                            OutboxMessage.id.in_(ids),
+                            OutboxMessage.sent_at.is_(None),
+                            OutboxMessage.failed_at.is_(None),
+                        )
+                        # Not an attempt that failed: it does not count towards giving up.
+                        .values(claimed_until=None, attempts=OutboxMessage.attempts - 1)
+                    )
+                    session.commit()
+            except Exception as exc:
+                if not is_database_outage(exc):
+                    raise
+                logger.warning("mail %s: claims left to their lease: %s", ids, exc)
+                return 0
+        logger.info("mail %s: let go unsent, for the next sender", ids)
+        return len(ids)
 
     def deliver(self, ids: list[int]) -> DeliveryReport:
         """The background step after a response: send the messages it wrote.
@@ -80,6 +124,8 @@ class MailDelivery:
         report = DeliveryReport()
         try:
             for message_id in ids:
+                if self._stopping.is_set():
+                    break  # the rest stays in the outbox, unclaimed
                 if time.monotonic() < self._paused_until:
                     report.add("skipped")  # still in the outbox: the worker's next pass
                     continue
@@ -103,6 +149,8 @@ class MailDelivery:
             ).all()
         report = DeliveryReport()
         for message_id in due:
+            if self._stopping.is_set():
+                break
             report.add(self._deliver_one(message_id))
         return report
 
@@ -121,22 +169,58 @@ class MailDelivery:
             )
         return waiting or 0
 
+    def given_up(self, *, since: datetime, limit: int = 100) -> tuple[int, list[OutboxMessage]]:
+        """Messages given up since ``since`` (refused for good, or out of attempts): how
+        many, and the latest ``limit`` of them, for an operator to look into."""
+        given_up = (OutboxMessage.failed_at.is_not(None), OutboxMessage.failed_at >= since)
+        with self._sessions() as session:
+            count = session.scalar(select(func.count()).select_from(OutboxMessage).where(*given_up))
+            latest = session.scalars(
+                select(OutboxMessage)
+                .where(*given_up)
+                .order_by(OutboxMessage.failed_at.desc(), OutboxMessage.id.desc())
+                .limit(limit)
+            ).all()
+        return count or 0, list(latest)
+
+    def pending(self) -> int:
+        """How many messages are neither sent nor given up."""
+        with self._sessions() as session:
+            count = session.scalar(
+                select(func.count())
+                .select_from(OutboxMessage)
+                .where(OutboxMessage.sent_at.is_(None), OutboxMessage.failed_at.is_(None))
+            )
+        return count or 0
+
     def _deliver_one(self, message_id: int) -> Outcome:
         prepared = _once_more_if_locked(self._claim_in_session, message_id)
         # The session is closed: no connection or transaction is held while SMTP talks.
         if not isinstance(prepared, OutgoingMail):
             return prepared
         try:
-            with self._claim_held(message_id):
-                self._backend.send(prepared)
-        except MailError as error:
-            return self._failed(message_id, error)
-        self._finish(message_id, sent=True, error=None)
-        return "sent"
+            try:
+                with self._claim_held(message_id):
+                    self._backend.send(prepared)
+            except MailError as error:
+                return self._failed(message_id, error)
+            self._finish(message_id, sent=True, error=None)
+            return "sent"
+        finally:
+            with self._lock:
+                self._sending.discard(message_id)
 
     def _claim_in_session(self, message_id: int) -> OutgoingMail | Outcome:
-        with self._sessions() as session:
-            return self._claim(session, message_id)
+        # Under the lock: a claim is either refused by ``stop`` or recorded before any
+        # ``release_unsent`` can look.
+        with self._lock:
+            if self._stopping.is_set():
+                return "skipped"
+            with self._sessions() as session:
+                prepared = self._claim(session, message_id)
+            if isinstance(prepared, OutgoingMail):
+                self._sending.add(message_id)
+            return prepared
 
     def _claim(self, session: Session, message_id: int) -> OutgoingMail | Outcome:
         now = utcnow()
@@ -155,7 +239,21 @@ class MailDelivery:
             session.commit()
             return "dropped"
         session.commit()  # a reset link's token, with the message that carries it
-        return self._mail.render(message)
+        try:
+            return self._mail.render(message)
+        except UnreadableSeal as exc:
+            # Sealed under another secret (rotated since), or altered in the table: nothing
+            # trustworthy to send. Given up, for the operator to see (authtwin mail-status).
+            logger.warning("mail %s not sent, given up: its context %s", message_id, exc)
+            error = f"context unreadable: {exc}"
+            values = {"context": None, "claimed_until": None, "last_error": error}
+            session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == message_id)
+                .values(failed_at=utcnow(), **values)
+            )
+            session.commit()
+            return "failed"
 
     @contextmanager
     def _claim_held(self, message_id: int) -> Iterator[None]:
@@ -191,7 +289,9 @@ class MailDelivery:
         """
         now = utcnow()
         try:
-            with self._sessions() as session:
+            with self._lock, self._sessions() as session:
+                if self._released:
+                    return False  # let go: the next sender's to claim
                 renewed = session.execute(
                     update(OutboxMessage)
                     .where(

@@ -8,9 +8,7 @@ If that step never runs (a crash, a restart, an SMTP outage) the rows wait for
 did not happen.
 """
 
-import json
 import secrets
-from collections.abc import Mapping
 from datetime import timedelta
 
 from sqlalchemy import delete, or_, select
@@ -30,14 +28,15 @@ def enqueue(
     *,
     kind: MailKind,
     recipient: str,
-    context: Mapping[str, str | int] | None,
+    context: str | None,
     domain: str,
 ) -> None:
-    """Add one message to the caller's transaction; it is sent only if that commits."""
+    """Add one message to the caller's transaction; it is sent only if that commits.
+    ``context``: what its template needs, sealed by the caller (services/account_mail.py)."""
     message = OutboxMessage(
         kind=kind,
         recipient=recipient,
-        context=None if context is None else json.dumps(dict(context)),
+        context=context,
         message_id=f"<{secrets.token_hex(16)}@{domain}>",
     )
     session.add(message)

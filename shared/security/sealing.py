@@ -1,0 +1,47 @@
+"""What a mail waiting in the outbox needs, sealed: readable by the service alone.
+
+A waiting message's context holds its link, and a link's token works for whoever holds it.
+Sealed (AES-256-GCM, a key derived from the service's own secret), the row tells someone
+who reads the database, a backup or a replica nothing they can use: without the secret,
+the context is noise. Whoever has the secret can sign access tokens already, so the seal
+gives them nothing new. It is also bound to its message's kind and recipient, so a sealed
+link moved to another row (another address) does not open.
+"""
+
+import base64
+import hashlib
+import hmac
+import secrets
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+PREFIX = "sealed:v1:"
+NONCE_BYTES = 12  # GCM's standard nonce, random: a key seals far fewer than 2**32 messages
+# A key of its own for this purpose, not the signing key itself (domain separation).
+KEY_LABEL = b"authtwin outbox context v1"
+
+
+class UnreadableSeal(Exception):
+    """Sealed with another key, or altered: the context cannot be trusted."""
+
+
+class Seal:
+    def __init__(self, *, secret: bytes) -> None:
+        key = hmac.new(secret, KEY_LABEL, hashlib.sha256).digest()
+        self._cipher = AESGCM(key)
+
+    def seal(self, plain: str, *, bound_to: str) -> str:
+        nonce = secrets.token_bytes(NONCE_BYTES)
+        sealed = self._cipher.encrypt(nonce, plain.encode(), bound_to.encode())
+        return PREFIX + base64.urlsafe_b64encode(nonce + sealed).decode()
+
+    def open(self, stored: str, *, bound_to: str) -> str:
+        if not stored.startswith(PREFIX):
+            raise UnreadableSeal("not sealed")
+        try:
+            raw = base64.urlsafe_b64decode(stored[len(PREFIX) :])
+            nonce, sealed = raw[:NONCE_BYTES], raw[NONCE_BYTES:]
+            return self._cipher.decrypt(nonce, sealed, bound_to.encode()).decode()
+        except (InvalidTag, ValueError) as exc:
+            raise UnreadableSeal("sealed with another key, or altered") from exc
