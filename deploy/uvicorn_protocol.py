@@ -23,6 +23,7 @@ from typing import Any
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from deploy.servers import LIMIT_REQUEST_FIELD_SIZE, LIMIT_REQUEST_FIELDS, LIMIT_REQUEST_LINE
+from shared.web.server_stop import SERVER_STOP_KEY, ServerStop
 
 # The most a head can take within the limits: the request line, every header line and its
 # CRLF, the blank line. Counted on the bytes received, so a header httptools is still
@@ -41,6 +42,19 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self.head_bytes: int | None = 0  # None once the head is complete
         self.refusal = HTTPStatus.BAD_REQUEST  # the status of a head httptools rejects
+        self.server_stop = ServerStop()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        # The application's word that the server is stopping (shared/web/server_stop.py):
+        # an event stream it serves on this connection then ends at once, with its last word,
+        # instead of holding the shutdown for the whole grace period and being cut.
+        extensions = self.scope.setdefault("extensions", {})
+        extensions[SERVER_STOP_KEY] = self.server_stop  # type: ignore[assignment]
+
+    def shutdown(self) -> None:
+        self.server_stop.stop()
+        super().shutdown()
 
     def data_received(self, data: bytes) -> None:
         if self.head_bytes is not None:
