@@ -42,7 +42,6 @@ import sys
 from collections.abc import Mapping
 
 from shared.infrastructure.config import Settings
-from shared.web.event_frames import MAX_SOCKET_MESSAGE_BYTES
 
 WORKERS = 2
 FLASK_THREADS = 8
@@ -55,11 +54,14 @@ LIMIT_REQUEST_FIELDS = 100
 LIMIT_REQUEST_FIELD_SIZE = 8190
 REQUEST_HEAD_SECONDS = 10
 
-# app name -> (server, import string)
+UVICORN_WORKER = "deploy.uvicorn_worker.AuthtwinUvicornWorker"
+
+# app name -> (worker, import string); both run under gunicorn's arbiter, which calls the
+# factory the import string names.
 APPS = {
-    "fastapi": ("uvicorn", "fastapi_app:create_app"),
+    "fastapi": ("uvicorn", "fastapi_app:create_app()"),
     "flask": ("gunicorn", "flask_app:create_app()"),
-    "fastapi-hello": ("uvicorn", "bench.hello_fastapi:create_app"),
+    "fastapi-hello": ("uvicorn", "bench.hello_fastapi:create_app()"),
     "flask-hello": ("gunicorn", "bench.hello_flask:create_app()"),
 }
 
@@ -81,16 +83,14 @@ def command(
     """
     server, target = APPS[app]
     if server == "uvicorn":
+        # uvicorn's worker under gunicorn's arbiter (deploy/uvicorn_worker.py): the worker
+        # takes uvicorn's settings there; these are the arbiter's and the worker's.
         return [
-            sys.executable, "-m", "uvicorn", "--factory", target,
-            "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-            "--backlog", str(BACKLOG), "--timeout-keep-alive", str(KEEP_ALIVE_SECONDS),
-            "--no-server-header", "--no-proxy-headers", "--no-access-log",
-            "--http", "deploy.uvicorn_protocol:LimitedHttpToolsProtocol",
-            "--timeout-graceful-shutdown", str(graceful_seconds),
-            # The WebSocket (/api/v1/ws) reads one message, an access token: 8 KiB, not the
-            # 16 MiB uvicorn would otherwise read. sansio: the implementation uvicorn keeps.
-            "--ws", "websockets-sansio", "--ws-max-size", str(MAX_SOCKET_MESSAGE_BYTES),
+            sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
+            "--workers", str(workers), "--worker-class", UVICORN_WORKER,
+            "--backlog", str(BACKLOG), "--keep-alive", str(KEEP_ALIVE_SECONDS),
+            "--timeout", "120", "--graceful-timeout", str(graceful_seconds),
+            "--no-control-socket", target,
         ]  # fmt: skip
     if flask_worker == "gthread":
         # gthread, see deploy/gunicorn_worker.py. It holds at most --worker-connections per

@@ -1,4 +1,5 @@
-"""uvicorn's httptools protocol with gunicorn's limits on a request head (``--http`` names it).
+"""uvicorn's httptools protocol with gunicorn's limits on a request head, a deadline for it,
+and the application told when the server stops (deploy/uvicorn_worker.py names it).
 
 uvicorn with httptools sets no limit: a single header of 64 MiB was read whole (four such
 requests at once took a worker from 87 to over 247 MiB, and ``/health`` went unanswered for
@@ -9,20 +10,28 @@ gunicorn's statuses: 414 for a request line over ``LIMIT_REQUEST_LINE``, 431 for
 line over ``LIMIT_REQUEST_FIELD_SIZE`` or more than ``LIMIT_REQUEST_FIELDS`` headers. It also stops
 reading a head once it is longer than those limits allow in all, so memory stays bounded
 while httptools is still assembling a header. Its answers are the contract's JSON, and so
-is uvicorn's 400 for a request it cannot parse.
+is uvicorn's 400 for a request it cannot parse, and its 408 for a head not complete within
+``REQUEST_HEAD_SECONDS``.
 
-It extends ``data_received``, four of httptools' callbacks, and replaces
-``send_400_response``, where uvicorn answers a request it cannot parse: uvicorn's protocol
-is not a documented API, so tests/test_server_hardening.py pins the behaviour.
+It extends ``connection_made``, ``connection_lost``, ``data_received``, ``shutdown``, five of
+httptools' callbacks, and replaces ``send_400_response``, where uvicorn answers a request it
+cannot parse: uvicorn's protocol is not a documented API, so tests/test_server_hardening.py
+and tests/test_stream_shutdown.py pin the behaviour.
 """
 
+import asyncio
 import json
 from http import HTTPStatus
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from deploy.servers import LIMIT_REQUEST_FIELD_SIZE, LIMIT_REQUEST_FIELDS, LIMIT_REQUEST_LINE
+from deploy.servers import (
+    LIMIT_REQUEST_FIELD_SIZE,
+    LIMIT_REQUEST_FIELDS,
+    LIMIT_REQUEST_LINE,
+    REQUEST_HEAD_SECONDS,
+)
 from shared.web.server_stop import SERVER_STOP_KEY, ServerStop
 
 # The most a head can take within the limits: the request line, every header line and its
@@ -43,6 +52,30 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self.head_bytes: int | None = 0  # None once the head is complete
         self.refusal = HTTPStatus.BAD_REQUEST  # the status of a head httptools rejects
         self.server_stop = ServerStop()
+        self.head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self.start_head_deadline()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.stop_head_deadline()
+        super().connection_lost(exc)
+
+    def start_head_deadline(self) -> None:
+        """A head not complete within ``REQUEST_HEAD_SECONDS`` of its first byte (of the
+        connection, for the first) is answered 408 and its connection closed: uvicorn has no
+        such deadline, and a client that trickles its head, or sends nothing, would hold its
+        connection for ever. (Between requests, uvicorn's keep-alive timeout applies.)"""
+        self.stop_head_deadline()
+        self.head_timer = self.loop.call_later(
+            REQUEST_HEAD_SECONDS, self.refuse, HTTPStatus.REQUEST_TIMEOUT
+        )
+
+    def stop_head_deadline(self) -> None:
+        if self.head_timer is not None:
+            self.head_timer.cancel()
+            self.head_timer = None
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -57,6 +90,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         super().shutdown()
 
     def data_received(self, data: bytes) -> None:
+        if self.head_bytes == 0 and self.head_timer is None:
+            self.start_head_deadline()  # the next request's head starts
         if self.head_bytes is not None:
             # May count a body that came in the same read as its head: a read is at most
             # 256 KiB (asyncio and uvloop), under MAX_HEAD_BYTES, and the count restarts
@@ -88,6 +123,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self.head_bytes = None
+        self.stop_head_deadline()
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
