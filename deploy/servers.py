@@ -12,6 +12,12 @@ crowd of clients is served or refused are set on both, for the same reasons:
 - a request timeout of 120 s on gunicorn (default 30 s): under the ramp's queueing a slow
   request is late, not dead; a killed worker would fail every request it held.
 
+Both run under gunicorn's arbiter, which starts the workers, restarts one that dies, and on
+SIGTERM closes the listening socket at once. FastAPI runs on uvicorn's worker
+(deploy/uvicorn_worker.py, the arrangement of FastAPI's deployment guide), not under
+uvicorn's own ``--workers`` supervisor, which keeps the socket open while its workers drain:
+a connection made then was accepted, left unanswered, and reset when they exited.
+
 Flask runs on gunicorn's ``gthread`` worker: threads let one worker overlap what releases
 the GIL (argon2 hashing, database round trips) and keep connections alive, which the
 ``sync`` worker cannot. ``gevent`` would need the database drivers patched to cooperate.
@@ -22,18 +28,21 @@ Each server also stands on its own, without the nginx front (tests/test_server_h
   share them: a request line of ``LIMIT_REQUEST_LINE`` bytes (414 over it),
   ``LIMIT_REQUEST_FIELDS`` header lines of ``LIMIT_REQUEST_FIELD_SIZE`` bytes each (431 over
   them). uvicorn's httptools has no limit at all (a 64 MiB header was read whole):
-  deploy/uvicorn_protocol.py applies these.
+  deploy/uvicorn_protocol.py applies these, and gives a head ``REQUEST_HEAD_SECONDS`` from
+  its first byte (408 after), which uvicorn does not either: a client trickling its head, or
+  sending nothing, held its connection for ever.
 - a graceful shutdown of at most ``GRACEFUL_SHUTDOWN_SECONDS``: on SIGTERM both stop
   accepting, finish the requests they hold and close what is still open after it (a client
-  trickling a body held uvicorn, which has no default, for ever; gunicorn's is 30 s).
-  gunicorn's worker refuses new connections at once (deploy/gunicorn_worker.py).
+  trickling a body held uvicorn, which has no default, for ever; gunicorn's is 30 s). Each
+  worker refuses new connections at once (deploy/gunicorn_worker.py for gthread), and ends
+  its event streams with a last word instead of waiting for them (shared/web/server_stop.py).
 - no ``Server`` banner, the contract's JSON for the errors the servers answer themselves,
   and ``Connection: close`` before a body gunicorn could not drain (deploy/gunicorn_conf.py).
 
 What no server setting fixes, the nginx front does: gunicorn's threads read a request with
-no deadline, so a few dozen clients trickling their requests hold them all; and uvicorn's
-``--workers`` supervisor keeps the listening socket open while its workers drain, so a
-connection made then is left unanswered, and reset when they exit.
+no deadline, so a few hundred clients trickling their requests hold every thread of the
+Flask server; and a client trickling a request body holds its connection of either server
+until the body ends (uvicorn's deadline is the head's alone).
 """
 
 import os
