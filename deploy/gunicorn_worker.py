@@ -12,9 +12,9 @@ elsewhere.
 An event stream never ends by itself: the worker would wait its whole grace period for it,
 then cut it. Each request's environ carries the worker's ``ServerStop``
 (shared/web/server_stop.py), set as the worker stops: the streams end at once, each with its
-last word, and the worker exits as soon as its other requests are answered (and its idle
-kept-alive connections, a stream's among them once it ended, have had gthread's linger of
-2 s for a request already on its way).
+last word, and the worker exits as soon as its other requests are answered, and its idle
+kept-alive connections (a stream's among them, once it ended) have lingered
+``STOP_KEEPALIVE_LINGER`` for a request already on its way.
 
 (deploy/servers.py passes it as ``--worker-class``, a documented extension point;
 tests/test_server_hardening.py and tests/test_stream_shutdown.py pin the behaviour.)
@@ -22,11 +22,21 @@ tests/test_server_hardening.py and tests/test_stream_shutdown.py pin the behavio
 
 from typing import Any
 
+from gunicorn.workers import gthread
 from gunicorn.workers.gthread import ThreadWorker
 
 from shared.web.server_stop import SERVER_STOP_KEY, ServerStop
 
 WsgiApp = Any  # a WSGI callable: gunicorn has no types
+
+# How long a stopping worker keeps an idle kept-alive connection open, for a request a client
+# may already have sent on it: half a second, gthread's is 2 s. A request on its way arrives
+# within a round trip; a client waiting to reuse its connection (an event stream's, which
+# reconnects after its ``retry``) held the worker's exit for the whole 2 s. gthread reads
+# this module constant, which has no setting, when a worker stops: set here, in the arbiter,
+# before any worker forks.
+STOP_KEEPALIVE_LINGER = 0.5
+gthread.STOP_KEEPALIVE_LINGER = STOP_KEEPALIVE_LINGER
 
 
 class DrainingThreadWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn has no types
