@@ -16,7 +16,7 @@ Both run under gunicorn's arbiter, which starts the workers, restarts one that d
 SIGTERM closes the listening socket at once. FastAPI runs on uvicorn's worker
 (deploy/uvicorn_worker.py, the arrangement of FastAPI's deployment guide), not under
 uvicorn's own ``--workers`` supervisor, which keeps the socket open while its workers drain:
-a connection made then was accepted, left unanswered, and reset when they exited.
+a connection made then is accepted, left unanswered, and reset when they exit.
 
 Flask runs on gunicorn's ``gthread`` worker: threads let one worker overlap what releases
 the GIL (argon2 hashing, database round trips) and keep connections alive, which the
@@ -30,7 +30,7 @@ Each server also stands on its own, without the nginx front (tests/test_server_h
   them). uvicorn's httptools has no limit at all (a 64 MiB header was read whole):
   deploy/uvicorn_protocol.py applies these, and gives a head ``REQUEST_HEAD_SECONDS`` from
   its first byte (408 after), which uvicorn does not either: a client trickling its head, or
-  sending nothing, held its connection for ever.
+  sending nothing, would hold its connection for ever.
 - a graceful shutdown of at most ``GRACEFUL_SHUTDOWN_SECONDS``: on SIGTERM both stop
   accepting, finish the requests they hold and close what is still open after it (a client
   trickling a body held uvicorn, which has no default, for ever; gunicorn's is 30 s). Each
