@@ -25,6 +25,7 @@ from deploy.servers import (
     LIMIT_REQUEST_FIELD_SIZE,
     LIMIT_REQUEST_FIELDS,
     LIMIT_REQUEST_LINE,
+    REQUEST_BODY_SECONDS,
     REQUEST_HEAD_SECONDS,
     WORKERS,
     migrate,
@@ -339,3 +340,32 @@ def test_uvicorn_gives_a_request_head_a_deadline(client: str, tmp_path: Path) ->
             assert json.loads(answer.body) == {"detail": "Request Timeout"}
             assert closed_by_server(sock)
     assert REQUEST_HEAD_SECONDS - 1 < waited < REQUEST_HEAD_SECONDS + 3
+
+
+def test_uvicorn_gives_a_request_body_a_deadline(tmp_path: Path) -> None:
+    """A body still coming ``REQUEST_BODY_SECONDS`` after its head is answered 408 and its
+    connection closed: a client trickling its body (a byte every half second, within the
+    size limit for over a day) would otherwise hold its connection, and the request, for
+    ever. The FastAPI server only, as above."""
+    env = production_env(tmp_path / "server.db")
+    head = post(b"/api/v1/auth/login", b"x" * 60_000)[: -60_000 + 10]  # declares 60 kB
+    with serve("fastapi", env, tmp_path, workers=1) as base_url:
+        port = int(base_url.rsplit(":", 1)[1])
+        with connect(port) as sock:
+            sock.settimeout(REQUEST_BODY_SECONDS + 5)
+            started = time.monotonic()
+            sock.sendall(head)
+            while time.monotonic() - started < REQUEST_BODY_SECONDS + 5:
+                try:
+                    sock.sendall(b"x")
+                except (BrokenPipeError, ConnectionResetError):
+                    break
+                if select.select([sock], [], [], 0.5)[0]:
+                    break
+            answer = read_answer(sock)
+            waited = time.monotonic() - started
+            assert answer is not None, "closed without an answer"
+            assert (answer.status, answer.headers.get("connection")) == (408, "close")
+            assert json.loads(answer.body) == {"detail": "Request Timeout"}
+            assert closed_by_server(sock)
+    assert REQUEST_BODY_SECONDS - 1 < waited < REQUEST_BODY_SECONDS + 3
