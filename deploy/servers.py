@@ -29,8 +29,9 @@ Each server also stands on its own, without the nginx front (tests/test_server_h
   ``LIMIT_REQUEST_FIELDS`` header lines of ``LIMIT_REQUEST_FIELD_SIZE`` bytes each (431 over
   them). uvicorn's httptools has no limit at all (a 64 MiB header was read whole):
   deploy/uvicorn_protocol.py applies these, and gives a head ``REQUEST_HEAD_SECONDS`` from
-  its first byte (408 after), which uvicorn does not either: a client trickling its head, or
-  sending nothing, would hold its connection for ever.
+  its first byte and a body ``REQUEST_BODY_SECONDS`` from its head (408 after), which uvicorn
+  does not either: a client trickling its request, or sending nothing, would hold its
+  connection for ever.
 - a graceful shutdown of at most ``GRACEFUL_SHUTDOWN_SECONDS``: on SIGTERM both stop
   accepting, finish the requests they hold and close what is still open after it (a client
   trickling a body held uvicorn, which has no default, for ever; gunicorn's is 30 s). Each
@@ -41,8 +42,7 @@ Each server also stands on its own, without the nginx front (tests/test_server_h
 
 What no server setting fixes, the nginx front does: gunicorn's threads read a request with
 no deadline, so a few hundred clients trickling their requests hold every thread of the
-Flask server; and a client trickling a request body holds its connection of either server
-until the body ends (uvicorn's deadline is the head's alone).
+Flask server.
 """
 
 import os

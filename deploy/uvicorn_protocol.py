@@ -1,5 +1,6 @@
-"""uvicorn's httptools protocol with gunicorn's limits on a request head, a deadline for it,
-and the application told when the server stops (deploy/uvicorn_worker.py names it).
+"""uvicorn's httptools protocol with gunicorn's limits on a request head, deadlines for the
+head and the body, and the application told when the server stops (deploy/uvicorn_worker.py
+names it).
 
 uvicorn with httptools sets no limit: a single header of 64 MiB was read whole (four such
 requests at once took a worker from 87 to over 247 MiB, and ``/health`` went unanswered for
@@ -11,7 +12,7 @@ line over ``LIMIT_REQUEST_FIELD_SIZE`` or more than ``LIMIT_REQUEST_FIELDS`` hea
 reading a head once it is longer than those limits allow in all, so memory stays bounded
 while httptools is still assembling a header. Its answers are the contract's JSON, and so
 is uvicorn's 400 for a request it cannot parse, and its 408 for a head not complete within
-``REQUEST_HEAD_SECONDS``.
+``REQUEST_HEAD_SECONDS``, or a body within ``REQUEST_BODY_SECONDS`` of its head.
 
 It extends ``connection_made``, ``connection_lost``, ``data_received``, ``shutdown``, five of
 httptools' callbacks, and replaces ``send_400_response``, where uvicorn answers a request it
@@ -30,6 +31,7 @@ from deploy.servers import (
     LIMIT_REQUEST_FIELD_SIZE,
     LIMIT_REQUEST_FIELDS,
     LIMIT_REQUEST_LINE,
+    REQUEST_BODY_SECONDS,
     REQUEST_HEAD_SECONDS,
 )
 from shared.web.server_stop import SERVER_STOP_KEY, ServerStop
@@ -53,6 +55,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self.refusal = HTTPStatus.BAD_REQUEST  # the status of a head httptools rejects
         self.server_stop = ServerStop()
         self.head_timer: asyncio.TimerHandle | None = None
+        self.body_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -60,6 +63,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.stop_head_deadline()
+        self.stop_body_deadline()
         super().connection_lost(exc)
 
     def start_head_deadline(self) -> None:
@@ -76,6 +80,26 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if self.head_timer is not None:
             self.head_timer.cancel()
             self.head_timer = None
+
+    def start_body_deadline(self) -> None:
+        """A body not complete within ``REQUEST_BODY_SECONDS`` of its head is answered 408
+        (or, once the application has begun its answer, cut) and its connection closed: a
+        client trickling its body would otherwise hold its connection, and the request that
+        waits for the body, for ever. The application sees its client leave."""
+        self.stop_body_deadline()
+        self.body_timer = self.loop.call_later(REQUEST_BODY_SECONDS, self.body_timed_out)
+
+    def stop_body_deadline(self) -> None:
+        if self.body_timer is not None:
+            self.body_timer.cancel()
+            self.body_timer = None
+
+    def body_timed_out(self) -> None:
+        self.body_timer = None
+        if self.cycle is not None and not self.cycle.response_started:
+            self.refuse(HTTPStatus.REQUEST_TIMEOUT)
+        else:
+            self.transport.close()
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -125,8 +149,12 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self.head_bytes = None
         self.stop_head_deadline()
         super().on_headers_complete()
+        # Not for a WebSocket: its protocol has taken the connection, and no cycle began.
+        if self.cycle is not None and self.cycle.scope is self.scope:
+            self.start_body_deadline()
 
     def on_message_complete(self) -> None:
+        self.stop_body_deadline()
         super().on_message_complete()
         self.head_bytes = 0  # the next request's head starts
 

@@ -369,3 +369,5 @@ def test_uvicorn_gives_a_request_body_a_deadline(tmp_path: Path) -> None:
             assert json.loads(answer.body) == {"detail": "Request Timeout"}
             assert closed_by_server(sock)
     assert REQUEST_BODY_SECONDS - 1 < waited < REQUEST_BODY_SECONDS + 3
+    # The request waiting for the body saw its client leave: no error of the application's.
+    assert "Traceback" not in (tmp_path / "fastapi-server.log").read_text(errors="replace")
