@@ -15,6 +15,6 @@ COPY deploy ./deploy
 RUN pip install --no-cache-dir ".[fastapi,flask]"
 USER authtwin
 EXPOSE 8000
-# deploy/servers.py's command line for the FastAPI twin, one process (docker-compose.yml
+# deploy/servers.py's command line for the FastAPI twin, one worker (docker-compose.yml
 # runs both twins' replicas and the migration).
-CMD ["uvicorn", "--factory", "fastapi_app:create_app", "--host", "0.0.0.0", "--port", "8000", "--workers", "1", "--backlog", "4096", "--timeout-keep-alive", "75", "--no-server-header", "--no-proxy-headers", "--no-access-log", "--http", "deploy.uvicorn_protocol:LimitedHttpToolsProtocol", "--timeout-graceful-shutdown", "10"]
+CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--workers", "1", "--worker-class", "deploy.uvicorn_worker.AuthtwinUvicornWorker", "--backlog", "4096", "--keep-alive", "75", "--timeout", "120", "--graceful-timeout", "10", "--no-control-socket", "fastapi_app:create_app()"]

@@ -27,14 +27,14 @@ $(STAMP): pyproject.toml
 migrate: install  ## upgrade the database of the AUTHTWIN_* settings to the code's schema
 	$(BIN)/authtwin migrate
 
-# The hardening of deploy/servers.py (head limits, graceful shutdown, no banner; see there).
+# The hardening of deploy/servers.py (head limits and deadline, graceful shutdown, no banner;
+# see there). The FastAPI twin's uvicorn settings are its worker's (deploy/uvicorn_worker.py).
 # AUTHTWIN_ENV=development: settings default to production, which would refuse to start
 # without a secret and an `authtwin migrate` first; development migrates and, without
 # AUTHTWIN_SECRET_KEY, signs with a random key (a given one is still checked).
 run: install  ## the FastAPI twin on SQLite at http://127.0.0.1:8000 (docs at /docs)
-	AUTHTWIN_ENV=development $(BIN)/uvicorn --factory fastapi_app:create_app --host 127.0.0.1 --port 8000 --no-server-header --no-proxy-headers \
-		--http deploy.uvicorn_protocol:LimitedHttpToolsProtocol --timeout-graceful-shutdown 10 \
-		--ws websockets-sansio --ws-max-size 8192
+	AUTHTWIN_ENV=development $(BIN)/gunicorn --bind 127.0.0.1:8000 --workers 1 --no-control-socket --graceful-timeout 10 \
+		--worker-class deploy.uvicorn_worker.AuthtwinUvicornWorker 'fastapi_app:create_app()'
 
 # --threads: the 8 of deploy/servers.py, and one per event stream the worker may hold (100 by
 # default, AUTHTWIN_EVENTS_MAX_STREAMS): each open stream holds a thread (flask_app/streams.py).

@@ -236,10 +236,9 @@ def _run_logged(step: list[str], env: Mapping[str, str], log_path: Path) -> int:
         ).returncode
 
 
-# One process per replica: the replicas are the unit of scale, and nginx balances them. It
-# also keeps a stopping replica honest: uvicorn's --workers supervisor holds the listening
-# socket until its workers exit, so a connection made meanwhile is accepted, then reset; a
-# single process refuses it, and nginx tries the next replica (docker-compose.yml alike).
+# One worker per replica: the replicas are the unit of scale, and nginx balances them. A
+# stopping replica refuses new connections at once (gunicorn's arbiter and its workers close
+# the listening socket as they stop), and nginx tries the next (docker-compose.yml alike).
 REPLICA_WORKERS = 1
 
 LOCAL_DATABASE = "postgresql+psycopg://postgres@127.0.0.1:5432/authtwin"

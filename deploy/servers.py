@@ -12,6 +12,12 @@ crowd of clients is served or refused are set on both, for the same reasons:
 - a request timeout of 120 s on gunicorn (default 30 s): under the ramp's queueing a slow
   request is late, not dead; a killed worker would fail every request it held.
 
+Both run under gunicorn's arbiter, which starts the workers, restarts one that dies, and on
+SIGTERM closes the listening socket at once. FastAPI runs on uvicorn's worker
+(deploy/uvicorn_worker.py, the arrangement of FastAPI's deployment guide), not under
+uvicorn's own ``--workers`` supervisor, which keeps the socket open while its workers drain:
+a connection made then is accepted, left unanswered, and reset when they exit.
+
 Flask runs on gunicorn's ``gthread`` worker: threads let one worker overlap what releases
 the GIL (argon2 hashing, database round trips) and keep connections alive, which the
 ``sync`` worker cannot. ``gevent`` would need the database drivers patched to cooperate.
@@ -22,18 +28,21 @@ Each server also stands on its own, without the nginx front (tests/test_server_h
   share them: a request line of ``LIMIT_REQUEST_LINE`` bytes (414 over it),
   ``LIMIT_REQUEST_FIELDS`` header lines of ``LIMIT_REQUEST_FIELD_SIZE`` bytes each (431 over
   them). uvicorn's httptools has no limit at all (a 64 MiB header was read whole):
-  deploy/uvicorn_protocol.py applies these.
+  deploy/uvicorn_protocol.py applies these, and gives a head ``REQUEST_HEAD_SECONDS`` from
+  its first byte and a body ``REQUEST_BODY_SECONDS`` from its head (408 after), which uvicorn
+  does not either: a client trickling its request, or sending nothing, would hold its
+  connection for ever.
 - a graceful shutdown of at most ``GRACEFUL_SHUTDOWN_SECONDS``: on SIGTERM both stop
   accepting, finish the requests they hold and close what is still open after it (a client
-  trickling a body held uvicorn, which has no default, for ever; gunicorn's is 30 s).
-  gunicorn's worker refuses new connections at once (deploy/gunicorn_worker.py).
+  trickling a body held uvicorn, which has no default, for ever; gunicorn's is 30 s). Each
+  worker refuses new connections at once (deploy/gunicorn_worker.py for gthread), and ends
+  its event streams with a last word instead of waiting for them (shared/web/server_stop.py).
 - no ``Server`` banner, the contract's JSON for the errors the servers answer themselves,
   and ``Connection: close`` before a body gunicorn could not drain (deploy/gunicorn_conf.py).
 
 What no server setting fixes, the nginx front does: gunicorn's threads read a request with
-no deadline, so a few dozen clients trickling their requests hold them all; and uvicorn's
-``--workers`` supervisor keeps the listening socket open while its workers drain, so a
-connection made then is left unanswered, and reset when they exit.
+no deadline, so a few hundred clients trickling their requests hold every thread of the
+Flask server.
 """
 
 import os
@@ -42,7 +51,6 @@ import sys
 from collections.abc import Mapping
 
 from shared.infrastructure.config import Settings
-from shared.web.event_frames import MAX_SOCKET_MESSAGE_BYTES
 
 WORKERS = 2
 FLASK_THREADS = 8
@@ -53,12 +61,17 @@ GRACEFUL_SHUTDOWN_SECONDS = 10
 LIMIT_REQUEST_LINE = 4094
 LIMIT_REQUEST_FIELDS = 100
 LIMIT_REQUEST_FIELD_SIZE = 8190
+REQUEST_HEAD_SECONDS = 10
+REQUEST_BODY_SECONDS = 10
 
-# app name -> (server, import string)
+UVICORN_WORKER = "deploy.uvicorn_worker.AuthtwinUvicornWorker"
+
+# app name -> (worker, import string); both run under gunicorn's arbiter, which calls the
+# factory the import string names.
 APPS = {
-    "fastapi": ("uvicorn", "fastapi_app:create_app"),
+    "fastapi": ("uvicorn", "fastapi_app:create_app()"),
     "flask": ("gunicorn", "flask_app:create_app()"),
-    "fastapi-hello": ("uvicorn", "bench.hello_fastapi:create_app"),
+    "fastapi-hello": ("uvicorn", "bench.hello_fastapi:create_app()"),
     "flask-hello": ("gunicorn", "bench.hello_flask:create_app()"),
 }
 
@@ -80,16 +93,14 @@ def command(
     """
     server, target = APPS[app]
     if server == "uvicorn":
+        # uvicorn's worker under gunicorn's arbiter (deploy/uvicorn_worker.py): the worker
+        # takes uvicorn's settings there; these are the arbiter's and the worker's.
         return [
-            sys.executable, "-m", "uvicorn", "--factory", target,
-            "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-            "--backlog", str(BACKLOG), "--timeout-keep-alive", str(KEEP_ALIVE_SECONDS),
-            "--no-server-header", "--no-proxy-headers", "--no-access-log",
-            "--http", "deploy.uvicorn_protocol:LimitedHttpToolsProtocol",
-            "--timeout-graceful-shutdown", str(graceful_seconds),
-            # The WebSocket (/api/v1/ws) reads one message, an access token: 8 KiB, not the
-            # 16 MiB uvicorn would otherwise read. sansio: the implementation uvicorn keeps.
-            "--ws", "websockets-sansio", "--ws-max-size", str(MAX_SOCKET_MESSAGE_BYTES),
+            sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
+            "--workers", str(workers), "--worker-class", UVICORN_WORKER,
+            "--backlog", str(BACKLOG), "--keep-alive", str(KEEP_ALIVE_SECONDS),
+            "--timeout", "120", "--graceful-timeout", str(graceful_seconds),
+            "--no-control-socket", target,
         ]  # fmt: skip
     if flask_worker == "gthread":
         # gthread, see deploy/gunicorn_worker.py. It holds at most --worker-connections per

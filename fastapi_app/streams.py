@@ -35,12 +35,14 @@ from shared.services.event_streams import (
 from shared.web.event_frames import (
     EVENT_STREAM_HEADERS,
     POLICY_VIOLATION,
+    SERVER_STOPPING_FRAME,
     SOCKET_READY,
     STREAM_PREAMBLE,
     socket_message,
     socket_origin_allowed,
     sse_frame,
 )
+from shared.web.server_stop import server_stop_in
 
 Writer = Callable[[AccountEvent | None], Awaitable[None]]
 
@@ -108,6 +110,8 @@ class EventSourceResponse(Response):
         self.stream, self.streams, self.waker = stream, streams, waker
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        server_stop = server_stop_in(scope.get("extensions"))
+        unsubscribe = server_stop.subscribe(self.stream.stop) if server_stop else None
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
             await send({"type": "http.response.body", "body": STREAM_PREAMBLE, "more_body": True})
@@ -125,10 +129,13 @@ class EventSourceResponse(Response):
                     group.cancel_scope.cancel()
 
                 group.start_soon(until_disconnect)
-                await converse(self.stream, self.streams, self.waker, write)
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                reason = await converse(self.stream, self.streams, self.waker, write)
+                last_word = SERVER_STOPPING_FRAME if reason is CloseReason.SERVER_STOPPING else b""
+                await send({"type": "http.response.body", "body": last_word, "more_body": False})
                 group.cancel_scope.cancel()
         finally:
+            if unsubscribe is not None:
+                unsubscribe()
             await run_in_threadpool(self.streams.close, self.stream)
 
 

@@ -42,12 +42,14 @@ from shared.services.identity import find_principal
 from shared.web.event_frames import (
     EVENT_STREAM_HEADERS,
     POLICY_VIOLATION,
+    SERVER_STOPPING_FRAME,
     SOCKET_READY,
     STREAM_PREAMBLE,
     socket_message,
     socket_origin_allowed,
     sse_frame,
 )
+from shared.web.server_stop import server_stop_in
 
 Messages = Generator[AccountEvent | None, None, CloseReason]
 
@@ -103,13 +105,33 @@ def event_source_response(
         connection = environ.get("gunicorn.socket") or environ.get("werkzeug.socket")
         with_write_deadline(connection, streams.limits.write)
         yield STREAM_PREAMBLE
-        for message in converse(stream, streams, wait):
+        messages = converse(stream, streams, wait)
+        while True:
+            try:
+                message = next(messages)
+            except StopIteration as finished:
+                if finished.value is CloseReason.SERVER_STOPPING:
+                    yield SERVER_STOPPING_FRAME
+                return
             yield sse_frame(message)
 
     response = Response(frames(), headers=EVENT_STREAM_HEADERS)
+    unsubscribe = ended_with_server(stream, environ)
+
+    def closed() -> None:
+        unsubscribe()
+        streams.close(stream)
+
     # Run by the server when it is done with the response, even one it never began to send.
-    response.call_on_close(lambda: streams.close(stream))
+    response.call_on_close(closed)
     return response
+
+
+def ended_with_server(stream: EventStream, environ: dict[str, Any]) -> Callable[[], None]:
+    """Have the stream end when gunicorn stops (shared/web/server_stop.py); returns what
+    undoes it, for when the stream is done."""
+    server_stop = server_stop_in(environ)
+    return server_stop.subscribe(stream.stop) if server_stop else lambda: None
 
 
 def close_socket(ws: Server, code: int, reason: str) -> None:
@@ -196,8 +218,11 @@ def refuse_socket(ws: Server, error: Exception) -> None:
     close_socket(ws, *refusal)
 
 
-def serve_socket(ws: Server, stream: EventStream, streams: EventStreams) -> None:
-    """The conversation over an authenticated socket, until it ends or the client leaves.
+def serve_socket(
+    ws: Server, stream: EventStream, streams: EventStreams, environ: dict[str, Any]
+) -> None:
+    """The conversation over an authenticated socket, until it ends, the client leaves or
+    gunicorn stops (1012, as uvicorn closes the FastAPI twin's).
 
     The thread waits on simple-websocket's own event, which its reader thread sets when the
     client sends or closes, and which the stream's inbox sets too (``wake=ws.event.set``).
@@ -210,6 +235,7 @@ def serve_socket(ws: Server, stream: EventStream, streams: EventStreams) -> None
         while ws.receive(timeout=0) is not None:  # raises ConnectionClosed once it left
             pass
 
+    unsubscribe = ended_with_server(stream, environ)
     try:
         ws.send(SOCKET_READY)
         messages = converse(stream, streams, wait)
@@ -227,4 +253,5 @@ def serve_socket(ws: Server, stream: EventStream, streams: EventStreams) -> None
     except ConnectionClosed:
         pass  # the client left
     finally:
+        unsubscribe()
         streams.close(stream)

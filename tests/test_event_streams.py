@@ -26,6 +26,7 @@ from shared.services.event_streams import (
     StreamLimits,
     Wait,
 )
+from shared.web.server_stop import ServerStop
 
 pytestmark = pytest.mark.in_process
 LIMITS = StreamLimits(
@@ -90,6 +91,29 @@ def test_a_revocation_the_credential_survives_goes_on() -> None:
     assert isinstance(next(steps), Send)
     assert next(steps) == Check()
     assert isinstance(steps.send(True), Wait)
+
+
+def test_a_stream_stopped_while_waiting_wakes_and_closes_as_a_service_restart() -> None:
+    woken = []
+    subject = stream()
+    subject.inbox = Inbox(capacity=LIMITS.buffer, wake=lambda: woken.append(True))
+    steps = subject.conversation()
+    assert isinstance(next(steps), Wait)
+    subject.stop()  # its server is stopping: from another thread, in a server
+    assert woken == [True]
+    assert next(steps) == Close(CloseReason.SERVER_STOPPING)
+    assert CloseReason.SERVER_STOPPING.ws_code == 1012
+
+
+def test_a_server_stop_reaches_what_subscribed_even_after_it_was_set() -> None:
+    server_stop = ServerStop()
+    heard: list[str] = []
+    unsubscribe = server_stop.subscribe(lambda: heard.append("left"))
+    server_stop.subscribe(lambda: heard.append("open"))
+    unsubscribe()  # a stream that ended before the server stopped
+    server_stop.stop()
+    server_stop.subscribe(lambda: heard.append("late"))  # opened as the server stopped
+    assert heard == ["open", "late"]
 
 
 def test_another_sessions_revocation_is_skipped() -> None:

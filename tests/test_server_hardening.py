@@ -8,6 +8,7 @@ The servers run the command lines of deploy/servers.py, one worker process each.
 import contextlib
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -24,6 +25,9 @@ from deploy.servers import (
     LIMIT_REQUEST_FIELD_SIZE,
     LIMIT_REQUEST_FIELDS,
     LIMIT_REQUEST_LINE,
+    REQUEST_BODY_SECONDS,
+    REQUEST_HEAD_SECONDS,
+    WORKERS,
     migrate,
 )
 from deploy.servers import command as production_command
@@ -265,20 +269,20 @@ def stopping_server(app: str, workdir: Path, workers: int) -> Iterator[tuple[Pop
         stop_server(server)
 
 
+@pytest.mark.parametrize("workers", [1, WORKERS])
 @pytest.mark.parametrize("app", APPS)
 def test_a_stopping_server_refuses_new_connections_and_exits_within_the_grace_period(
-    app: str, tmp_path: Path
+    app: str, workers: int, tmp_path: Path
 ) -> None:
     """A connection the server will never accept must be refused before the client sends a
     request on it: reset later, the client cannot know whether its POST ran. And a client
     stalled mid-body holds the shutdown no longer than the grace period.
 
-    One process per server, as each replica runs behind the proxy (deploy/cluster.py): with
-    ``--workers N``, uvicorn's supervisor keeps the listening socket open until its workers
-    have exited, and has no setting to close it earlier (README: Operations). gunicorn's
-    arbiter closes its copy at once, and deploy/gunicorn_worker.py the workers' copies.
+    One process, as each replica runs behind the proxy (deploy/cluster.py), and the default
+    number of workers, as a server standing on its own runs: gunicorn's arbiter closes its
+    copy of the listening socket at once, and its workers theirs as they stop.
     """
-    with stopping_server(app, tmp_path, workers=1) as (server, port):
+    with stopping_server(app, tmp_path, workers=workers) as (server, port):
         started = time.monotonic()
         refused = False
         while not refused and time.monotonic() - started < 1.5 and server.poll() is None:
@@ -292,3 +296,78 @@ def test_a_stopping_server_refuses_new_connections_and_exits_within_the_grace_pe
         assert server.returncode is not None, "still running"
         assert time.monotonic() - started < GRACE_SECONDS + 4
     assert refused, "new connections were still accepted 1.5 s after SIGTERM"
+
+
+def trickle_until_answered(sock: socket.socket, seconds: float) -> Answer | None:
+    """Send a request head a byte at a time, twice a second, until the server answers or
+    closes (its answer, or None), or ``seconds`` pass (the test fails)."""
+    head = health_with(*[b"X-H%d: v" % n for n in range(50)])
+    started = time.monotonic()
+    for byte in head:
+        assert time.monotonic() - started < seconds, "the head is still being read"
+        try:
+            sock.sendall(bytes([byte]))
+        except (BrokenPipeError, ConnectionResetError):
+            return read_answer(sock)
+        readable, _, _ = select.select([sock], [], [], 0.5)
+        if readable:
+            return read_answer(sock)
+    raise AssertionError("the whole head was sent within the deadline: trickle it slower")
+
+
+@pytest.mark.parametrize("client", ["silent", "trickling"])
+def test_uvicorn_gives_a_request_head_a_deadline(client: str, tmp_path: Path) -> None:
+    """A connection that sends nothing, or its head a byte at a time, is answered 408 and
+    closed once ``REQUEST_HEAD_SECONDS`` have passed: each such client would otherwise hold
+    its connection, and its memory, for ever (uvicorn has no deadline of its own).
+
+    The FastAPI server only: gunicorn's threaded worker has none either, and a thread per
+    connection besides; README (Operations) says what fronts the Flask server.
+    """
+    env = production_env(tmp_path / "server.db")
+    with serve("fastapi", env, tmp_path, workers=1) as base_url:
+        port = int(base_url.rsplit(":", 1)[1])
+        with connect(port) as sock:
+            sock.settimeout(REQUEST_HEAD_SECONDS + 5)
+            started = time.monotonic()
+            if client == "silent":
+                answer = read_answer(sock)
+            else:
+                answer = trickle_until_answered(sock, REQUEST_HEAD_SECONDS + 5)
+            waited = time.monotonic() - started
+            assert answer is not None, "closed without an answer"
+            assert (answer.status, answer.headers.get("connection")) == (408, "close")
+            assert json.loads(answer.body) == {"detail": "Request Timeout"}
+            assert closed_by_server(sock)
+    assert REQUEST_HEAD_SECONDS - 1 < waited < REQUEST_HEAD_SECONDS + 3
+
+
+def test_uvicorn_gives_a_request_body_a_deadline(tmp_path: Path) -> None:
+    """A body still coming ``REQUEST_BODY_SECONDS`` after its head is answered 408 and its
+    connection closed: a client trickling its body (a byte every half second, within the
+    size limit for over a day) would otherwise hold its connection, and the request, for
+    ever. The FastAPI server only, as above."""
+    env = production_env(tmp_path / "server.db")
+    head = post(b"/api/v1/auth/login", b"x" * 60_000)[: -60_000 + 10]  # declares 60 kB
+    with serve("fastapi", env, tmp_path, workers=1) as base_url:
+        port = int(base_url.rsplit(":", 1)[1])
+        with connect(port) as sock:
+            sock.settimeout(REQUEST_BODY_SECONDS + 5)
+            started = time.monotonic()
+            sock.sendall(head)
+            while time.monotonic() - started < REQUEST_BODY_SECONDS + 5:
+                try:
+                    sock.sendall(b"x")
+                except (BrokenPipeError, ConnectionResetError):
+                    break
+                if select.select([sock], [], [], 0.5)[0]:
+                    break
+            answer = read_answer(sock)
+            waited = time.monotonic() - started
+            assert answer is not None, "closed without an answer"
+            assert (answer.status, answer.headers.get("connection")) == (408, "close")
+            assert json.loads(answer.body) == {"detail": "Request Timeout"}
+            assert closed_by_server(sock)
+    assert REQUEST_BODY_SECONDS - 1 < waited < REQUEST_BODY_SECONDS + 3
+    # The request waiting for the body saw its client leave: no error of the application's.
+    assert "Traceback" not in (tmp_path / "fastapi-server.log").read_text(errors="replace")

@@ -43,6 +43,7 @@ async def account_events(
     """The caller's account events, as server-sent events, until the token that opened the
     stream ends: each has an ``id``, an ``event`` (``session.revoked``, ``sessions.revoked``,
     ``user.updated``, ``token.expired``) and JSON ``data``; a comment line is a heartbeat.
+    A server that stops ends the stream with ``server.stopping`` (no ``id``): reconnect.
     ``Last-Event-ID`` resumes after an event still held. Browsers: ``EventSource`` cannot
     send the Authorization header; read the stream with ``fetch``, or use ``/ws``."""
     if request.method == "HEAD":  # what a stream would start with, and no stream
@@ -63,9 +64,9 @@ async def account_socket_without_upgrade() -> None:
     "last_event_id": "..."}`` (the last optional) within a few seconds, else the socket
     closes with 1008. Then the server sends ``{"type": "ready"}``, each event as
     ``{"type": "event", "id", "event", "data"}``, and ``{"type": "heartbeat"}``; it closes
-    with 1008 when the credential ends, 1001 at the stream's idle or lifetime limit, and
-    1013 when it cannot check the credential. A browser's Origin must be this service's or
-    one CORS allows."""
+    with 1008 when the credential ends, 1001 at the stream's idle or lifetime limit, 1012
+    when the server stops, and 1013 when it cannot check the credential. A browser's Origin
+    must be this service's or one CORS allows."""
     raise errors.UpgradeRequired
 
 

@@ -72,6 +72,6 @@ def account_socket(ws: Server) -> None:
         except Exception as exc:
             refuse_socket(ws, exc)
             return
-        serve_socket(ws, stream, streams)
+        serve_socket(ws, stream, streams, request.environ)
     finally:
         end_connection(ws)  # however the socket closed (simple-websocket's 1009, say)

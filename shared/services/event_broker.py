@@ -51,6 +51,10 @@ class Inbox:
                 self._events.append(event)
         self._wake()
 
+    def wake(self) -> None:
+        """Have the stream look again, with no event for it (it is to end)."""
+        self._wake()
+
     def take(self) -> list[AccountEvent]:
         with self._lock:
             events = list(self._events)

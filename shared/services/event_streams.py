@@ -17,7 +17,11 @@ What ends a stream, and the WebSocket close code it gets (RFC 6455 §7.4.1):
 - a reader too slow to keep up with ``events_buffer`` events: 1008;
 - a database or Redis that cannot say whether the credential holds: 1013 (try again
   later). Safer than carrying on unchecked; the client's reconnection gets a 503 until it
-  is back.
+  is back;
+- its server stopping (``EventStream.stop``, shared/web/server_stop.py): 1012 (service
+  restart, IANA's registry), and a ``server.stopping`` event over SSE, which has no close
+  code. Ended at once, not waited for: the client reconnects, to a server that is not
+  stopping, with the last id it saw.
 """
 
 import contextlib
@@ -54,8 +58,8 @@ from shared.services.identity import find_principal
 LEASE_HEARTBEATS = 3
 
 
-# RFC 6455 §7.4.1 close codes (1013 from IANA's registry).
-POLICY_VIOLATION, GOING_AWAY, TRY_AGAIN_LATER = 1008, 1001, 1013
+# RFC 6455 §7.4.1 close codes (1012 and 1013 from IANA's registry).
+POLICY_VIOLATION, GOING_AWAY, SERVICE_RESTART, TRY_AGAIN_LATER = 1008, 1001, 1012, 1013
 
 
 class CloseReason(Enum):
@@ -64,6 +68,7 @@ class CloseReason(Enum):
     LIFETIME = (GOING_AWAY, "lifetime reached")
     SLOW_READER = (POLICY_VIOLATION, "reader too slow")
     UNAVAILABLE = (TRY_AGAIN_LATER, "try again later")
+    SERVER_STOPPING = (SERVICE_RESTART, "service restart")
 
     def __init__(self, ws_code: int, text: str) -> None:
         self.ws_code = ws_code
@@ -141,6 +146,12 @@ class EventStream:
     replayed: list[AccountEvent]
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     opened_at: float = field(default_factory=time.monotonic)
+    stopping: bool = False
+
+    def stop(self) -> None:
+        """End the stream at its next step, from any thread: its server is stopping."""
+        self.stopping = True
+        self.inbox.wake()
 
     def conversation(self) -> Conversation:
         """The stream from its first event to its close (the module docstring says when)."""
@@ -157,6 +168,9 @@ class EventStream:
         # (a deploy's reconnections) would otherwise all check their credentials at once.
         beat = self.opened_at + self.limits.heartbeat * random.uniform(0.5, 1)  # noqa: S311
         while True:
+            if self.stopping:
+                yield Close(CloseReason.SERVER_STOPPING)
+                return
             now = time.monotonic()
             if now >= expires:
                 yield Send(AccountEvent(type=TOKEN_EXPIRED, user_id=self.claims.user_id))

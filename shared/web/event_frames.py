@@ -22,6 +22,9 @@ EVENT_STREAM_HEADERS = {
 # Written at once, so the client (and any proxy) sees the stream has started.
 STREAM_PREAMBLE = b"retry: 3000\n\n"
 HEARTBEAT_FRAME = b": heartbeat\n\n"
+# The last word of a stream its server ends as it stops, as a socket gets 1012: the client
+# reconnects (an EventSource does by itself, after ``retry``) to a server not stopping.
+SERVER_STOPPING_FRAME = b"event: server.stopping\ndata: {}\n\n"
 
 SOCKET_READY = json.dumps({"type": "ready"})
 SOCKET_HEARTBEAT = json.dumps({"type": "heartbeat"})
