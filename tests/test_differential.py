@@ -1090,9 +1090,11 @@ class TwinMachine(RuleBasedStateMachine):
                 {"token": token[app]} if given is None else {"token": token[app], "password": given}
             )
         )
+        # Whether the address has an account before the link is followed (after, it may be
+        # this one's).
+        taken = link is not None and self.account_at(link.email) is not None
         confirmed = self.send("POST", "/auth/verify", body=body, content_type=JSON)
         works = link is not None and link in changes and self.change_works(user_id, link)
-        taken = link is not None and self.account_at(link.email) is not None
         expected = (
             422
             if which == "empty" or (works and given is None)
@@ -1110,6 +1112,13 @@ class TwinMachine(RuleBasedStateMachine):
             self.learn(confirmed)
             assert user.email == link.email
             self.kill_older_links(user_id)
+
+    @rule(user_id=users, email=st.sampled_from((*NEW_EMAILS_OK, "dee@example.com")))
+    def move_address(self, user_id: int, email: str) -> None:
+        """What an account moving is asked to do: ask, then follow the latest link mailed for
+        it with its password."""
+        self.update_me(user_id, ABSENT, email, "right")
+        self.confirm_email_change(user_id, "latest", "right")
 
     def change_works(self, user_id: int, link: Link) -> bool:
         """A change link works while it is the account's latest, unused, and the account is
