@@ -213,3 +213,19 @@ def test_the_mail_says_an_account_asked_to_move_here(
     assert "asked to move an account to this address" in text
     assert "If this was not you" in text
     assert "Confirm your email address" not in message["Subject"]
+
+
+def test_a_newer_request_past_the_address_s_mail_budget_still_takes_back_the_older(
+    configured: ConfiguredApi, inbox: Mailbox
+) -> None:
+    """Past the budget nothing is mailed, but the change asked for before is not the
+    account's wish any more: its link stops working all the same."""
+    client = configured(mail_rate_limit="1/hour").client
+    account = register(client, inbox, unique_email("asker"), PASSWORD)
+    first, second = unique_email("first"), unique_email("second")
+    ask_to_move(client, account, first)
+    ask_to_move(client, account, second)
+    assert ask_to_move(client, account, first).status_code == 200  # over first's budget
+    ((_, stale),) = links_to(inbox, second)
+    assert_error(confirm(client, stale, PASSWORD), 400, INVALID_TOKEN)
+    assert me(client, account)["email"] == account.email
