@@ -1053,10 +1053,10 @@ class TwinMachine(RuleBasedStateMachine):
             return
         address = email.lower()
         changes = self.links.setdefault((user_id, CHANGE_LINKS), [])
+        for link in changes:  # only the latest request is the account's wish
+            link.used = True
         if address == user.email:  # asking for the address it has takes a change back
             assert self.new_changes == [], "no link to the address the account has"
-            for link in changes:
-                link.used = True
             return
         # Free or taken, the new address is mailed a link: within its verification budget.
         mailed = self.verification_mailed(address)

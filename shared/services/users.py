@@ -113,12 +113,12 @@ class UserService:
         return user
 
     def request_email_change(self, session: Session, user: User, email: str) -> None:
-        """Mail a link to ``email`` that moves the account there; asking for the address it
-        has takes back a change still pending. Nothing here looks at whether ``email`` has
-        an account: the answer and the work are the same either way."""
-        if email == user.email:
-            revoke_links(session, user.id, purpose="change_email")
-        else:
+        """Mail a link to ``email`` that moves the account there. Any change asked for before
+        is taken back first, even when the address's mail budget leaves this one unmailed:
+        only the latest request is the account's wish. Nothing here looks at whether
+        ``email`` has an account: the answer and the work are the same either way."""
+        revoke_links(session, user.id, purpose="change_email")
+        if email != user.email:
             self._mail.email_change(session, user, email)
 
     def change_email(
