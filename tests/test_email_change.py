@@ -17,8 +17,8 @@ import pytest
 
 from tests.conftest import ConfiguredApi
 from tests.mailbox import Mailbox, link_token
-from tests.mails import text_of, wait_for_mail
-from tests.support import PASSWORD, Account, assert_error, log_in, unique_email
+from tests.mails import kind_of, text_of, wait_for_mail
+from tests.support import PASSWORD, Account, all_at_once, assert_error, log_in, unique_email
 
 INVALID_TOKEN = "Invalid, expired or already used token"
 NEEDS_PASSWORD = "This link moves an account to this address: give that account's password"
@@ -229,3 +229,16 @@ def test_a_newer_request_past_the_address_s_mail_budget_still_takes_back_the_old
     ((_, stale),) = links_to(inbox, second)
     assert_error(confirm(client, stale, PASSWORD), 400, INVALID_TOKEN)
     assert me(client, account)["email"] == account.email
+
+
+def test_a_change_link_followed_twice_at_once_moves_the_account_once(
+    client: httpx2.Client, user: Account, inbox: Mailbox
+) -> None:
+    new_email = unique_email("raced")
+    ask_to_move(client, user, new_email)
+    ((_, token),) = links_to(inbox, new_email)
+    statuses = all_at_once(4, lambda: confirm(client, token, PASSWORD))
+    assert statuses == [200, 400, 400, 400], statuses
+    assert me(client, user)["email"] == new_email
+    wait_for_mail(inbox, to=user.email, kind="email_changed")  # one notice to the old address
+    assert [kind_of(m) for m in inbox.wait_for(to=user.email, count=0)].count("email_changed") == 1
