@@ -382,11 +382,18 @@ CONCERNS: list[Concern] = [
             "order: dependencies, the token among them, are resolved before the body is "
             "validated, so an invalid body without a token is a 401 on both. No rate limit "
             "here: a wrong `current_password` counts towards the account lockout inside the "
-            "shared service."
+            "shared service. A new `email` changes nothing yet, and answers alike for a free "
+            "and a taken address: a link is mailed to it, and `POST /auth/verify` applies the "
+            "change only with the account's password (`EmailChanges.confirm`), so the owner "
+            "of that address cannot complete a stranger's change by following it."
         ),
         fastapi=[Ref("fastapi_app/routes/users.py", "update_me")],
         flask=[Ref("flask_app/routes/users.py", "update_me")],
-        shared=[Ref("shared/services/users.py", "UserService.update_me")],
+        shared=[
+            Ref("shared/services/users.py", "UserService.update_me"),
+            Ref("shared/services/users.py", "UserService.request_email_change"),
+            Ref("shared/services/email_changes.py", "EmailChanges.confirm"),
+        ],
     ),
     Concern(
         title="Validation errors",

@@ -36,6 +36,7 @@ from shared.services.account_events import AccountEvents
 from shared.services.account_mail import AccountMail
 from shared.services.admin import AdminService
 from shared.services.auth import AuthService
+from shared.services.email_changes import EmailChanges
 from shared.services.event_broker import EventBroker, make_event_broker
 from shared.services.event_streams import EventStreams, StreamLimits
 from shared.services.mail_delivery import MailDelivery
@@ -115,6 +116,7 @@ class Runtime:
             lifetimes={
                 "password_reset": timedelta(minutes=settings.password_reset_minutes),
                 "verify_email": timedelta(hours=settings.verify_email_hours),
+                "change_email": timedelta(hours=settings.verify_email_hours),
             }
         )
         mail = AccountMail(
@@ -174,6 +176,7 @@ class Runtime:
                 mail=mail,
                 users=users,
                 pending=pending,
+                changes=EmailChanges(passwords=passwords, throttle=throttle, users=users),
             ),
             mail_delivery=mail_delivery,
             mail_pool=MailPool(delivery=mail_delivery),

@@ -35,6 +35,7 @@ MAIL_LIMIT = int(os.environ.get("AUTHTWIN_MAIL_RATE_LIMIT", "5/hour").split("/")
 LINK_PAGES: dict[MailKind, str] = {
     "password_reset": "/reset-password",
     "verify_email": "/verify-email",
+    "confirm_email_change": "/verify-email",
 }
 
 
@@ -83,6 +84,20 @@ def text_of(message: EmailMessage) -> str:
     content = part.get_content()
     assert isinstance(content, str)
     return content
+
+
+def move_address(
+    client: httpx2.Client, inbox: Mailbox, *, headers: dict[str, str], password: str, email: str
+) -> httpx2.Response:
+    """Ask to move the account of ``headers`` to ``email``, then follow the link mailed there
+    with the account's ``password``: the link's answer (the account, moved, on success)."""
+    asked = client.patch(
+        "/users/me", json={"email": email, "current_password": password}, headers=headers
+    )
+    assert asked.status_code == 200, asked.text
+    # Mailed to the address as the service normalises it (tests/test_users_me.py sends upper case).
+    token = link_in(inbox, to=email.lower(), kind="confirm_email_change")
+    return client.post("/auth/verify", json={"token": token, "password": password})
 
 
 def request_reset(client: httpx2.Client, email: str) -> httpx2.Response:

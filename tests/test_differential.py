@@ -81,6 +81,7 @@ from tests.conftest import (
     migrated_sqlite,
 )
 from tests.mailbox import Mailbox, link_token
+from tests.mails import SUBJECTS
 from tests.support import forge
 
 EXAMPLES_VARIABLE = "AUTHTWIN_DIFF_EXAMPLES"
@@ -304,6 +305,11 @@ ODD_REQUESTS = (
 RESET_PAGE = "/reset-password"
 VERIFY_PAGE = "/verify-email"
 PAGES = (RESET_PAGE, VERIFY_PAGE)
+# Links that move an account to a new address open the verification page too; the model
+# keeps them apart, under the account that asked (not the address's owner, if any).
+CHANGE_LINKS = "<change of address>"
+CHANGE_SUBJECT = SUBJECTS["confirm_email_change"]
+CONFIRMING_PASSWORDS = ("right", "wrong", ABSENT)
 LINK_CHOICES = ("latest", "first", "the other kind's", "garbage", "empty")
 NEVER_MAILED = "never-mailed-token"  # a well-formed token no twin issued
 # Reset requests for addresses no one signs up with (EMAILS never holds them), and malformed.
@@ -598,6 +604,8 @@ class TwinMachine(RuleBasedStateMachine):
         self.mail_read = dict.fromkeys(TWINS, 0)
         self.links: dict[tuple[int, str], list[Link]] = {}
         self.new_links: list[tuple[int, str]] = []
+        # The change links the last request mailed: their address, and each twin's token.
+        self.new_changes: list[tuple[str, PerApp]] = []
         self.mail_counts: Counter[tuple[str, str]] = Counter()
 
     def teardown(self) -> None:
@@ -674,9 +682,13 @@ class TwinMachine(RuleBasedStateMachine):
         if any(shape != shapes[TWINS[0]] for shape in shapes.values()):
             report = "\n".join(f"  {name}: {shape}" for name, shape in shapes.items())
             raise AssertionError(f"the twins mailed differently after {request}:\n{report}")
-        self.new_links = []
+        self.new_links, self.new_changes = [], []
         for index, message in enumerate(first):
             if (page := mailed_link(message)) is None:
+                continue
+            if message["Subject"] == CHANGE_SUBJECT:
+                token = {name: link_token(mailed[name][index], page) for name in TWINS}
+                self.new_changes.append((recipient(message), token))
                 continue
             account = self.account_at(recipient(message))
             assert account is not None, f"a link mailed to {recipient(message)}, no one's address"
@@ -764,7 +776,7 @@ class TwinMachine(RuleBasedStateMachine):
     def kill_older_links(self, user_id: int) -> None:
         """An address changed: every link the account had stops working, but the one the
         change itself mailed."""
-        for page in PAGES:
+        for page in (*PAGES, CHANGE_LINKS):
             links = self.links.get((user_id, page), [])
             fresh = links[-1:] if (user_id, page) in self.new_links else []
             for link in links:
@@ -1030,15 +1042,93 @@ class TwinMachine(RuleBasedStateMachine):
             right = current_password == "right"
             body["current_password"] = user.password if right else "not the password"
         updated = self.send_json("PATCH", "/users/me", body, token=user.access)
-        moved = self.status(updated) == 200 and self.body(updated)["email"] != user.email
-        if moved:
-            user.is_verified = False  # the new address is unproved
+        assert self.new_links == [], "asking for a new address mails no verification link"
+        if self.status(updated) != 200:
+            assert self.new_changes == [], "a refused request mails no change link"
+            return
+        self.learn(updated)
+        assert self.body(updated)["email"] == user.email, "the address stays until confirmed"
+        if email == ABSENT:
+            assert self.new_changes == [], "a change of name mails nothing"
+            return
+        address = email.lower()
+        changes = self.links.setdefault((user_id, CHANGE_LINKS), [])
+        for link in changes:  # only the latest request is the account's wish
+            link.used = True
+        if address == user.email:  # asking for the address it has takes a change back
+            assert self.new_changes == [], "no link to the address the account has"
+            return
+        # Free or taken, the new address is mailed a link: within its verification budget.
+        mailed = self.verification_mailed(address)
+        assert [a for a, _ in self.new_changes] == ([address] if mailed else []), (
+            "a new address is mailed one change link, within its budget"
+        )
+        generation = self.stored_user(user_id).token_generation
+        for _, token in self.new_changes:
+            changes.append(Link(token, email=address, generation=generation))
+
+    @rule(
+        user_id=users,
+        which=st.sampled_from(LINK_CHOICES),
+        password=st.sampled_from(CONFIRMING_PASSWORDS),
+    )
+    def confirm_email_change(self, user_id: int, which: str, password: str) -> None:
+        """Follow a change link with the account's password, another, or none: only the
+        first moves the account, and only to an address still free."""
+        user = self.known[user_id]
+        changes = self.links.get((user_id, CHANGE_LINKS), [])
+        chosen = {
+            "latest": changes[-1:],
+            "first": changes[:1],
+            "the other kind's": self.links.get((user_id, RESET_PAGE), [])[-1:],
+        }.get(which, [])
+        link = chosen[0] if chosen else None
+        token = link.token if link else same_for_both("" if which == "empty" else NEVER_MAILED)
+        given = {"right": user.password, "wrong": user.password + "!", ABSENT: None}[password]
+        body = per_app(
+            lambda app: (
+                {"token": token[app]} if given is None else {"token": token[app], "password": given}
+            )
+        )
+        # Whether the address has an account before the link is followed (after, it may be
+        # this one's).
+        taken = link is not None and self.account_at(link.email) is not None
+        confirmed = self.send("POST", "/auth/verify", body=body, content_type=JSON)
+        works = link is not None and link in changes and self.change_works(user_id, link)
+        expected = (
+            422
+            if which == "empty" or (works and given is None)
+            else 200
+            if works and password == "right" and not taken
+            else 400
+        )
+        if self.status(confirmed) == 429 and works and given is not None:
+            return  # the account is locked: a link is no way around it, and nothing moved
+        if self.expect(confirmed, expected, f"a change through the {which} link") == 200:
+            assert link is not None
+            event("a change of address was confirmed")
+            link.used = True
+            user.is_verified = True
+            self.learn(confirmed)
+            assert user.email == link.email
             self.kill_older_links(user_id)
-        if self.status(updated) == 200:
-            self.learn(updated)
-        mailed = moved and self.verification_mailed(user.email)
-        assert self.new_links == ([(user_id, VERIFY_PAGE)] if mailed else []), (
-            "a new address, and only a new one, is mailed a verification link"
+
+    @rule(user_id=users, email=st.sampled_from((*NEW_EMAILS_OK, "dee@example.com")))
+    def move_address(self, user_id: int, email: str) -> None:
+        """What an account moving is asked to do: ask, then follow the latest link mailed for
+        it with its password."""
+        self.update_me(user_id, ABSENT, email, "right")
+        self.confirm_email_change(user_id, "latest", "right")
+
+    def change_works(self, user_id: int, link: Link) -> bool:
+        """A change link works while it is the account's latest, unused, and the account is
+        active with the password it had when it asked (the token generation)."""
+        changes = self.links.get((user_id, CHANGE_LINKS), [])
+        if link.used or link is not changes[-1]:
+            return False
+        stored = self.stored_user(user_id)
+        return bool(
+            stored is not None and stored.is_active and stored.token_generation == link.generation
         )
 
     @rule(

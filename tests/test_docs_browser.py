@@ -249,6 +249,20 @@ def test_the_mailed_links_verify_the_address_and_reset_the_password(
             assert access_token(api, email, PASSWORD) is None
             assert used_link_is_refused(page, reset_link)
 
+            # A move to another address: its link, with the account's password, applies it.
+            moved_to = unique_email("moved")
+            bearer = {"Authorization": f"Bearer {access_token(api, email, new_password)}"}
+            move = {"email": moved_to, "current_password": new_password}
+            asked = requests.patch(f"{api}/users/me", json=move, headers=bearer, timeout=30)
+            assert asked.json()["email"] == email, asked.text  # not until the link is followed
+            move_link = mailed_link(mailbox, moved_to, 1, VERIFY_PAGE, base_url)
+            page.goto("about:blank")
+            page.goto(move_link)
+            page.get_by_label("Password, if this link asks for one").fill(new_password)
+            page.get_by_role("button", name="Verify my address").click()
+            page.get_by_text(f"Your address {moved_to} is verified.").wait_for()
+            assert access_token(api, moved_to, new_password) is not None
+
             page.goto(f"{base_url}{RESET_PAGE}")  # no token: the link was cut short
             page.get_by_text("This page needs the link from your email").wait_for()
             assert page.get_by_role("button").is_disabled()

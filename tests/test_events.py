@@ -36,6 +36,8 @@ from tests.event_clients import (
     socket_rest,
     socket_url,
 )
+from tests.mailbox import Mailbox
+from tests.mails import move_address
 from tests.private_services import PrivateRedis
 from tests.support import (
     PASSWORD,
@@ -234,20 +236,18 @@ def test_deleting_the_account_ends_its_streams(served: ServedFactory) -> None:
     assert [(e.event, e.data) for e in events] == [("sessions.revoked", {"reason": "deleted"})]
 
 
-def test_an_email_change_is_user_updated_and_unverifies(served: ServedFactory) -> None:
+def test_a_confirmed_email_change_is_user_updated(served: ServedFactory, inbox: Mailbox) -> None:
     server = served()
     user = sign_up(server.api.client)
     with open_events(server.url, user.access_token) as stream:
         new_email = "moved-" + user.email
-        response = server.api.client.patch(
-            "/users/me",
-            json={"email": new_email, "current_password": PASSWORD},
-            headers=user.headers,
+        response = move_address(
+            server.api.client, inbox, headers=user.headers, password=PASSWORD, email=new_email
         )
         assert response.status_code == 200, response.text
         event = stream.next_event()
-    # A new account is unverified already: only the address changed.
-    assert (event.event, event.data) == ("user.updated", {"changed": ["email"]})
+    # Asking changed nothing; the link moved the account, and proved the new address.
+    assert (event.event, event.data) == ("user.updated", {"changed": ["email", "is_verified"]})
 
 
 def test_the_token_expiring_ends_the_stream(served: ServedFactory) -> None:
@@ -264,7 +264,9 @@ def test_the_token_expiring_ends_the_stream(served: ServedFactory) -> None:
 # --- resuming ---------------------------------------------------------------------------
 
 
-def test_last_event_id_resumes_with_the_events_missed(served: ServedFactory) -> None:
+def test_last_event_id_resumes_with_the_events_missed(
+    served: ServedFactory, inbox: Mailbox
+) -> None:
     server = served()
     user = sign_up(server.api.client)
     client = server.api.client
@@ -273,24 +275,28 @@ def test_last_event_id_resumes_with_the_events_missed(served: ServedFactory) -> 
         first = stream.next_event()
     # Missed while no stream was open:
     client.patch("/users/me", json={"full_name": "Two"}, headers=user.headers)
-    new_email = {"email": "two-" + user.email, "current_password": PASSWORD}
-    client.patch("/users/me", json=new_email, headers=user.headers)
+    moved = move_address(
+        client, inbox, headers=user.headers, password=PASSWORD, email="two-" + user.email
+    )
+    assert moved.status_code == 200, moved.text
     assert first.id is not None
     with open_events(server.url, user.access_token, last_event_id=first.id) as resumed:
         missed = [resumed.next_event(), resumed.next_event()]
-    assert [e.data["changed"] for e in missed] == [["full_name"], ["email"]]
+    assert [e.data["changed"] for e in missed] == [["full_name"], ["email", "is_verified"]]
     assert int(first.id) < int(missed[0].id or 0) < int(missed[1].id or 0)
 
 
 @pytest.mark.parametrize("last_event_id", ["", "not-an-id", "-1", "9" * 30, "1e3"])
 def test_a_last_event_id_not_of_ours_resumes_nothing(
-    served: ServedFactory, last_event_id: str
+    served: ServedFactory, inbox: Mailbox, last_event_id: str
 ) -> None:
     server = served()
     user = sign_up(server.api.client)
     client = server.api.client
-    new_email = {"email": "before-" + user.email, "current_password": PASSWORD}
-    client.patch("/users/me", json=new_email, headers=user.headers)
+    moved = move_address(
+        client, inbox, headers=user.headers, password=PASSWORD, email="before-" + user.email
+    )
+    assert moved.status_code == 200, moved.text
     with open_events(server.url, user.access_token, last_event_id=last_event_id) as stream:
         client.patch("/users/me", json={"full_name": "After"}, headers=user.headers)
         # The address change, made before, is not replayed: the first event is the name's.

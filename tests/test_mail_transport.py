@@ -349,6 +349,7 @@ CONTEXTS: dict[MailKind, dict[str, str | int]] = {
         "public_url": "https://auth.example.com",
     },
     "signup_attempt": {"public_url": "https://auth.example.com"},
+    "confirm_email_change": {"link": "https://auth.example.com/verify-email#token=c", "hours": 48},
 }
 
 

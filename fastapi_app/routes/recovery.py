@@ -77,11 +77,19 @@ def reset_password(
     responses=error_responses(400, *JSON_BODY_ERRORS, 429, 503),
 )
 def verify_email(
-    body: EmailVerification, session: SessionDep, ip: ClientIP, recovery: RecoveryServiceDep
+    body: EmailVerification,
+    session: SessionDep,
+    ip: ClientIP,
+    recovery: RecoveryServiceDep,
+    background: BackgroundTasks,
+    mail: MailDeliveryDep,
 ) -> object:
-    return recovery.verify_email(
+    # A change of address it completes writes the notice to the old address.
+    verified = recovery.verify_email(
         session=session, token=body.token, password=body.password, client_ip=ip
     )
+    send_mail_after_response(background, session, mail)
+    return verified
 
 
 @router.post(

@@ -40,7 +40,7 @@ async def read_me(user: CurrentUser) -> object:
     "/me",
     response_model=UserPublic,
     dependencies=[JSONContentType],
-    responses=error_responses(401, 409, *JSON_BODY_ERRORS, 429, 503),
+    responses=error_responses(401, *JSON_BODY_ERRORS, 429, 503),
 )
 def update_me(
     user: CurrentUser,

@@ -60,6 +60,8 @@ def verify_email() -> ResponseReturnValue:
     user = get_recovery_service().verify_email(
         session=get_session(), token=body.token, password=body.password, client_ip=get_client_ip()
     )
+    # A change of address it completes writes the notice to the old address.
+    send_mail_after_response()
     return serialize(UserPublic, user)
 
 

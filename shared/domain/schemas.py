@@ -107,7 +107,16 @@ class RefreshRequest(Input):
 
 class UserUpdateMe(Input):
     full_name: FullName | None = None
-    email: Email | None = None
+    email: Email | None = Field(
+        default=None,
+        description=(
+            "A new address for the account. Nothing changes yet: a link is mailed to it, "
+            "which moves the account there (verified) once followed with this account's "
+            "password (POST /auth/verify). The answer is the same whether the address is "
+            "free or taken, and shows the address the account still has. The account's own "
+            "address takes back a change still pending."
+        ),
+    )
     current_password: GivenPassword | None = None
 
     @model_validator(mode="after")
@@ -150,10 +159,20 @@ class PasswordResetConfirm(Input):
 
 class EmailVerification(Input):
     token: OneTimeTokenText
-    # Only for a link that finishes a signup (AUTHTWIN_REQUIRE_VERIFIED_LOGIN): the password
-    # chosen at signup, so a link from someone else's signup with this address, followed by
-    # the address's owner, cannot create an account with that someone's password.
-    password: GivenPassword | None = None
+    # For a link that finishes a signup (AUTHTWIN_REQUIRE_VERIFIED_LOGIN): the password chosen
+    # at signup, so a link from someone else's signup with this address, followed by the
+    # address's owner, cannot create an account with that someone's password. For a link
+    # that moves an account: that account's, so the address's owner cannot move a stranger's
+    # account to their own address by following it.
+    password: GivenPassword | None = Field(
+        default=None,
+        description=(
+            "For a link that finishes a signup: the password chosen at signup. For a link "
+            "that moves an account to a new address: that account's password. Without it "
+            "such a link answers 422; with another, 400, and the link keeps working. Other "
+            "links need none."
+        ),
+    )
 
 
 class SocketAuth(Input):

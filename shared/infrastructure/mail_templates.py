@@ -11,7 +11,12 @@ from typing import Literal
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 MailKind = Literal[
-    "verify_email", "password_reset", "password_changed", "email_changed", "signup_attempt"
+    "verify_email",
+    "password_reset",
+    "password_changed",
+    "email_changed",
+    "signup_attempt",
+    "confirm_email_change",
 ]
 
 # What each kind is given, and nothing else: a name left over from a caller's refactoring is
@@ -23,6 +28,8 @@ CONTEXT_KEYS: dict[MailKind, frozenset[str]] = {
     # Sent to the old address; the hint is masked by the caller ("j***@example.com").
     "email_changed": frozenset({"new_email_hint", "public_url"}),
     "signup_attempt": frozenset({"public_url"}),
+    # Sent to the address an account asked to move to: the link applies the change.
+    "confirm_email_change": frozenset({"link", "hours"}),
 }
 SERVICE_NAME = "authtwin"
 

@@ -72,6 +72,23 @@ class AccountMail:
         link = f"{self._public_url}{VERIFY_PAGE}#token={token}"
         self._add(session, "verify_email", email, {"link": link, "hours": hours})
 
+    def email_change(self, session: Session, user: User, email: str) -> None:
+        """A link to ``email`` that moves ``user``'s account there, once followed with the
+        account's password (``EmailChanges.confirm``); an earlier such link stops working.
+
+        Written alike whether ``email`` is free or taken: what the request does must not
+        tell which addresses have accounts. The owner of a taken address is told someone
+        asked, and the link fails if followed. Counted on the address's verification
+        budget, silently, like the signup's link: past it nothing is issued.
+        """
+        if self.may_send_verification(email):
+            token = self._tokens.issue(
+                session=session, user=user, purpose="change_email", email=email
+            )
+            hours = int(self._tokens.lifetime("change_email").total_seconds() // 3600)
+            link = f"{self._public_url}{VERIFY_PAGE}#token={token}"
+            self._add(session, "confirm_email_change", email, {"link": link, "hours": hours})
+
     def password_reset_requested(self, session: Session, email: str) -> None:
         """A reset request for an address, whoever owns it (if anyone): see ``prepare``."""
         self._add(session, "password_reset", email, None)

@@ -17,7 +17,8 @@ from shared.domain import errors
 from shared.domain.models import OneTimeToken, User
 from shared.infrastructure.db import utcnow
 
-Purpose = Literal["password_reset", "verify_email"]
+# ``change_email``: a change of address waiting for its link (services/email_changes.py).
+Purpose = Literal["password_reset", "verify_email", "change_email"]
 # 256 bits from the OS's CSPRNG (OWASP Forgot Password cheat sheet asks for at least 128).
 TOKEN_BYTES = 32
 
@@ -35,10 +36,13 @@ class OneTimeTokens:
     def lifetime(self, purpose: Purpose) -> timedelta:
         return self._lifetimes[purpose]
 
-    def issue(self, *, session: Session, user: User, purpose: Purpose) -> str:
+    def issue(
+        self, *, session: Session, user: User, purpose: Purpose, email: str | None = None
+    ) -> str:
         """A new token for ``user``, in the caller's transaction; every earlier one of the
         same purpose dies with it (a newer link supersedes the older), and its row goes: the
-        table keeps at most one row per account and purpose."""
+        table keeps at most one row per account and purpose. ``email`` is the address the
+        link is for, when it is not the account's (a change of address)."""
         session.execute(
             delete(OneTimeToken).where(
                 OneTimeToken.user_id == user.id, OneTimeToken.purpose == purpose
@@ -50,7 +54,7 @@ class OneTimeTokens:
                 token_hash=digest(token),
                 purpose=purpose,
                 user_id=user.id,
-                email=user.email,
+                email=email or user.email,
                 generation=user.token_generation,
                 expires_at=utcnow() + self._lifetimes[purpose],
             )
@@ -62,29 +66,44 @@ class OneTimeTokens:
         """The account ``token`` was issued for, marking it used; one error for every
         reason it is not valid (unknown, other purpose, expired, used, superseded, or the
         account moved on: another address, another password, deactivated)."""
-        row = session.scalar(select(OneTimeToken).where(OneTimeToken.token_hash == digest(token)))
-        if row is None or row.purpose != purpose or row.used_at is not None:
+        row = find(session, token, purpose)
+        if row is None or row.used_at is not None:
             raise errors.InvalidOneTimeToken
         user = session.get(User, row.user_id)
         if row.expires_at <= utcnow() or user is None or not _still_applies(row, user):
             raise errors.InvalidOneTimeToken
-        # Compare-and-set, not the read above: of two requests presenting the token at
-        # once, the database lets exactly one mark it (the other's UPDATE then finds it used).
-        used = session.execute(
-            update(OneTimeToken)
-            .where(OneTimeToken.id == row.id, OneTimeToken.used_at.is_(None))
-            .values(used_at=utcnow())
-            .execution_options(synchronize_session=False)
-        )
-        if used.rowcount != 1:  # type: ignore[attr-defined]
-            raise errors.InvalidOneTimeToken
+        mark_used(session, row)
         return user
 
 
-def revoke_links(session: Session, user_id: int) -> None:
-    """Every link of the user stops working: their password or address changed (a link
-    must not come back to life if the address changes back), or every session was ended."""
-    session.execute(delete(OneTimeToken).where(OneTimeToken.user_id == user_id))
+def find(session: Session, token: str, purpose: Purpose) -> OneTimeToken | None:
+    """The row of ``token`` if it was issued for ``purpose``, used or not."""
+    row = session.scalar(select(OneTimeToken).where(OneTimeToken.token_hash == digest(token)))
+    return row if row is not None and row.purpose == purpose else None
+
+
+def mark_used(session: Session, row: OneTimeToken) -> None:
+    """``InvalidOneTimeToken`` unless this request is the one that uses ``row``."""
+    # Compare-and-set, not a read: of two requests presenting the token at once, the
+    # database lets exactly one mark it (the other's UPDATE then finds it used).
+    used = session.execute(
+        update(OneTimeToken)
+        .where(OneTimeToken.id == row.id, OneTimeToken.used_at.is_(None))
+        .values(used_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if used.rowcount != 1:  # type: ignore[attr-defined]
+        raise errors.InvalidOneTimeToken
+
+
+def revoke_links(session: Session, user_id: int, *, purpose: Purpose | None = None) -> None:
+    """Every link of the user stops working (of one ``purpose``, if given): their password
+    or address changed (a link must not come back to life if the address changes back), or
+    every session was ended."""
+    links = delete(OneTimeToken).where(OneTimeToken.user_id == user_id)
+    if purpose is not None:
+        links = links.where(OneTimeToken.purpose == purpose)
+    session.execute(links)
 
 
 def _still_applies(row: OneTimeToken, user: User) -> bool:

@@ -11,6 +11,7 @@ from shared.infrastructure.audit import auth_event
 from shared.security.passwords import PasswordHasher
 from shared.security.throttle import Throttle
 from shared.services.account_mail import AccountMail
+from shared.services.email_changes import EmailChanges
 from shared.services.one_time_tokens import OneTimeTokens
 from shared.services.pending_signups import PendingSignups
 from shared.services.users import UserService, load_user
@@ -32,6 +33,7 @@ class RecoveryService:
         mail: AccountMail,
         users: UserService,
         pending: PendingSignups,
+        changes: EmailChanges,
     ) -> None:
         self._passwords = passwords
         self._throttle = throttle
@@ -39,6 +41,7 @@ class RecoveryService:
         self._mail = mail
         self._users = users
         self._pending = pending
+        self._changes = changes
 
     def request_password_reset(self, *, session: Session, email: str, client_ip: str) -> Accepted:
         """The same work and answer for every address: counted, one row written, committed.
@@ -84,24 +87,34 @@ class RecoveryService:
     def verify_email(
         self, *, session: Session, token: str, password: str | None = None, client_ip: str
     ) -> User:
-        """Prove an account's address; or, for a signup that waited for it, create the
-        account (``PendingSignups``, which wants the signup's ``password``): either way the
-        answer is the verified User."""
+        """Prove an account's address; for a change of address, move the account to it
+        (``EmailChanges``); for a signup that waited for it, create the account
+        (``PendingSignups``). The last two want a ``password``: the account's, the signup's.
+        Whichever, the answer is the verified User."""
         try:
-            user = self._redeem_either(session, token, password)
+            user, moved = self._redeem_either(session, token, password)
         except errors.InvalidOneTimeToken:
             auth_event("verify_email", "failure", client_ip=client_ip, reason="token")
             raise
         user.is_verified = True
         session.commit()
         auth_event("verify_email", "success", client_ip=client_ip, user_id=user.id)
+        if moved:
+            auth_event("email_change", "success", client_ip=client_ip, user_id=user.id)
         return user
 
-    def _redeem_either(self, session: Session, token: str, password: str | None) -> User:
+    def _redeem_either(
+        self, session: Session, token: str, password: str | None
+    ) -> tuple[User, bool]:
+        """The link's account, and whether it moved to a new address."""
         try:
-            return self._tokens.redeem(session=session, token=token, purpose="verify_email")
+            return self._tokens.redeem(session=session, token=token, purpose="verify_email"), False
         except errors.InvalidOneTimeToken:
-            return self._pending.complete(session=session, token=token, password=password)
+            pass
+        moved = self._changes.confirm(session=session, token=token, password=password)
+        if moved is not None:
+            return moved, True
+        return self._pending.complete(session=session, token=token, password=password), False
 
     def request_verification(self, *, session: Session, user_id: int, client_ip: str) -> Accepted:
         """A new link to the account's current address; the previous link stops working."""

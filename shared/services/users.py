@@ -96,6 +96,8 @@ class UserService:
     def update_me(
         self, *, session: Session, user_id: int, data: UserUpdateMe, client_ip: str
     ) -> User:
+        """Change the name now; a new address only once its link is followed
+        (``EmailChanges``): the answer shows the account as it is, the address unchanged."""
         user = load_user(session, user_id)
         if data.current_password is not None:
             self._check_current_password(
@@ -103,19 +105,29 @@ class UserService:
             )
         if "full_name" in data.model_fields_set:
             user.full_name = data.full_name
-        changing_email = data.email is not None and data.email != user.email
-        if data.email is not None and changing_email:
-            self.change_email(session, user, data.email)
-        commit_or_email_taken(session)
-        if changing_email:
-            auth_event("email_change", "success", client_ip=client_ip, user_id=user_id)
+        if data.email is not None:
+            self.request_email_change(session, user, data.email)
+        session.commit()
+        if data.email is not None:
+            auth_event("email_change_request", "success", client_ip=client_ip, user_id=user_id)
         return user
+
+    def request_email_change(self, session: Session, user: User, email: str) -> None:
+        """Mail a link to ``email`` that moves the account there. Any change asked for before
+        is taken back first, even when the address's mail budget leaves this one unmailed:
+        only the latest request is the account's wish. Nothing here looks at whether
+        ``email`` has an account: the answer and the work are the same either way."""
+        revoke_links(session, user.id, purpose="change_email")
+        if email != user.email:
+            self._mail.email_change(session, user, email)
 
     def change_email(
         self, session: Session, user: User, email: str, *, verified: bool = False
     ) -> None:
-        """The new address is unproved until its owner follows the link mailed to it; the
-        old one is told, in case the change was not its owner's doing."""
+        """Move the account to ``email`` now: an administrator's change, or a change whose
+        link was followed. Unless ``verified``, the new address is unproved until its owner
+        follows the link mailed to it; the old one is told, in case the change was not its
+        owner's doing."""
         old_email, user.email, user.is_verified = user.email, email, verified
         flush_or_email_taken(session)  # a taken address fails here, before any mail is written
         revoke_links(session, user.id)

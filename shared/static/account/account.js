@@ -121,7 +121,8 @@ function startVerify(form, token) {
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     // A link that finishes a signup (AUTHTWIN_REQUIRE_VERIFIED_LOGIN) wants the password
-    // chosen at signup, so that only whoever signed up can finish it; other links need none.
+    // chosen at signup, and one that moves an account to this address wants that account's:
+    // only whoever asked can finish either. Other links need none.
     const payload = password.value ? { token, password: password.value } : { token };
     const verified = (user) => {
       password.value = "";
