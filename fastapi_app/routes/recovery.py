@@ -82,7 +82,7 @@ def verify_email(
     ip: ClientIP,
     recovery: RecoveryServiceDep,
     background: BackgroundTasks,
-    mail: MailDeliveryDep,
+    mail: MailPoolDep,
 ) -> object:
     # A change of address it completes writes the notice to the old address.
     verified = recovery.verify_email(

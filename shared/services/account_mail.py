@@ -72,16 +72,17 @@ class AccountMail:
         link = f"{self._public_url}{VERIFY_PAGE}#token={token}"
         self._add(session, "verify_email", email, {"link": link, "hours": hours})
 
-    def email_change(self, session: Session, user: User, email: str) -> None:
+    def email_change(self, session: Session, user: User, email: str, *, client_ip: str) -> None:
         """A link to ``email`` that moves ``user``'s account there, once followed with the
         account's password (``EmailChanges.confirm``); an earlier such link stops working.
 
         Written alike whether ``email`` is free or taken: what the request does must not
         tell which addresses have accounts. The owner of a taken address is told someone
-        asked, and the link fails if followed. Counted on the address's verification
-        budget, silently, like the signup's link: past it nothing is issued.
+        asked, and the link fails if followed. Counted on the asking client's verification
+        budget for the address, under the address's ceiling, silently, like the signup's
+        link: past it nothing is issued.
         """
-        if self.may_send_verification(email):
+        if self.may_send_verification(email, client_ip=client_ip):
             token = self._tokens.issue(
                 session=session, user=user, purpose="change_email", email=email
             )

@@ -106,20 +106,22 @@ class UserService:
         if "full_name" in data.model_fields_set:
             user.full_name = data.full_name
         if data.email is not None:
-            self.request_email_change(session, user, data.email)
+            self.request_email_change(session, user, data.email, client_ip=client_ip)
         session.commit()
         if data.email is not None:
             auth_event("email_change_request", "success", client_ip=client_ip, user_id=user_id)
         return user
 
-    def request_email_change(self, session: Session, user: User, email: str) -> None:
+    def request_email_change(
+        self, session: Session, user: User, email: str, *, client_ip: str
+    ) -> None:
         """Mail a link to ``email`` that moves the account there. Any change asked for before
         is taken back first, even when the address's mail budget leaves this one unmailed:
         only the latest request is the account's wish. Nothing here looks at whether
         ``email`` has an account: the answer and the work are the same either way."""
         revoke_links(session, user.id, purpose="change_email")
         if email != user.email:
-            self._mail.email_change(session, user, email)
+            self._mail.email_change(session, user, email, client_ip=client_ip)
 
     def change_email(
         self, session: Session, user: User, email: str, *, verified: bool = False
