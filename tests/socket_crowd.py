@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 import httpx2
 
-REFUSED_PAUSE = 0.5
+REFUSED_PAUSE = 0.5  # seconds; ``--refused-pause``
 HANDSHAKE_SECONDS = 10
 
 
@@ -49,7 +49,9 @@ def handshake(host: str, port: int) -> bytes:
     ).encode()
 
 
-async def silent_socket(host: str, port: int, until: float, report: CrowdReport) -> None:
+async def silent_socket(
+    host: str, port: int, until: float, report: CrowdReport, refused_pause: float = REFUSED_PAUSE
+) -> None:
     """One socket of the crowd, opened again each time it closes, until ``until``."""
     while time.monotonic() < until:
         pause = 0.0
@@ -66,7 +68,7 @@ async def silent_socket(host: str, port: int, until: float, report: CrowdReport)
             status = int(head.split()[1]) if len(head.split()) > 1 else 0
             report.answers[status] += 1
             if status != 101:
-                pause = REFUSED_PAUSE
+                pause = refused_pause
             else:
                 # Silent until the server closes it or the crowd disperses.
                 left = until - time.monotonic()
@@ -92,7 +94,13 @@ async def probe_health(base_url: str, until: float, report: CrowdReport) -> None
             await asyncio.sleep(max(0.0, 0.1 - (time.monotonic() - started)))
 
 
-async def crowd(base_url: str, sockets: int, seconds: float, ramp: float = 2.0) -> CrowdReport:
+async def crowd(
+    base_url: str,
+    sockets: int,
+    seconds: float,
+    ramp: float = 2.0,
+    refused_pause: float = REFUSED_PAUSE,
+) -> CrowdReport:
     """``sockets`` silent sockets for ``seconds`` (after ``ramp`` seconds of opening them),
     with ``/health/live`` timed only once they are all there."""
     parts = urlsplit(base_url)
@@ -100,7 +108,8 @@ async def crowd(base_url: str, sockets: int, seconds: float, ramp: float = 2.0) 
     report = CrowdReport()
     until = time.monotonic() + ramp + seconds
     crowd_tasks = [
-        asyncio.create_task(silent_socket(host, port, until, report)) for _ in range(sockets)
+        asyncio.create_task(silent_socket(host, port, until, report, refused_pause))
+        for _ in range(sockets)
     ]
     await asyncio.sleep(ramp)
     await probe_health(base_url, until, report)
@@ -113,8 +122,11 @@ def main() -> None:
     parser.add_argument("base_url")
     parser.add_argument("--sockets", type=int, default=300)
     parser.add_argument("--seconds", type=float, default=8)
+    parser.add_argument("--refused-pause", type=float, default=REFUSED_PAUSE)
     args = parser.parse_args()
-    report = asyncio.run(crowd(args.base_url, args.sockets, args.seconds))
+    report = asyncio.run(
+        crowd(args.base_url, args.sockets, args.seconds, refused_pause=args.refused_pause)
+    )
     print(
         f"health/live over {len(report.latencies)} probes: median {report.median * 1000:.1f} ms, "
         f"p99 {report.p99 * 1000:.1f} ms; handshakes answered {dict(report.answers)}"

@@ -29,7 +29,15 @@ from shared.services.event_streams import (
 
 pytestmark = pytest.mark.in_process
 LIMITS = StreamLimits(
-    heartbeat=60, idle=600, lifetime=3600, buffer=2, per_user=2, per_process=10, write=10
+    heartbeat=60,
+    idle=600,
+    lifetime=3600,
+    buffer=2,
+    per_user=2,
+    per_process=10,
+    write=10,
+    per_client=10,
+    auth=5,
 )
 
 
@@ -108,7 +116,7 @@ def test_an_event_both_replayed_and_delivered_is_sent_once() -> None:
 
 
 def heartbeat_due() -> Conversation:
-    subject = stream(StreamLimits(0.01, 600, 3600, 2, 2, 10, 10))
+    subject = stream(StreamLimits(0.01, 600, 3600, 2, 2, 10, 10, 10, 5))
     steps = subject.conversation()
     time.sleep(0.02)  # the heartbeat is due by the first step
     assert next(steps) == Check()
@@ -153,7 +161,9 @@ def test_a_credential_ended_between_its_check_and_the_subscription_ends_the_stre
 
     monkeypatch.setattr(event_streams, "find_principal", session_ended)
     try:
-        subject = streams.open(claims(), last_event_id=None, wake=lambda: None)
+        subject = streams.open(
+            claims(), place=streams.take_place("192.0.2.1"), last_event_id=None, wake=lambda: None
+        )
     except errors.InvalidToken:
         return  # refused at the opening: as good
     steps = subject.conversation()
