@@ -50,14 +50,20 @@ def handshake(host: str, port: int) -> bytes:
 
 
 async def silent_socket(
-    host: str, port: int, until: float, report: CrowdReport, refused_pause: float = REFUSED_PAUSE
+    host: str,
+    port: int,
+    until: float,
+    report: CrowdReport,
+    refused_pause: float = REFUSED_PAUSE,
+    source: str | None = None,
 ) -> None:
     """One socket of the crowd, opened again each time it closes, until ``until``."""
     while time.monotonic() < until:
         pause = 0.0
         try:
             reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(host, port), HANDSHAKE_SECONDS
+                asyncio.open_connection(host, port, local_addr=(source, 0) if source else None),
+                HANDSHAKE_SECONDS,
             )
         except (OSError, TimeoutError):
             await asyncio.sleep(REFUSED_PAUSE)
@@ -100,15 +106,17 @@ async def crowd(
     seconds: float,
     ramp: float = 2.0,
     refused_pause: float = REFUSED_PAUSE,
+    source: str | None = None,
 ) -> CrowdReport:
-    """``sockets`` silent sockets for ``seconds`` (after ``ramp`` seconds of opening them),
-    with ``/health/live`` timed only once they are all there."""
+    """``sockets`` silent sockets from ``source`` (an address of this machine) for
+    ``seconds`` (after ``ramp`` seconds of opening them), with ``/health/live`` timed only
+    once they are all there."""
     parts = urlsplit(base_url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     report = CrowdReport()
     until = time.monotonic() + ramp + seconds
     crowd_tasks = [
-        asyncio.create_task(silent_socket(host, port, until, report, refused_pause))
+        asyncio.create_task(silent_socket(host, port, until, report, refused_pause, source))
         for _ in range(sockets)
     ]
     await asyncio.sleep(ramp)

@@ -318,8 +318,6 @@ def test_a_closed_stream_frees_its_place(served: ServedFactory) -> None:
     user = sign_up(server.api.client)
     with open_events(server.url, user.access_token):
         pass
-    # The server sees the client gone at once (FastAPI) or at its next write, a heartbeat
-    # (Flask, which learns of a closed connection only by writing to it): a second here.
     deadline = time.monotonic() + 3
     while (status := opening_status(server.url, user.access_token)) == 429:
         assert time.monotonic() < deadline, "the closed stream still holds its place"

@@ -75,7 +75,8 @@ async def account_socket_without_upgrade() -> None:
     ``{"type": "event", "id", "event", "data"}``, and ``{"type": "heartbeat"}``; it closes
     with 1008 when the credential ends, 1001 at the stream's idle or lifetime limit, and
     1013 when it cannot check the credential. A browser's Origin must be this service's or
-    one CORS allows."""
+    one CORS allows. A socket counts as a stream from its handshake on: past this process's
+    streams the handshake gets 503, past the client address's share 429."""
     raise errors.UpgradeRequired
 
 
