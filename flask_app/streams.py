@@ -111,7 +111,8 @@ def client_left(connection: socket.socket) -> bool:
         return True
     try:
         return connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
-    except BlockingIOError:
+    # ValueError: a TLS socket cannot peek; its next write finds the client gone instead.
+    except (BlockingIOError, ValueError):
         return False
     except OSError:
         return True

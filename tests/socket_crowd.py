@@ -131,9 +131,16 @@ def main() -> None:
     parser.add_argument("--sockets", type=int, default=300)
     parser.add_argument("--seconds", type=float, default=8)
     parser.add_argument("--refused-pause", type=float, default=REFUSED_PAUSE)
+    parser.add_argument("--source", help="the address the sockets come from (127.0.1.2, say)")
     args = parser.parse_args()
     report = asyncio.run(
-        crowd(args.base_url, args.sockets, args.seconds, refused_pause=args.refused_pause)
+        crowd(
+            args.base_url,
+            args.sockets,
+            args.seconds,
+            refused_pause=args.refused_pause,
+            source=args.source,
+        )
     )
     print(
         f"health/live over {len(report.latencies)} probes: median {report.median * 1000:.1f} ms, "
