@@ -2,6 +2,7 @@
 (services/event_streams.py) step by step, and the brokers (services/event_broker.py),
 in one process and through a real Redis, where several processes meet."""
 
+import dataclasses
 import time
 import uuid
 from collections.abc import Iterator
@@ -255,3 +256,24 @@ def test_a_dead_processs_streams_free_their_places_when_their_lease_ends(
         assert broker.claim_stream(1, "b", limit=1, lease=0.2)
     finally:
         broker.close()
+
+
+def test_places_are_capped_per_process_and_per_client_and_freed_once() -> None:
+    limits = dataclasses.replace(LIMITS, per_process=3, per_client=2)
+    broker = LocalBroker(replay_count=10, replay_seconds=60)
+    streams = EventStreams(broker=broker, read_engine=None, limits=limits)  # type: ignore[arg-type]
+    first, second = streams.take_place("192.0.2.1"), streams.take_place("192.0.2.1")
+    with pytest.raises(errors.TooManyClientStreams):
+        streams.take_place("192.0.2.1")
+    third = streams.take_place("192.0.2.2")
+    with pytest.raises(errors.StreamCapacityReached):
+        streams.take_place("192.0.2.3")
+    streams.release(first)
+    streams.release(first)  # a second release frees nothing more
+    streams.take_place("192.0.2.3")
+    with pytest.raises(errors.StreamCapacityReached):
+        streams.take_place("192.0.2.4")
+    for place in (second, third):
+        streams.release(place)
+    streams.take_place("192.0.2.1")  # the client's two places are its own again
+    streams.take_place("192.0.2.1")
