@@ -64,9 +64,10 @@ def get_session(runtime: RuntimeDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-async def get_client_ip(request: Request, settings: SettingsDep) -> str:
-    peer = request.client.host if request.client else None
-    forwarded = request.headers.getlist("x-forwarded-for")
+async def get_client_ip(connection: HTTPConnection, settings: SettingsDep) -> str:
+    # HTTPConnection: a request's or a WebSocket's (routes/events.py).
+    peer = connection.client.host if connection.client else None
+    forwarded = connection.headers.getlist("x-forwarded-for")
     return client_ip(peer, forwarded, settings.trusted_proxies)
 
 

@@ -28,6 +28,7 @@ from shared.services.event_streams import (
     CloseReason,
     EventStream,
     EventStreams,
+    Place,
     Wait,
     socket_auth,
     socket_refusal,
@@ -66,10 +67,12 @@ class Waker:
 
 
 async def open_stream(
-    streams: EventStreams, claims: TokenClaims, last_event_id: str | None
+    streams: EventStreams, claims: TokenClaims, last_event_id: str | None, place: Place
 ) -> tuple[EventStream, Waker]:
     waker = Waker()
-    stream = await run_in_threadpool(streams.open, claims, last_event_id=last_event_id, wake=waker)
+    stream = await run_in_threadpool(
+        streams.open, claims, place=place, last_event_id=last_event_id, wake=waker
+    )
     return stream, waker
 
 
@@ -198,6 +201,20 @@ async def serve_socket(
             group.cancel_scope.cancel()
     finally:
         await run_in_threadpool(streams.close, stream)
+
+
+async def take_socket_place(
+    websocket: WebSocket, streams: EventStreams, client: str
+) -> Place | None:
+    """A place for the socket (``EventStreams.take_place``), held before it authenticates;
+    if none, the handshake is refused with the contract's JSON 429 or 503, as the Flask twin
+    refuses it, before any socket exists."""
+    try:
+        return streams.take_place(client)
+    except errors.DomainError as refused:
+        answer = JSONResponse(refused.body(), refused.status_code, refused.response_headers())
+        await websocket.send_denial_response(answer)
+        return None
 
 
 async def check_socket_origin(websocket: WebSocket, runtime: Runtime) -> bool:

@@ -14,16 +14,17 @@ import contextlib
 import select
 import socket
 import threading
+import time
 from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
-from flask import Response, request
+from flask import Response, g, request
 from flask.typing import ResponseReturnValue
 from simple_websocket import ConnectionClosed, Server
 from sqlalchemy import Engine
 from wsproto.utilities import RemoteProtocolError
 
-from flask_app.deps import get_runtime
+from flask_app.deps import get_client_ip, get_event_streams, get_runtime
 from flask_app.errors import domain_error
 from shared.domain import errors
 from shared.domain.events import AccountEvent
@@ -91,29 +92,66 @@ def writable_within(connection: socket.socket, seconds: float) -> bool:
     return bool(poller.poll(seconds * 1000))
 
 
+class ClientLeft(Exception):
+    """The client of an event stream closed its connection."""
+
+
+# How soon a stream's thread sees its client gone while it waits (FastAPI's sees it at once:
+# uvicorn tells it). Each look is one poll of the connection: cheap beside a heartbeat.
+LEAVING_SEEN_SECONDS = 0.25
+
+
+def client_left(connection: socket.socket) -> bool:
+    """Whether the client closed its end: the connection reads as ended (or failed). Bytes
+    the client sent are left where they are, for the server; the stream goes on."""
+    poller = select.poll()
+    poller.register(connection, select.POLLIN)
+    ready = poller.poll(0)
+    if not ready:
+        return False
+    if ready[0][1] & (select.POLLHUP | select.POLLERR | select.POLLNVAL):
+        return True
+    try:
+        return connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    # ValueError: a TLS socket cannot peek; its next write finds the client gone instead.
+    except (BlockingIOError, ValueError):
+        return False
+    except OSError:
+        return True
+
+
 def event_source_response(
     stream: EventStream, streams: EventStreams, woken: threading.Event, environ: dict[str, Any]
 ) -> Response:
     """``text/event-stream`` for as long as the conversation goes on, or the client stays
-    (its leaving is seen at the next write that fails: at the latest, a heartbeat)."""
+    (its leaving is seen while the stream waits, or at the next write that fails)."""
+
+    connection = environ.get("gunicorn.socket") or environ.get("werkzeug.socket")
 
     def wait(seconds: float) -> None:
-        woken.wait(seconds)
+        # In slices, looking at the connection between them: a client gone frees its place
+        # (and this thread) at once, not at the next write, up to a heartbeat away.
+        until = time.monotonic() + seconds
+        while not woken.wait(max(0.0, min(LEAVING_SEEN_SECONDS, until - time.monotonic()))):
+            if connection is not None and client_left(connection):
+                raise ClientLeft
+            if time.monotonic() >= until:
+                break
         woken.clear()
 
     def frames() -> Iterator[bytes]:
-        connection = environ.get("gunicorn.socket") or environ.get("werkzeug.socket")
         with_write_deadline(connection, streams.limits.write)
         yield STREAM_PREAMBLE
-        messages = converse(stream, streams, wait)
-        while True:
-            try:
-                message = next(messages)
-            except StopIteration as finished:
-                if finished.value is CloseReason.SERVER_STOPPING:
-                    yield SERVER_STOPPING_FRAME
-                return
-            yield sse_frame(message)
+        with contextlib.suppress(ClientLeft):
+            messages = converse(stream, streams, wait)
+            while True:
+                try:
+                    message = next(messages)
+                except StopIteration as finished:
+                    if finished.value is CloseReason.SERVER_STOPPING:
+                        yield SERVER_STOPPING_FRAME
+                    return
+                yield sse_frame(message)
 
     response = Response(frames(), headers=EVENT_STREAM_HEADERS)
     unsubscribe = ended_with_server(stream, environ)
@@ -187,6 +225,23 @@ def check_socket_origin() -> None:
     origin = request.headers.get("Origin")
     if not socket_origin_allowed(origin, runtime.cors, runtime.settings.public_url):
         raise errors.OriginNotAllowed
+
+
+def take_socket_place() -> None:
+    """A 429 or 503 for a handshake when its client or this process holds all the stream
+    places it may (``EventStreams.take_place``): the socket holds its place, and a thread,
+    from here, before it authenticates. A ``before_request`` hook of routes/events.py,
+    after the other checks; ``release_socket_place`` frees it."""
+    if request.endpoint != "api.events.account_socket":
+        return
+    g.socket_place = get_event_streams().take_place(get_client_ip())
+
+
+def release_socket_place(_error: BaseException | None) -> None:
+    """Free the socket's place once its request is over, however it ended (a teardown hook
+    of routes/events.py; freed already if its stream opened and closed)."""
+    if (place := g.pop("socket_place", None)) is not None:
+        get_event_streams().release(place)
 
 
 def authenticate_socket(

@@ -87,14 +87,22 @@ def events_url(url: str) -> str:
     return f"{url}/api/v1/users/me/events"
 
 
+def http_client(source: str | None = None) -> httpx2.Client:
+    """A client whose connections come from ``source`` (a loopback address: all of 127/8 is)."""
+    transport = httpx2.HTTPTransport(local_address=source) if source else None
+    return httpx2.Client(timeout=READ_SECONDS, transport=transport)
+
+
 @contextmanager
-def open_events(url: str, token: str, *, last_event_id: str | None = None) -> Iterator[EventReader]:
+def open_events(
+    url: str, token: str, *, last_event_id: str | None = None, source: str | None = None
+) -> Iterator[EventReader]:
     """An open stream (its 200 and headers read: the server has subscribed it)."""
     headers = bearer(token)
     if last_event_id is not None:
         headers["Last-Event-ID"] = last_event_id
     with (
-        httpx2.Client(timeout=READ_SECONDS) as client,
+        http_client(source) as client,
         client.stream("GET", events_url(url), headers=headers) as response,
     ):
         assert response.status_code == 200, response.read()
@@ -102,10 +110,10 @@ def open_events(url: str, token: str, *, last_event_id: str | None = None) -> It
         yield EventReader(response)
 
 
-def opening_status(url: str, token: str) -> int:
+def opening_status(url: str, token: str, *, source: str | None = None) -> int:
     """The status a stream opens with; the stream, if any, is closed at once."""
     with (
-        httpx2.Client(timeout=READ_SECONDS) as client,
+        http_client(source) as client,
         client.stream("GET", events_url(url), headers=bearer(token)) as response,
     ):
         return response.status_code
@@ -117,12 +125,16 @@ def socket_url(url: str) -> str:
 
 @contextmanager
 def open_socket(
-    url: str, *, origin: str | None = None, path: str = "/api/v1/ws"
+    url: str, *, origin: str | None = None, path: str = "/api/v1/ws", source: str | None = None
 ) -> Iterator[ClientConnection]:
     headers = {"Origin": origin} if origin else None
     address = url.replace("http://", "ws://", 1) + path
     with connect(
-        address, additional_headers=headers, open_timeout=READ_SECONDS, close_timeout=1
+        address,
+        additional_headers=headers,
+        open_timeout=READ_SECONDS,
+        close_timeout=1,
+        source_address=(source, 0) if source else None,
     ) as ws:
         yield ws
 

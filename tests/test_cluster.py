@@ -12,6 +12,7 @@ per-address counters never leak between tests, and so the replicas' view of the 
 address through nginx can be checked against the address the test really used.
 """
 
+import asyncio
 import itertools
 import json
 import os
@@ -31,6 +32,7 @@ import psycopg
 import pytest
 from psycopg import sql
 from sqlalchemy import make_url
+from websockets.exceptions import InvalidStatus
 
 from deploy import nginx
 from deploy.cluster import Cluster, Process
@@ -40,7 +42,9 @@ from shared.web.headers import RESPONSE_HEADERS
 from tests.conftest import IN_CI
 from tests.event_clients import authenticate, open_events, open_socket, socket_rest
 from tests.live import free_port, production_env
+from tests.socket_crowd import crowd
 from tests.support import PASSWORD, assert_error, assert_unauthorized, sign_up
+from tests.test_stream_crowds import HEALTH_P99_SECONDS
 
 # redis_url (conftest) skips without a reachable Redis, and fails instead under CI=true.
 # xdist_group: under `pytest -n 2 --dist loadgroup` (make test) one worker runs this whole
@@ -267,6 +271,7 @@ def test_a_replica_killed_mid_load_loses_no_acknowledged_signup(
 # the worker's threads, which blocks reading it with no timeout.
 EVENT_STREAMS = 4  # per replica: more than the streams test below holds at once
 SLOW_CLIENTS = {"headers": 16, "body": 14}  # over the 12 threads of a Flask replica
+CROWD_SOCKETS = 300  # sockets that never authenticate, from one address
 PROBE_SECONDS = 1.5
 
 
@@ -634,3 +639,26 @@ def test_streams_pass_through_nginx_and_end_with_a_logout_on_either_replica(
             assert ws.close_code == 1008
     assert stream.ended_at is not None
     assert stream.ended_at - logged_out < 1.0
+
+
+def test_sockets_that_never_authenticate_leave_the_api_answering_through_nginx(
+    cluster: Cluster, app_name: str
+) -> None:
+    """Each replica counts the sockets nginx hands it by the client's own address: past the
+    replica's places the handshake is refused, and the API's threads stay free."""
+    front = cluster.urls[app_name]
+    address = client_address()
+    report = asyncio.run(crowd(front, CROWD_SOCKETS, seconds=6, source=address))
+    assert report.answers[101] > 0, report.answers
+    assert report.p99 < HEALTH_P99_SECONDS, (report.p99, report.answers)
+    assert set(report.answers) <= {101, 429, 503}, report.answers
+    # Their places are free again once the crowd has gone, for the tests that follow.
+    deadline = time.monotonic() + 10
+    for replica in cluster.replicas[app_name]:
+        while True:
+            try:
+                with open_socket(replica.url, source=address):
+                    break
+            except InvalidStatus:
+                assert time.monotonic() < deadline, "the crowd's places are still held"
+                time.sleep(0.1)

@@ -2,6 +2,7 @@
 (services/event_streams.py) step by step, and the brokers (services/event_broker.py),
 in one process and through a real Redis, where several processes meet."""
 
+import dataclasses
 import time
 import uuid
 from collections.abc import Iterator
@@ -30,7 +31,15 @@ from shared.web.server_stop import ServerStop
 
 pytestmark = pytest.mark.in_process
 LIMITS = StreamLimits(
-    heartbeat=60, idle=600, lifetime=3600, buffer=2, per_user=2, per_process=10, write=10
+    heartbeat=60,
+    idle=600,
+    lifetime=3600,
+    buffer=2,
+    per_user=2,
+    per_process=10,
+    write=10,
+    per_client=10,
+    auth=5,
 )
 
 
@@ -132,7 +141,7 @@ def test_an_event_both_replayed_and_delivered_is_sent_once() -> None:
 
 
 def heartbeat_due() -> Conversation:
-    subject = stream(StreamLimits(0.01, 600, 3600, 2, 2, 10, 10))
+    subject = stream(StreamLimits(0.01, 600, 3600, 2, 2, 10, 10, 10, 5))
     steps = subject.conversation()
     time.sleep(0.02)  # the heartbeat is due by the first step
     assert next(steps) == Check()
@@ -177,7 +186,9 @@ def test_a_credential_ended_between_its_check_and_the_subscription_ends_the_stre
 
     monkeypatch.setattr(event_streams, "find_principal", session_ended)
     try:
-        subject = streams.open(claims(), last_event_id=None, wake=lambda: None)
+        subject = streams.open(
+            claims(), place=streams.take_place("192.0.2.1"), last_event_id=None, wake=lambda: None
+        )
     except errors.InvalidToken:
         return  # refused at the opening: as good
     steps = subject.conversation()
@@ -269,3 +280,24 @@ def test_a_dead_processs_streams_free_their_places_when_their_lease_ends(
         assert broker.claim_stream(1, "b", limit=1, lease=0.2)
     finally:
         broker.close()
+
+
+def test_places_are_capped_per_process_and_per_client_and_freed_once() -> None:
+    limits = dataclasses.replace(LIMITS, per_process=3, per_client=2)
+    broker = LocalBroker(replay_count=10, replay_seconds=60)
+    streams = EventStreams(broker=broker, read_engine=None, limits=limits)  # type: ignore[arg-type]
+    first, second = streams.take_place("192.0.2.1"), streams.take_place("192.0.2.1")
+    with pytest.raises(errors.TooManyClientStreams):
+        streams.take_place("192.0.2.1")
+    third = streams.take_place("192.0.2.2")
+    with pytest.raises(errors.StreamCapacityReached):
+        streams.take_place("192.0.2.3")
+    streams.release(first)
+    streams.release(first)  # a second release frees nothing more
+    streams.take_place("192.0.2.3")
+    with pytest.raises(errors.StreamCapacityReached):
+        streams.take_place("192.0.2.4")
+    for place in (second, third):
+        streams.release(place)
+    streams.take_place("192.0.2.1")  # the client's two places are its own again
+    streams.take_place("192.0.2.1")

@@ -29,6 +29,7 @@ from tests.event_clients import (
     authenticate,
     close_code,
     events_url,
+    http_client,
     next_message,
     open_events,
     open_socket,
@@ -323,8 +324,6 @@ def test_a_closed_stream_frees_its_place(served: ServedFactory) -> None:
     user = sign_up(server.api.client)
     with open_events(server.url, user.access_token):
         pass
-    # The server sees the client gone at once (FastAPI) or at its next write, a heartbeat
-    # (Flask, which learns of a closed connection only by writing to it): a second here.
     deadline = time.monotonic() + 3
     while (status := opening_status(server.url, user.access_token)) == 429:
         assert time.monotonic() < deadline, "the closed stream still holds its place"
@@ -339,6 +338,83 @@ def test_a_full_server_answers_503_with_retry_after(served: ServedFactory) -> No
         refused = httpx2.get(events_url(server.url), headers=other.headers, timeout=5)
     assert_error(refused, 503, "Too many open event streams here")
     assert refused.headers["retry-after"] == "5"
+
+
+def socket_refusal(url: str, source: str) -> httpx2.Response:
+    """The answer to a WebSocket handshake from ``source`` that the server must refuse."""
+    with pytest.raises(InvalidStatus) as refused, open_socket(url, source=source):
+        pass
+    answer = refused.value.response
+    response = httpx2.Response(
+        answer.status_code,
+        headers=list(answer.headers.raw_items()),
+        content=bytes(answer.body or b""),
+    )
+    response.read()
+    return response
+
+
+def test_sockets_that_never_authenticate_are_counted_per_client_and_per_server(
+    served: ServedFactory,
+) -> None:
+    # Each held a thread of the Flask twin, uncounted: a few hundred starved its API.
+    server = served(events_max_streams=3, events_max_streams_per_client=2, events_auth_seconds=30)
+    with open_socket(server.url, source="127.0.1.2"), open_socket(server.url, source="127.0.1.2"):
+        refused = socket_refusal(server.url, "127.0.1.2")
+        assert_error(refused, 429, "Too many open event streams from this address")
+        assert int(refused.headers["retry-after"]) >= 1
+        with open_socket(server.url, source="127.0.1.3"):
+            refused = socket_refusal(server.url, "127.0.1.4")
+            assert_error(refused, 503, "Too many open event streams here")
+            assert refused.headers["retry-after"] == "5"
+    # A socket closed before it authenticated frees its place at once.
+    deadline = time.monotonic() + CLOSED_WITHIN_SECONDS
+    while True:
+        try:
+            with (
+                open_socket(server.url, source="127.0.1.2"),
+                open_socket(server.url, source="127.0.1.2"),
+            ):
+                break
+        except InvalidStatus:
+            assert time.monotonic() < deadline, "a closed socket still holds its place"
+
+
+def test_one_client_cannot_take_all_of_a_servers_streams(served: ServedFactory) -> None:
+    server = served(events_max_streams=3, events_max_streams_per_client=2)
+    one, two = sign_up(server.api.client), sign_up(server.api.client)
+    with (
+        open_events(server.url, one.access_token, source="127.0.1.2"),
+        open_events(server.url, two.access_token, source="127.0.1.2"),
+    ):
+        # Another account of the same client is refused, the process's last place kept.
+        third = sign_up(server.api.client)
+        with (
+            http_client("127.0.1.2") as client,
+            client.stream("GET", events_url(server.url), headers=third.headers) as refused,
+        ):
+            assert refused.status_code == 429  # before reading: a stream would never end
+            refused.read()
+        assert_error(refused, 429, "Too many open event streams from this address")
+        # Its socket too, at the handshake.
+        refused = socket_refusal(server.url, "127.0.1.2")
+        assert_error(refused, 429, "Too many open event streams from this address")
+        # Another client still gets one.
+        with open_events(server.url, third.access_token, source="127.0.1.3"):
+            pass
+
+
+def test_a_closed_stream_frees_its_place_at_once(served: ServedFactory) -> None:
+    # Heartbeats far apart: the server must see the client gone without writing to it.
+    server = served(events_max_streams_per_user=1, events_heartbeat_seconds=30)
+    user = sign_up(server.api.client)
+    with open_events(server.url, user.access_token):
+        pass
+    for _ in range(3):  # each opening below is a stream, closed at once, as a reconnection
+        deadline = time.monotonic() + CLOSED_WITHIN_SECONDS
+        while (status := opening_status(server.url, user.access_token)) == 429:
+            assert time.monotonic() < deadline, "the closed stream still holds its place"
+        assert status == 200
 
 
 def test_an_idle_stream_ends(served: ServedFactory) -> None:

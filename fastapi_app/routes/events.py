@@ -8,7 +8,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Request, Response, WebSocket, status
 
-from fastapi_app.deps import AccessClaims, CurrentUser, EventStreamsDep, ReaderDep, RuntimeDep
+from fastapi_app.deps import (
+    AccessClaims,
+    ClientIP,
+    CurrentUser,
+    EventStreamsDep,
+    ReaderDep,
+    RuntimeDep,
+)
 from fastapi_app.openapi import error_responses
 from fastapi_app.streams import (
     EventSourceResponse,
@@ -17,6 +24,7 @@ from fastapi_app.streams import (
     open_stream,
     refuse_socket,
     serve_socket,
+    take_socket_place,
 )
 from shared.domain import errors
 from shared.web.event_frames import EVENT_STREAM_HEADERS
@@ -38,6 +46,7 @@ async def account_events(
     claims: AccessClaims,
     _user: CurrentUser,
     streams: EventStreamsDep,
+    client_ip: ClientIP,
     last_event_id: LastEventId = None,
 ) -> Response:
     """The caller's account events, as server-sent events, until the token that opened the
@@ -48,7 +57,8 @@ async def account_events(
     send the Authorization header; read the stream with ``fetch``, or use ``/ws``."""
     if request.method == "HEAD":  # what a stream would start with, and no stream
         return Response(headers=EVENT_STREAM_HEADERS)
-    stream, waker = await open_stream(streams, claims, last_event_id)
+    place = streams.take_place(client_ip)
+    stream, waker = await open_stream(streams, claims, last_event_id, place)
     return EventSourceResponse(stream, streams, waker)
 
 
@@ -66,26 +76,37 @@ async def account_socket_without_upgrade() -> None:
     ``{"type": "event", "id", "event", "data"}``, and ``{"type": "heartbeat"}``; it closes
     with 1008 when the credential ends, 1001 at the stream's idle or lifetime limit, 1012
     when the server stops, and 1013 when it cannot check the credential. A browser's Origin
-    must be this service's or one CORS allows."""
+    must be this service's or one CORS allows. A socket counts as a stream from its
+    handshake on: past this process's streams the handshake gets 503, past the client
+    address's share 429."""
     raise errors.UpgradeRequired
 
 
 @router.websocket("/ws")
 async def account_socket(
-    websocket: WebSocket, runtime: RuntimeDep, reader: ReaderDep, streams: EventStreamsDep
+    websocket: WebSocket,
+    runtime: RuntimeDep,
+    reader: ReaderDep,
+    streams: EventStreamsDep,
+    client_ip: ClientIP,
 ) -> None:
     if not await check_socket_origin(websocket, runtime):
         return
-    await websocket.accept()
-    authenticated = await authenticate_socket(
-        websocket, reader, runtime.tokens, runtime.settings.events_auth_seconds
-    )
-    if authenticated is None:
+    if (place := await take_socket_place(websocket, streams, client_ip)) is None:
         return
-    claims, last_event_id = authenticated
     try:
-        stream, waker = await open_stream(streams, claims, last_event_id)
-    except Exception as exc:  # too many, not now, or the credential ended meanwhile
-        await refuse_socket(websocket, exc)
-        return
-    await serve_socket(websocket, stream, streams, waker)
+        await websocket.accept()
+        authenticated = await authenticate_socket(
+            websocket, reader, runtime.tokens, runtime.settings.events_auth_seconds
+        )
+        if authenticated is None:
+            return
+        claims, last_event_id = authenticated
+        try:
+            stream, waker = await open_stream(streams, claims, last_event_id, place)
+        except Exception as exc:  # too many, not now, or the credential ended meanwhile
+            await refuse_socket(websocket, exc)
+            return
+        await serve_socket(websocket, stream, streams, waker)
+    finally:
+        streams.release(place)  # freed already if its stream opened

@@ -8,13 +8,19 @@ threaded worker, where the Flask twin runs.
 
 import threading
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, g, request
 from flask.typing import ResponseReturnValue
 from flask_sock import Sock
 from simple_websocket import Server
 from wsproto.utilities import RemoteProtocolError
 
-from flask_app.deps import get_access_claims, get_current_user, get_event_streams, get_runtime
+from flask_app.deps import (
+    get_access_claims,
+    get_client_ip,
+    get_current_user,
+    get_event_streams,
+    get_runtime,
+)
 from flask_app.streams import (
     authenticate_socket,
     check_socket_handshake,
@@ -23,7 +29,9 @@ from flask_app.streams import (
     event_source_response,
     handshake_refused,
     refuse_socket,
+    release_socket_place,
     serve_socket,
+    take_socket_place,
 )
 from shared.domain import errors
 from shared.web.event_frames import EVENT_STREAM_HEADERS
@@ -34,6 +42,8 @@ sock = Sock()  # holds nothing: routes are registered on the blueprint (bp=bp)
 # before accepting.
 bp.before_request(check_socket_handshake)
 bp.before_request(check_socket_origin)
+bp.before_request(take_socket_place)
+bp.teardown_request(release_socket_place)
 bp.register_error_handler(RemoteProtocolError, handshake_refused)
 
 
@@ -46,7 +56,10 @@ def account_events() -> ResponseReturnValue:
     woken = threading.Event()
     streams = get_event_streams()
     stream = streams.open(
-        claims, last_event_id=request.headers.get("Last-Event-ID"), wake=woken.set
+        claims,
+        place=streams.take_place(get_client_ip()),
+        last_event_id=request.headers.get("Last-Event-ID"),
+        wake=woken.set,
     )
     return event_source_response(stream, streams, woken, request.environ)
 
@@ -68,7 +81,9 @@ def account_socket(ws: Server) -> None:
         claims, last_event_id = authenticated
         streams = get_event_streams()
         try:
-            stream = streams.open(claims, last_event_id=last_event_id, wake=ws.event.set)
+            stream = streams.open(
+                claims, place=g.socket_place, last_event_id=last_event_id, wake=ws.event.set
+            )
         except Exception as exc:
             refuse_socket(ws, exc)
             return

@@ -213,6 +213,13 @@ def located(errors: Iterable[Mapping[str, Any]], *prefix: str) -> list[dict[str,
     return [{**error, "loc": [*prefix, *error["loc"]]} for error in errors]
 
 
+class TooManyClientStreams(TooManyRequests):
+    """The client's address holds ``events_max_streams_per_client`` of this process's stream
+    places (streams, and sockets not yet authenticated): one client cannot take them all."""
+
+    detail = "Too many open event streams from this address"
+
+
 class TooManyStreams(TooManyRequests):
     """The user holds ``events_max_streams_per_user`` streams already: close one first."""
 

@@ -196,6 +196,12 @@ class Settings(BaseSettings):
     # with as many threads more than the API's (deploy/servers.py), so streams never take the
     # threads requests need. Over it: 503 with Retry-After.
     events_max_streams: int = Field(default=100, ge=1, le=100_000)
+    # Of those, the places one client address may hold: its streams, whatever the accounts,
+    # and its sockets not yet authenticated (each holds a place, and on Flask a thread, for
+    # up to events_auth_seconds). A fifth of the default 100: no one client fills a process,
+    # and a few hundred users behind one NAT still fit over a deployment's processes. Over
+    # it: 429.
+    events_max_streams_per_client: int = Field(default=20, ge=1, le=100_000)
     # A stream that carried no event this long, or open this long, ends; its client resumes
     # with Last-Event-ID. The access token's expiry ends it sooner (15 minutes by default).
     events_idle_seconds: float = Field(default=600, gt=0, le=86_400)

@@ -30,6 +30,7 @@ import random
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -120,6 +121,8 @@ class StreamLimits:
     per_user: int
     per_process: int
     write: float  # seconds a write may wait for the client to take it
+    per_client: int  # of the process's places, those one client address may hold
+    auth: float  # seconds a socket may hold a place before it authenticates
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "StreamLimits":
@@ -131,6 +134,8 @@ class StreamLimits:
             per_user=settings.events_max_streams_per_user,
             per_process=settings.events_max_streams,
             write=settings.events_write_seconds,
+            per_client=settings.events_max_streams_per_client,
+            auth=settings.events_auth_seconds,
         )
 
     @property
@@ -139,11 +144,21 @@ class StreamLimits:
 
 
 @dataclass
+class Place:
+    """One of this process's stream places, held by one client address: from a socket's
+    handshake (before it authenticates) or a stream's opening, to its end."""
+
+    client: str
+    held: bool = True
+
+
+@dataclass
 class EventStream:
     claims: TokenClaims
     inbox: Inbox
     limits: StreamLimits
     replayed: list[AccountEvent]
+    place: Place | None = None
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     opened_at: float = field(default_factory=time.monotonic)
     stopping: bool = False
@@ -232,24 +247,54 @@ class EventStreams:
         self._broker = broker
         self._read_engine = read_engine
         self.limits = limits
-        self._open = 0
+        self._open = 0  # places taken: streams, and sockets not yet authenticated
+        self._by_client: Counter[str] = Counter()
         self._lock = threading.Lock()
 
-    def open(
-        self, claims: TokenClaims, *, last_event_id: str | None, wake: Callable[[], None]
-    ) -> EventStream:
-        """A stream for the holder of ``claims`` (already checked by the caller), resuming
-        after ``last_event_id``; 503 when this process or Redis cannot take it, 429 when
-        the user has too many, 401 when the credential ended meanwhile."""
+    def take_place(self, client: str) -> Place:
+        """A place for a stream or a socket not yet authenticated, from ``client`` (its
+        address): 503 when this process holds all it may, 429 when the client holds its
+        share. A socket takes its place at the handshake: unauthenticated, it costs what a
+        stream does (a Flask thread), and a crowd of them must not starve the API."""
         with self._lock:
             if self._open >= self.limits.per_process:
                 raise errors.StreamCapacityReached
+            if self._by_client[client] >= self.limits.per_client:
+                # One client (many accounts, or no account at all) cannot take every place.
+                raise errors.TooManyClientStreams(retry_after=math.ceil(self.limits.auth))
             self._open += 1
+            self._by_client[client] += 1
+        return Place(client)
+
+    def release(self, place: Place) -> None:
+        """Free ``place``; safe to call again."""
+        with self._lock:
+            if not place.held:
+                return
+            place.held = False
+            self._open -= 1
+            self._by_client[place.client] -= 1
+            if not self._by_client[place.client]:
+                del self._by_client[place.client]
+
+    def open(
+        self,
+        claims: TokenClaims,
+        *,
+        place: Place,
+        last_event_id: str | None,
+        wake: Callable[[], None],
+    ) -> EventStream:
+        """A stream for the holder of ``claims`` (already checked by the caller) in ``place``
+        (``take_place``), resuming after ``last_event_id``; 503 when Redis cannot take it,
+        429 when the user has too many, 401 when the credential ended meanwhile. The place
+        is freed with the stream, or at once if none opens."""
         stream = EventStream(
             claims=claims,
             inbox=Inbox(capacity=self.limits.buffer, wake=wake),
             limits=self.limits,
             replayed=[],
+            place=place,
         )
         try:
             self._enter(stream, parse_event_id(last_event_id))
@@ -306,8 +351,8 @@ class EventStreams:
         # If Redis is down, the stream's lease ends it within LEASE_HEARTBEATS heartbeats.
         with contextlib.suppress(redis.RedisError):
             self._broker.release_stream(stream.claims.user_id, stream.id)
-        with self._lock:
-            self._open -= 1
+        if stream.place is not None:
+            self.release(stream.place)
 
 
 def socket_auth(message: str | bytes | None) -> SocketAuth | None:
