@@ -640,9 +640,10 @@ CONCERNS: list[Concern] = [
             "thread and no way to hand a waiting connection back, so each stream holds one of "
             "gunicorn's threads (a socket also holds simple-websocket's reader thread), and "
             "gunicorn is given a thread more per stream a worker may hold. A client leaving is "
-            "seen at once by FastAPI (`http.disconnect`) and by Flask at its next write, a "
-            "heartbeat at most. Events are gathered from the ORM's flushes and the token "
-            "store, published after the commit, and reach other processes through Redis."
+            "seen at once by FastAPI (`http.disconnect`); Flask's waiting thread looks at its "
+            "connection every quarter second. Events are gathered from the ORM's flushes and "
+            "the token store, published after the commit, and reach other processes through "
+            "Redis."
         ),
         fastapi=[
             Ref("fastapi_app/routes/events.py", "account_events"),
@@ -663,6 +664,37 @@ CONCERNS: list[Concern] = [
             Ref("shared/services/event_streams.py", "EventStreams.open"),
             Ref("shared/services/account_events.py", "AccountEvents"),
             Ref("deploy/servers.py", "flask_threads"),
+        ],
+    ),
+    Concern(
+        title="Stream places, and a server that stops",
+        slug="stream-places",
+        notes=(
+            "Every stream, and every socket from its handshake on (authenticated or not), "
+            "holds one of the process's places, and one client address holds at most its "
+            "share: `EventStreams.take_place` answers 503 past the process's places and 429 "
+            "past the address's share. FastAPI refuses a socket before accepting it, with "
+            "the ASGI denial-response extension; Flask takes the place in a `before_request` "
+            "hook and frees it in a `teardown_request` hook, which run however the request "
+            "ends. On SIGTERM the server sets a `ServerStop` that it hands the app with each "
+            "request (uvicorn's protocol in the ASGI scope's extensions, gunicorn's worker in "
+            "the WSGI environ): every open stream ends at once, an event stream with "
+            "`server.stopping`, a socket with 1012."
+        ),
+        fastapi=[
+            Ref("fastapi_app/streams.py", "take_socket_place"),
+            Ref("fastapi_app/streams.py", "EventSourceResponse"),
+            Ref("deploy/uvicorn_protocol.py", "LimitedHttpToolsProtocol.shutdown"),
+        ],
+        flask=[
+            Ref("flask_app/streams.py", "take_socket_place"),
+            Ref("flask_app/streams.py", "release_socket_place"),
+            Ref("flask_app/streams.py", "ended_with_server"),
+            Ref("deploy/gunicorn_worker.py", "with_server_stop"),
+        ],
+        shared=[
+            Ref("shared/services/event_streams.py", "EventStreams.take_place"),
+            Ref("shared/web/server_stop.py", "ServerStop"),
         ],
     ),
     Concern(
