@@ -104,7 +104,7 @@ wrk:  ## the load generator for throughput ceilings, from Debian's packages
 		$$sudo_ apt-get install -y -q wrk >/dev/null \
 		|| { $$sudo_ apt-get update -q >/dev/null && $$sudo_ apt-get install -y -q wrk >/dev/null; }; }
 
-contract-fastapi: install  ## the contract suite over HTTP against uvicorn
+contract-fastapi: install  ## the contract suite over HTTP against gunicorn with uvicorn's worker
 	$(BIN)/python -m tests.live fastapi
 
 contract-flask: install  ## the contract suite over HTTP against gunicorn

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx2
 
 from deploy import nginx
-from deploy.servers import APPS, WORKERS, command
+from deploy.servers import WORKERS, command
 
 STARTUP_SECONDS = 60
 
@@ -45,15 +45,13 @@ class Server:
     workers: int = WORKERS
 
     def worker_pids(self) -> list[int]:
-        if self.workers == 1 and APPS[self.app][0] == "uvicorn":
-            return [self.process.pid]  # uvicorn runs a single worker in its own process
+        # Both twins run under gunicorn's arbiter: the workers are its children.
         children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
         try:
             pids = [int(pid) for pid in children.read_text().split()]
         except OSError:
             return []
-        # uvicorn's workers are spawned by multiprocessing, which adds a resource tracker.
-        return [pid for pid in pids if b"resource_tracker" not in _cmdline(pid)]
+        return pids
 
     def peak_rss_mib(self) -> float:
         """The largest worker's peak resident memory since it started (VmHWM): the servers
@@ -67,13 +65,6 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
-
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
 
 
 def _vm_hwm_kib(pid: int) -> int:

@@ -305,7 +305,7 @@ def _unwind(_signum: int, _frame: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m deploy.cluster", description=__doc__)
     parser.add_argument(
-        "--workers", type=int, default=REPLICA_WORKERS, help="processes per replica"
+        "--workers", type=int, default=REPLICA_WORKERS, help="worker processes per replica"
     )
     parser.add_argument("--fastapi-port", type=int, default=8000)
     parser.add_argument("--flask-port", type=int, default=5000)

@@ -32,9 +32,11 @@ WsgiApp = Any  # a WSGI callable: gunicorn has no types
 # How long a stopping worker keeps an idle kept-alive connection open, for a request a client
 # may already have sent on it: half a second, gthread's is 2 s. A request on its way arrives
 # within a round trip; a client waiting to reuse its connection (an event stream's, which
-# reconnects after its ``retry``) held the worker's exit for the whole 2 s. gthread reads
-# this module constant, which has no setting, when a worker stops: set here, in the arbiter,
-# before any worker forks.
+# reconnects after its ``retry``) would hold the worker's exit for the whole 2 s. gthread
+# reads this module constant, which has no setting, when a worker stops: set here, in the
+# arbiter, before any worker forks; a gunicorn without it would ignore the assignment.
+if not hasattr(gthread, "STOP_KEEPALIVE_LINGER"):
+    raise RuntimeError("this gunicorn's gthread has no STOP_KEEPALIVE_LINGER to shorten")
 STOP_KEEPALIVE_LINGER = 0.5
 gthread.STOP_KEEPALIVE_LINGER = STOP_KEEPALIVE_LINGER
 

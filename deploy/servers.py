@@ -66,13 +66,14 @@ REQUEST_BODY_SECONDS = 10
 
 UVICORN_WORKER = "deploy.uvicorn_worker.AuthtwinUvicornWorker"
 
-# app name -> (worker, import string); both run under gunicorn's arbiter, which calls the
-# factory the import string names.
+# app name -> (gunicorn worker kind, import string): both run under gunicorn's arbiter, which
+# calls the factory the import string names; an ASGI app in uvicorn's worker, a WSGI app in
+# gunicorn's thread worker.
 APPS = {
-    "fastapi": ("uvicorn", "fastapi_app:create_app()"),
-    "flask": ("gunicorn", "flask_app:create_app()"),
-    "fastapi-hello": ("uvicorn", "bench.hello_fastapi:create_app()"),
-    "flask-hello": ("gunicorn", "bench.hello_flask:create_app()"),
+    "fastapi": ("uvicorn-worker", "fastapi_app:create_app()"),
+    "flask": ("gthread", "flask_app:create_app()"),
+    "fastapi-hello": ("uvicorn-worker", "bench.hello_fastapi:create_app()"),
+    "flask-hello": ("gthread", "bench.hello_flask:create_app()"),
 }
 
 
@@ -91,8 +92,8 @@ def command(
     ``flask_worker="sync"``: gunicorn's default worker, one request at a time per process
     and no keep-alive; the benchmark measures it beside gthread (bench/README.md).
     """
-    server, target = APPS[app]
-    if server == "uvicorn":
+    kind, target = APPS[app]
+    if kind == "uvicorn-worker":
         # uvicorn's worker under gunicorn's arbiter (deploy/uvicorn_worker.py): the worker
         # takes uvicorn's settings there; these are the arbiter's and the worker's.
         return [

@@ -2,17 +2,17 @@
 head and the body, and the application told when the server stops (deploy/uvicorn_worker.py
 names it).
 
-uvicorn with httptools sets no limit: a single header of 64 MiB was read whole (four such
-requests at once took a worker from 87 to over 247 MiB, and ``/health`` went unanswered for
-15 s). uvicorn's own limit, ``--h11-max-incomplete-event-size``, exists only on its h11
-protocol, a parser in pure Python, and answers 400 in plain text. This subclass keeps
-httptools and applies the limits gunicorn applies to the Flask twin (deploy/servers.py), with
-gunicorn's statuses: 414 for a request line over ``LIMIT_REQUEST_LINE``, 431 for a header
-line over ``LIMIT_REQUEST_FIELD_SIZE`` or more than ``LIMIT_REQUEST_FIELDS`` headers. It also stops
-reading a head once it is longer than those limits allow in all, so memory stays bounded
-while httptools is still assembling a header. Its answers are the contract's JSON, and so
-is uvicorn's 400 for a request it cannot parse, and its 408 for a head not complete within
-``REQUEST_HEAD_SECONDS``, or a body within ``REQUEST_BODY_SECONDS`` of its head.
+uvicorn with httptools sets no limit: a single header of any size is read whole, so a few such
+requests at once take a worker's memory and leave ``/health`` unanswered. uvicorn's own limit,
+``--h11-max-incomplete-event-size``, exists only on its h11 protocol, a parser in pure Python,
+and answers 400 in plain text. This subclass keeps httptools and applies the limits gunicorn
+applies to the Flask twin (deploy/servers.py), with gunicorn's statuses: 414 for a request line
+over ``LIMIT_REQUEST_LINE``, 431 for a header line over ``LIMIT_REQUEST_FIELD_SIZE`` or more
+than ``LIMIT_REQUEST_FIELDS`` headers. It also stops reading a head once it is longer than
+those limits allow in all, so memory stays bounded while httptools is still assembling a
+header. Its answers are the contract's JSON, and so is uvicorn's 400 for a request it cannot
+parse, and its 408 for a head not complete within ``REQUEST_HEAD_SECONDS``, or a body within
+``REQUEST_BODY_SECONDS`` of its head.
 
 It extends ``connection_made``, ``connection_lost``, ``data_received``, ``shutdown``, five of
 httptools' callbacks, and replaces ``send_400_response``, where uvicorn answers a request it

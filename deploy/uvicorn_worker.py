@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 from uvicorn_worker import UvicornWorker
 
+from shared.services.mail_pool import STOP_GRACE_SECONDS
 from shared.web.event_frames import MAX_SOCKET_MESSAGE_BYTES
 
 
@@ -35,7 +36,9 @@ class AuthtwinUvicornWorker(UvicornWorker):  # type: ignore[misc]  # gunicorn ha
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # uvicorn-worker leaves uvicorn's grace period unset (no limit): the arbiter's
-        # --graceful-timeout is the worker's, so the worker ends what is left before the
-        # arbiter kills it.
-        self.config.timeout_graceful_shutdown = self.cfg.graceful_timeout
+        # uvicorn-worker leaves uvicorn's grace period unset (no limit). The arbiter kills a
+        # worker --graceful-timeout after SIGTERM; within that, the connections drain first,
+        # then the lifespan's shutdown gives mail under way its grace and lets go of the
+        # rest: the drain gets what is left, a second to spare.
+        drain = self.cfg.graceful_timeout - STOP_GRACE_SECONDS - 1
+        self.config.timeout_graceful_shutdown = max(drain, 1)

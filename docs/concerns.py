@@ -215,31 +215,32 @@ CONCERNS: list[Concern] = [
         shared=[Ref("shared/domain/schemas.py", "UserPublic")],
     ),
     Concern(
-        title="Mail after the response: BackgroundTasks, and a pool of its own",
+        title="Mail after the response: BackgroundTasks hands over, a shared pool sends",
         slug="background-mail",
         notes=(
-            "The seed articles' example of FastAPI's toolbox, done on both twins, and where it "
-            "stops. The service writes each message to the outbox in the request's own "
-            "transaction (`enqueue`); the route then hands the ids it committed to a background "
-            "step. FastAPI has one built in: `BackgroundTasks` runs a task after the response is "
-            "sent, in this process; a plain `def` task runs in AnyIO's threadpool, the few "
-            "threads the sync routes share. Sending there, a mail server that answers each SMTP "
-            "step just inside the timeout holds those threads, and login, signup and refresh "
-            "wait behind the mail. So on both twins the request only hands the ids to a "
-            "`MailPool`, threads of its own with a bounded queue: FastAPI's task is `async` and "
-            "only submits, from the event loop; WSGI ends with the response, so Flask submits "
-            "from the view. The cost: two more threads a worker, and a queue whose overflow "
-            "waits in the outbox. At shutdown the pool claims nothing more and lets go of what "
-            "it has not sent. Nothing survives a crash, and nothing has to: the message is in "
-            "the outbox, and `authtwin deliver-mail` sends what no background step did, "
-            "claiming each message first so that none is sent twice."
+            "FastAPI's `BackgroundTasks`, and where it stops. The service writes each message to "
+            "the outbox in the request's own transaction (`enqueue`); the route then hands the "
+            "ids it committed to a background step. FastAPI has one built in: `BackgroundTasks` "
+            "runs a task after the response is sent, in this process; a plain `def` task runs in "
+            "AnyIO's threadpool, the few threads the sync routes share. Sending there, a mail "
+            "server that answers each SMTP step just inside the timeout holds those threads, and "
+            "login, signup and refresh wait behind the mail. So on both twins the request only "
+            "hands the ids to a `MailPool`, threads of its own with a bounded queue: FastAPI's "
+            "task is `async` and only submits, from the event loop; WSGI ends with the response, "
+            "so Flask submits from the view. The cost: two more threads a worker, and a queue "
+            "whose overflow waits in the outbox. At shutdown the pool claims nothing more and "
+            "lets go of what it has not sent: FastAPI stops it in the app's lifespan, after the "
+            "last request; WSGI has no lifespan, so Flask stops it at the worker process's exit. "
+            "Nothing survives a crash, and nothing has to: the message is in the outbox, and "
+            "`authtwin deliver-mail` sends what no background step did, claiming each message "
+            "first so that none is sent twice."
         ),
         fastapi=[
             Ref("fastapi_app/background.py", "send_mail_after_response"),
             Ref("fastapi_app/routes/recovery.py", "request_password_reset"),
         ],
         flask=[
-            Ref("flask_app/background.py", "install_mail_worker"),
+            Ref("flask_app/background.py", "stop_mail_pool_at_exit"),
             Ref("flask_app/background.py", "send_mail_after_response"),
             Ref("flask_app/routes/recovery.py", "request_password_reset"),
         ],
@@ -678,10 +679,12 @@ CONCERNS: list[Concern] = [
             "hook and frees it in a `teardown_request` hook, which run however the request "
             "ends. On SIGTERM the server sets a `ServerStop` that it hands the app with each "
             "request (uvicorn's protocol in the ASGI scope's extensions, gunicorn's worker in "
-            "the WSGI environ): every open stream ends at once, an event stream with "
-            "`server.stopping`, a socket with 1012."
+            "the WSGI environ): every open event stream ends at once with `server.stopping`. "
+            "A socket closes with 1012 on both: uvicorn closes FastAPI's itself as it stops, "
+            "so only Flask's socket listens for the `ServerStop`."
         ),
         fastapi=[
+            Ref("fastapi_app/routes/events.py", "account_socket"),
             Ref("fastapi_app/streams.py", "take_socket_place"),
             Ref("fastapi_app/streams.py", "EventSourceResponse"),
             Ref("deploy/uvicorn_protocol.py", "LimitedHttpToolsProtocol.shutdown"),

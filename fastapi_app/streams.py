@@ -178,7 +178,10 @@ async def refuse_socket(websocket: WebSocket, error: Exception) -> None:
 async def serve_socket(
     websocket: WebSocket, stream: EventStream, streams: EventStreams, waker: Waker
 ) -> None:
-    """The conversation over an authenticated socket, until it ends or the client leaves."""
+    """The conversation over an authenticated socket, until it ends or the client leaves.
+    It does not listen for the server's stop (``ServerStop``), as the event stream does:
+    uvicorn closes every open socket with 1012 itself as it stops, and the client's leaving
+    then ends the conversation."""
     try:
         await websocket.send_text(SOCKET_READY)
 

@@ -2,7 +2,7 @@
 
 from flask import Flask
 
-from flask_app.background import install_mail_worker
+from flask_app.background import stop_mail_pool_at_exit
 from flask_app.deps import close_session
 from flask_app.errors import install_error_handlers
 from flask_app.middleware import install_middleware
@@ -32,7 +32,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     install_middleware(app)
     install_error_handlers(app)
     install_validation(app)  # what FastAPI does by itself: parse and validate, serialise
-    install_mail_worker(app)  # what FastAPI's BackgroundTasks do: see background.py
+    stop_mail_pool_at_exit(app)  # FastAPI's lifespan does it there: see background.py
     app.teardown_appcontext(close_session)  # FastAPI's get_session closes its own session
     app.register_blueprint(api_bp, url_prefix="/api/v1")
     app.register_blueprint(well_known.bp)  # at the root, where RFC 8615 puts it

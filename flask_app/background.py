@@ -16,19 +16,15 @@ from flask import Flask
 
 from flask_app.deps import get_mail_pool, get_session
 from shared.runtime import Runtime
-from shared.services.mail_pool import MailPool
 from shared.services.outbox import queued_in
 
-EXTENSION = "authtwin.mail_worker"
 
-
-def install_mail_worker(app: Flask) -> MailPool:
+def stop_mail_pool_at_exit(app: Flask) -> None:
+    """WSGI has no lifespan: the pool is stopped when the app is collected, or at the
+    process's exit (a gunicorn worker's too), which is when ``weakref.finalize`` runs what
+    has not run yet. FastAPI's lifespan stops it after the last request instead."""
     runtime: Runtime = app.extensions["authtwin"]
-    app.extensions[EXTENSION] = runtime.mail_pool
-    # Stopped when the app is collected, or at interpreter exit (a gunicorn worker's too):
-    # weakref.finalize runs at exit what has not run yet. FastAPI's lifespan does it there.
     weakref.finalize(app, runtime.mail_pool.shutdown)
-    return runtime.mail_pool
 
 
 def send_mail_after_response() -> None:

@@ -19,7 +19,6 @@ from flask import Flask
 
 import fastapi_app
 import flask_app
-from flask_app.background import EXTENSION as MAIL_WORKER
 from shared.infrastructure.config import Settings
 from shared.runtime import Runtime
 
@@ -79,7 +78,7 @@ def flask_client(settings: Settings) -> Iterator[httpx2.Client]:
 
 def stop_flask_app(app: Flask) -> None:
     """What a worker process's exit does: the mail pool finishes, then connections close."""
-    app.extensions[MAIL_WORKER].shutdown()
+    app.extensions["authtwin"].mail_pool.shutdown()
     app.extensions["authtwin"].dispose()
 
 

@@ -1,8 +1,8 @@
 """/auth: a forgotten password, and proving an address, each finished by a mailed link.
 
 Every route that writes mail ends the same way: the service committed the messages with
-its changes, and ``send_mail_after_response`` hands them to ``BackgroundTasks``
-(flask_app/routes/recovery.py hands them to the app's own pool).
+its changes, and ``send_mail_after_response`` has ``BackgroundTasks`` hand them to the
+runtime's mail pool after the response (flask_app/routes/recovery.py hands them over itself).
 """
 
 from fastapi import APIRouter, BackgroundTasks, Response, status

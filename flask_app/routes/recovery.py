@@ -1,8 +1,8 @@
 """/auth: a forgotten password, and proving an address, each finished by a mailed link.
 
 Every route that writes mail ends the same way: the service committed the messages with
-its changes, and ``send_mail_after_response`` hands them to the app's own pool
-(fastapi_app/routes/recovery.py hands them to ``BackgroundTasks``).
+its changes, and ``send_mail_after_response`` hands them to the runtime's mail pool
+(fastapi_app/routes/recovery.py has ``BackgroundTasks`` do it after the response).
 """
 
 from flask import Blueprint

@@ -58,9 +58,9 @@ class AccountMail:
     def may_send_verification(self, email: str, *, client_ip: str | None) -> bool:
         """Count one verification mail to ``email``: False once over the limit.
 
-        Asked for by ``client_ip`` (a signup): that client's budget for the address, under
-        the address's ceiling, so strangers signing up with it spend their own. Without one
-        (a change of address): the address's budget, whoever changes to it.
+        Asked for by ``client_ip`` (a signup, a change of address): that client's budget for
+        the address, under the address's ceiling, so strangers asking for it spend their own.
+        Without one (an administrator's change of address): the address's budget.
         """
         if client_ip is None:
             return self._throttle.allow_mail("verify_email", email)

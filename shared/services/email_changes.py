@@ -37,8 +37,8 @@ class EmailChanges:
     def confirm(self, *, session: Session, token: str, password: str | None) -> User | None:
         """Move the account to the address its link was mailed to, verified, in the caller's
         transaction; None if ``token`` is no change link. ``InvalidOneTimeToken`` for a link
-        expired or used, for another password than the account's, and for an address that
-        has found an account meanwhile; a 422 at ``password`` without one."""
+        expired or used, for another password than the account's, and for an address another
+        account took meanwhile; a 422 at ``password`` without one."""
         row = find(session, token, "change_email")
         if row is None:
             return None

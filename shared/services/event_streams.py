@@ -210,12 +210,7 @@ class EventStream:
                 holds = yield Check()
                 if holds is False:
                     # Revoked, but its event never came (Redis lost it): say so all the same.
-                    revoked = AccountEvent(
-                        type=SESSION_REVOKED,
-                        user_id=self.claims.user_id,
-                        data={"reason": "revoked"},
-                    )
-                    yield Send(revoked)
+                    yield Send(self._revoked_unannounced())
                 if holds is not True:
                     yield Close(_why_closing(holds))
                     return
@@ -261,6 +256,8 @@ class EventStreams:
                 raise errors.StreamCapacityReached
             if self._by_client[client] >= self.limits.per_client:
                 # One client (many accounts, or no account at all) cannot take every place.
+                # Retry-After: within that, each of its sockets that never authenticates has
+                # given its place back.
                 raise errors.TooManyClientStreams(retry_after=math.ceil(self.limits.auth))
             self._open += 1
             self._by_client[client] += 1

@@ -74,7 +74,8 @@ class MailDelivery:
         self._max_attempts = max_attempts
         self._lease = lease
         # After a failure, background steps leave mail to the worker for a while, rather
-        # than each request's step waiting out the SMTP timeout on a server that is down.
+        # than the pool's threads waiting out the SMTP timeout on a server that is down at
+        # every handover.
         self._paused_until = 0.0
         # What this sender has claimed and not finished, and whether it is stopping; the
         # lock orders a release against a heartbeat's renewal.

@@ -22,8 +22,9 @@ from shared.services.mail_delivery import MailDelivery
 logger = logging.getLogger("authtwin.mail")
 WORKERS = 2
 MAX_PENDING = 1000
-# Well inside a server's graceful shutdown (deploy/servers.py gives ten seconds): a send
-# that ends by then is marked sent; the rest is released for the next sender.
+# Part of a server's graceful shutdown (deploy/servers.py; deploy/uvicorn_worker.py leaves it
+# room after the drain): a send that ends by then is marked sent; the rest is released for
+# the next sender.
 STOP_GRACE_SECONDS = 3.0
 
 
