@@ -116,6 +116,15 @@ def replay(body: bytes, receive: Receive) -> Receive:
     return replayed
 
 
+# Set in the scope of a HEAD request that routing sees as GET: a route whose GET does more
+# than answer (opens an event stream) asks ``is_head`` before doing it.
+HEAD_SCOPE_KEY = "authtwin.head"
+
+
+def is_head(scope: Scope) -> bool:
+    return bool(scope.get(HEAD_SCOPE_KEY))
+
+
 class HeadMiddleware:
     """Answers HEAD like GET, without the body (RFC 9110 §9.3.2; Werkzeug does this by itself).
 
@@ -135,7 +144,7 @@ class HeadMiddleware:
                 message = {**message, "body": b""}
             await send(message)
 
-        await self.app({**scope, "method": "GET"}, receive, send_headers_only)
+        await self.app({**scope, "method": "GET", HEAD_SCOPE_KEY: True}, receive, send_headers_only)
 
 
 class CorsMiddleware:

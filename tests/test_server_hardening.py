@@ -5,12 +5,14 @@ connection reused after an early error, a client that stops halfway, a banner, a
 The servers run the command lines of deploy/servers.py, one worker process each.
 """
 
+import base64
 import contextlib
 import json
 import os
 import select
 import signal
 import socket
+import struct
 import subprocess
 import time
 from collections.abc import Iterator
@@ -371,3 +373,35 @@ def test_uvicorn_gives_a_request_body_a_deadline(tmp_path: Path) -> None:
     assert REQUEST_BODY_SECONDS - 1 < waited < REQUEST_BODY_SECONDS + 3
     # The request waiting for the body saw its client leave: no error of the application's.
     assert "Traceback" not in (tmp_path / "fastapi-server.log").read_text(errors="replace")
+
+
+def reset_socket_handshake(port: int) -> None:
+    """A WebSocket handshake whose client resets the connection before reading the 101."""
+    with socket.create_connection(("127.0.0.1", port), timeout=READ_SECONDS) as sock:
+        key = base64.b64encode(os.urandom(16)).decode()
+        sock.sendall(
+            b"GET /api/v1/ws HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+            b"Sec-WebSocket-Key: " + key.encode() + b"\r\n\r\n"
+        )
+        # Linger 0: close sends a reset, not a FIN.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_a_socket_handshake_its_client_resets_is_no_error(app: str, tmp_path: Path) -> None:
+    """A client gone before its handshake's answer has left nothing to answer: no error is
+    logged for it, or anyone could fill the error log at will."""
+    with serve(app, production_env(tmp_path / "server.db"), tmp_path, workers=1) as base_url:
+        port = int(base_url.rsplit(":", 1)[1])
+        for _ in range(10):
+            reset_socket_handshake(port)
+        with socket.create_connection(("127.0.0.1", port), timeout=READ_SECONDS) as sock:
+            sock.sendall(HEALTH)
+            answer = read_answer(sock)
+        assert answer is not None
+        assert answer.status == 200
+    # The server has stopped, after finishing what it had accepted: its log is complete.
+    log = (tmp_path / f"{app}-server.log").read_text(errors="replace")
+    assert '"level": "ERROR"' not in log, log[-2000:]
+    assert "Traceback" not in log, log[-2000:]

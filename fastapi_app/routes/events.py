@@ -16,6 +16,7 @@ from fastapi_app.deps import (
     ReaderDep,
     RuntimeDep,
 )
+from fastapi_app.middleware import is_head
 from fastapi_app.openapi import error_responses
 from fastapi_app.streams import (
     EventSourceResponse,
@@ -55,7 +56,7 @@ async def account_events(
     A server that stops ends the stream with ``server.stopping`` (no ``id``): reconnect.
     ``Last-Event-ID`` resumes after an event still held. Browsers: ``EventSource`` cannot
     send the Authorization header; read the stream with ``fetch``, or use ``/ws``."""
-    if request.method == "HEAD":  # what a stream would start with, and no stream
+    if is_head(request.scope):  # what a stream would start with, and no stream
         return Response(headers=EVENT_STREAM_HEADERS)
     place = streams.take_place(client_ip)
     stream, waker = await open_stream(streams, claims, last_event_id, place)

@@ -50,6 +50,7 @@ from shared.domain.events import (
 )
 from shared.domain.schemas import SocketAuth
 from shared.infrastructure.config import Settings
+from shared.security.throttle import rate_limit_key
 from shared.security.tokens import TokenClaims
 from shared.services.event_broker import EventBroker, Inbox
 from shared.services.identity import find_principal
@@ -246,11 +247,13 @@ class EventStreams:
         self._by_client: Counter[str] = Counter()
         self._lock = threading.Lock()
 
-    def take_place(self, client: str) -> Place:
-        """A place for a stream or a socket not yet authenticated, from ``client`` (its
-        address): 503 when this process holds all it may, 429 when the client holds its
-        share. A socket takes its place at the handshake: unauthenticated, it costs what a
-        stream does (a Flask thread), and a crowd of them must not starve the API."""
+    def take_place(self, address: str) -> Place:
+        """A place for a stream or a socket not yet authenticated, from the client at
+        ``address`` (an IPv6 client counts as its /64, as for every limit): 503 when this
+        process holds all it may, 429 when the client holds its share. A socket takes its
+        place at the handshake: unauthenticated, it costs what a stream does (a Flask
+        thread), and a crowd of them must not starve the API."""
+        client = rate_limit_key(address)
         with self._lock:
             if self._open >= self.limits.per_process:
                 raise errors.StreamCapacityReached
