@@ -25,7 +25,7 @@ from sqlalchemy import Engine
 from wsproto.utilities import RemoteProtocolError
 
 from flask_app.deps import get_client_ip, get_event_streams, get_runtime
-from flask_app.errors import domain_error
+from flask_app.errors import domain_error, unexpected_error
 from shared.domain import errors
 from shared.domain.events import AccountEvent
 from shared.security.tokens import TokenClaims, TokenCodec
@@ -214,6 +214,16 @@ def handshake_refused(_error: RemoteProtocolError) -> ResponseReturnValue:
     """What else wsproto finds wrong in a handshake (a malformed extension offer, say) is the
     same 400, not a 500: an error handler of routes/events.py, for flask-sock's handshake."""
     return domain_error(errors.InvalidHandshake())
+
+
+def handshake_abandoned(error: ConnectionError) -> ResponseReturnValue:
+    """A client that resets its connection before the handshake's 101 has left: nothing can
+    reach it, and nothing is logged (uvicorn drops such a client silently too), or anyone
+    could fill the error log at will. An error handler of routes/events.py; anywhere but at
+    a socket's handshake, the error is what it was."""
+    if request.endpoint != "api.events.account_socket":
+        return unexpected_error(error)
+    return Response(status=400)  # for the server's books: no client reads it
 
 
 def check_socket_origin() -> None:

@@ -27,6 +27,7 @@ from flask_app.streams import (
     check_socket_origin,
     end_connection,
     event_source_response,
+    handshake_abandoned,
     handshake_refused,
     refuse_socket,
     release_socket_place,
@@ -45,6 +46,7 @@ bp.before_request(check_socket_origin)
 bp.before_request(take_socket_place)
 bp.teardown_request(release_socket_place)
 bp.register_error_handler(RemoteProtocolError, handshake_refused)
+bp.register_error_handler(ConnectionError, handshake_abandoned)
 
 
 @bp.get("/users/me/events")
