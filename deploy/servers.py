@@ -125,7 +125,7 @@ def command(
         "--limit-request-field_size", str(LIMIT_REQUEST_FIELD_SIZE),
         "--config", "python:deploy.gunicorn_conf",
         # Not the shared $HOME/.gunicorn/gunicorn.ctl, where one gunicorn deletes another's
-        # socket: nothing here uses the control interface (tests/test_server_commands.py).
+        # socket: nothing here uses the control interface.
         "--no-control-socket", target,
     ]  # fmt: skip
 
