@@ -7,7 +7,6 @@ never assemble these: they ask their twin's deps for a service (``get_auth_servi
 """
 
 import logging
-import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -29,7 +28,7 @@ from shared.infrastructure.outages import DatabaseUnreachable
 from shared.infrastructure.timeouts import DatabaseTimeouts
 from shared.security.password_policy import PasswordPolicy
 from shared.security.passwords import PasswordHasher
-from shared.security.sealing import Seal
+from shared.security.sealing import Seal, sealing_secret
 from shared.security.throttle import Throttle
 from shared.security.tokens import SigningKey, TokenCodec
 from shared.services.account_events import AccountEvents
@@ -123,7 +122,7 @@ class Runtime:
             tokens=one_time_tokens,
             throttle=throttle,
             public_url=settings.public_url,
-            seal=Seal(secret=_sealing_secret(settings)),
+            seal=Seal(secret=sealing_secret(settings)),
         )
         users = UserService(
             passwords=passwords,
@@ -271,18 +270,6 @@ def _first_superuser_refused(exc: ValidationError) -> str:
         setting = FIRST_SUPERUSER_SETTINGS.get(field, "the first superuser")
         reasons.append(f"{setting}: {error['msg']}")
     return f"the first superuser is refused: {'; '.join(reasons)}"
-
-
-def _sealing_secret(settings: Settings) -> bytes:
-    """The secret the outbox's sealing key derives from: the HS256 secret, else the RS256
-    private key, which every process of a deployment shares (servers and deliver-mail alike).
-    Without either (development only), a random one: mail sealed by one process opens in
-    that process alone, and another's is given up as unreadable."""
-    if settings.secret_key is not None:
-        return settings.secret_key.get_secret_value().encode()
-    if private_pem := settings.private_key_pem():
-        return private_pem.encode()
-    return secrets.token_bytes(32)
 
 
 def _token_codec(settings: Settings) -> TokenCodec:

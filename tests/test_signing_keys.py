@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -22,6 +23,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jose import jwk, jwt
 from jose.exceptions import JWTError
 
+from shared.infrastructure.config import Settings
+from shared.security.sealing import Seal, sealing_secret
 from shared.security.tokens import SigningKey
 from tests.conftest import ConfiguredApi
 from tests.support import Account, Api, assert_unauthorized, bearer, session_of, sign_up
@@ -205,3 +208,17 @@ def test_an_unusable_private_key_stops_the_app_at_start_up(
     """Refused when the app is built, with a reason, not at the first login with a 500."""
     with pytest.raises(ValueError, match=message):
         SigningKey(private_pem=make_pem())
+
+
+def test_mail_sealed_under_an_rs256_key_opens_wherever_the_key_is_given(tmp_path: Path) -> None:
+    """Servers and ``authtwin deliver-mail`` may be given one key in two ways: a file (its
+    PEM ending in a newline) and a variable (stripped). The same key seals alike, or every
+    waiting message would be given up as sealed with another key."""
+    key_file = tmp_path / "key.pem"
+    key_file.write_text(private_pem() + "\n")
+    from_file = Settings(env="development", jwt_private_key_file=key_file)
+    from_variable = Settings(env="development", jwt_private_key=private_pem().strip())
+    sealed = Seal(secret=sealing_secret(from_file)).seal("a link", bound_to="kind:addr")
+    assert Seal(secret=sealing_secret(from_variable)).open(sealed, bound_to="kind:addr") == (
+        "a link"
+    )

@@ -16,6 +16,8 @@ import secrets
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from shared.infrastructure.config import Settings
+
 PREFIX = "sealed:v1:"
 NONCE_BYTES = 12  # GCM's standard nonce, random: a key seals far fewer than 2**32 messages
 # A key of its own for this purpose, not the signing key itself (domain separation).
@@ -45,3 +47,15 @@ class Seal:
             return self._cipher.decrypt(nonce, sealed, bound_to.encode()).decode()
         except (InvalidTag, ValueError) as exc:
             raise UnreadableSeal("sealed with another key, or altered") from exc
+
+
+def sealing_secret(settings: Settings) -> bytes:
+    """The secret the outbox's sealing key derives from: the HS256 secret, else the RS256
+    private key, which every process of a deployment shares (servers and deliver-mail alike).
+    Without either (development only), a random one: mail sealed by one process opens in
+    that process alone, and another's is given up as unreadable."""
+    if settings.secret_key is not None:
+        return settings.secret_key.get_secret_value().encode()
+    if private_pem := settings.private_key_pem():
+        return private_pem.encode()
+    return secrets.token_bytes(32)
