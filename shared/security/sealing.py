@@ -14,6 +14,7 @@ import hmac
 import secrets
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from shared.infrastructure.config import Settings
@@ -52,10 +53,17 @@ class Seal:
 def sealing_secret(settings: Settings) -> bytes:
     """The secret the outbox's sealing key derives from: the HS256 secret, else the RS256
     private key, which every process of a deployment shares (servers and deliver-mail alike).
-    Without either (development only), a random one: mail sealed by one process opens in
-    that process alone, and another's is given up as unreadable."""
+    The key itself (its DER encoding), not its PEM text: a file's trailing newline or a
+    variable's stripped one must not make one key seal two ways. Without either (development
+    only), a random one: mail sealed by one process opens in that process alone, and
+    another's is given up as unreadable."""
     if settings.secret_key is not None:
         return settings.secret_key.get_secret_value().encode()
     if private_pem := settings.private_key_pem():
-        return private_pem.encode()
+        key = serialization.load_pem_private_key(private_pem.encode(), password=None)
+        return key.private_bytes(
+            serialization.Encoding.DER,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
     return secrets.token_bytes(32)
