@@ -127,8 +127,12 @@ def test_an_address_is_mailed_at_most_its_ceiling_however_many_clients_ask(
     """The other side of the per-client budget: a flood from many clients fills no mailbox.
     Resets: the mail limit's count per reset-link lifetime; verification: four clients'
     worth an hour."""
+    # In memory whatever the environment names (a live run gives the server's Redis).
     settings = in_process_settings(
-        f"sqlite:///{tmp_path / 'unused.db'}", mail_rate_limit="5/hour", password_reset_minutes=30
+        f"sqlite:///{tmp_path / 'unused.db'}",
+        mail_rate_limit="5/hour",
+        password_reset_minutes=30,
+        redis_url=None,
     )
     throttle = Throttle.from_settings(settings)
     assert isinstance(throttle.limiter.storage, BoundedMemoryStorage)
