@@ -149,10 +149,15 @@ def authenticate(ws: ClientConnection, token: str, last_event_id: str | None = N
 
 
 def next_message(ws: ClientConnection) -> dict[str, Any] | None:
-    """The next event message (heartbeats skipped), or None once the socket closed."""
+    """The next event message (heartbeats skipped), or None once the socket closed. As for a
+    stream (``EventReader.next``), heartbeats do not extend the wait: a socket that sends
+    nothing else fails after ``READ_SECONDS``, against any server."""
+    deadline = time.monotonic() + READ_SECONDS
     while True:
+        remaining = deadline - time.monotonic()
+        assert remaining > 0, "no event, and the socket goes on"
         try:
-            message: dict[str, Any] = json.loads(ws.recv(timeout=READ_SECONDS))
+            message: dict[str, Any] = json.loads(ws.recv(timeout=remaining))
         except ConnectionClosed:
             return None
         if message != {"type": "heartbeat"}:
